@@ -1,0 +1,182 @@
+// veer's configuration: the whole SPEC section 3 schema as plain data, and its loader.
+// No Asio/Beast here: every module may include this cheaply.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace veer::config {
+
+using duration = std::chrono::milliseconds;
+
+struct tls_server {
+    std::string cert;
+    std::string key;
+};
+
+struct tls_client {
+    std::string sni;
+    bool verify = true;
+    std::string ca;   // empty: the system store
+};
+
+struct listener {
+    std::string address = "0.0.0.0:8080";
+    int threads = 0;  // 0 = one per core
+    std::optional<tls_server> tls;
+};
+
+struct admin {
+    std::string socket = "/tmp/veer.sock";
+    unsigned socket_mode = 0600;
+    std::string http = "127.0.0.1:9901";  // empty: no admin HTTP listener
+};
+
+enum class balance { p2c, round_robin };
+
+struct pool {
+    std::string name;
+    std::vector<std::string> endpoints;  // "host:port", "[::1]:port"
+    balance balance_ = balance::p2c;
+    std::optional<tls_client> tls;
+};
+
+// One split rule: a header test and the pool it sends to. Exactly one of
+// equals / prefix / present is set.
+struct rule {
+    std::string header;
+    std::optional<std::string> equals;
+    std::optional<std::string> prefix;
+    bool present = false;
+    std::string pool;  // "canary", "stable" or a pool name
+};
+
+struct split {
+    std::string stable = "blue";
+    int canary_weight = 0;          // percent, 0..100
+    std::string sticky_header;      // at most one of sticky_header / sticky_cookie
+    std::string sticky_cookie;
+    std::vector<rule> rules;
+};
+
+struct health {
+    std::string path = "/healthz";
+    duration interval{2000};
+    duration timeout{1000};
+    int healthy_after = 2;
+    int unhealthy_after = 3;
+    int eject_after_failures = 5;
+    duration eject_for{30000};
+};
+
+// What counts as a failed request (slo.errors).
+struct error_kinds {
+    bool status_4xx = false;
+    bool status_5xx = true;
+    bool connect = true;
+    bool timeout = true;
+    bool reset = true;
+};
+
+struct slo {
+    duration window{30000};
+    duration evaluate_every{1000};
+    std::int64_t min_requests = 100;
+    std::optional<double> max_error_rate = 0.05;
+    std::optional<duration> max_p95 = duration{200};
+    std::optional<duration> max_p99 = duration{500};
+    std::optional<duration> max_mean = duration{10000};
+    std::optional<double> max_error_rate_increase = 0.02;
+    std::optional<double> max_p99_ratio = 1.5;
+    bool compare = true;
+    double confidence = 0.99;
+    int violations_to_rollback = 1;
+    error_kinds errors;
+    bool dry_run = false;
+};
+
+enum class strategy { canary, linear, all_at_once, manual };
+
+struct rollout {
+    strategy strategy_ = strategy::canary;
+    std::vector<int> steps{10, 100};  // filled from the strategy when not set
+    duration step_interval{300000};
+    duration bake{300000};
+    bool auto_start = false;
+};
+
+struct timeouts {
+    duration connect{2000};
+    duration header_read{10000};
+    duration upstream_response{30000};
+    duration idle{60000};
+    duration drain{30000};
+};
+
+struct limits {
+    std::uint64_t max_header_bytes = 64 * 1024;
+    std::uint64_t max_body_bytes = 0;  // 0 = unlimited
+    std::int64_t max_connections = 10000;
+};
+
+struct retry {
+    bool on_connect = true;
+    int attempts = 2;  // total tries
+};
+
+struct state {
+    std::string path = "/tmp/veer-state.json";
+};
+
+enum class log_format { json, text };
+
+struct log {
+    std::string level = "info";  // trace debug info warn error
+    std::string access_log;      // empty: off
+    log_format format = log_format::json;
+};
+
+struct notify {
+    std::string webhook;  // empty: off
+};
+
+struct config {
+    std::string file;  // where it was loaded from
+    struct listener listener;
+    struct admin admin;
+    std::vector<pool> pools;  // in file order
+    struct split split;
+    struct health health;
+    struct slo slo;
+    struct rollout rollout;
+    struct timeouts timeouts;
+    struct limits limits;
+    struct retry retry;
+    struct state state;
+    struct log log;
+    struct notify notify;
+
+    const pool* find_pool(const std::string& name) const;
+};
+
+// The result of loading: a config, or every error found ("file:line:col: key: message").
+struct load_result {
+    std::optional<config> cfg;
+    std::vector<std::string> errors;
+};
+
+// Reads and validates a TOML file. Never throws.
+load_result load_file(const std::string& path);
+// Same, from text; `file` only names the source in errors.
+load_result load_string(const std::string& text, const std::string& file);
+
+// "250ms", "2s", "5m", "1h", "1.5s" -> duration; nullopt on anything else.
+std::optional<duration> parse_duration(std::string_view text);
+// "64KiB", "1MiB", "512", "0", "10KB" -> bytes; nullopt on anything else.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
+}  // namespace veer::config
