@@ -1,0 +1,201 @@
+// veerctl: the operator's client for veer's admin socket (SPEC section 6).
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace {
+
+namespace json = boost::json;
+
+constexpr const char* usage =
+    "usage: veerctl [--socket PATH | --config FILE] [--json] COMMAND [ARGS]\n"
+    "       veerctl status [--watch]\n"
+    "commands: status, set weight N, start, pause, resume, promote, rollback [reason],\n"
+    "          drain ADDRESS, undrain ADDRESS, reload, events [N], help\n"
+    "The socket is --socket, else admin.socket of --config, else /tmp/veer.sock.\n";
+
+// Sends one line, returns the answer line; empty + `error` set on failure.
+std::string ask(const std::string& socket_path, const std::string& line, std::string& error) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket_path.size() >= sizeof addr.sun_path) {
+        error = "socket path too long: " + socket_path;
+        ::close(fd);
+        return {};
+    }
+    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        error = "cannot reach veer at " + socket_path + ": " + std::strerror(errno) + " (is veer running? try --socket PATH)";
+        ::close(fd);
+        return {};
+    }
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const std::string out = line + "\n";
+    if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) {
+        error = "cannot send to " + socket_path;
+        ::close(fd);
+        return {};
+    }
+    std::string in;
+    char buf[65536];
+    while (in.empty() || in.back() != '\n') {
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    if (in.empty()) error = "veer closed the connection without an answer";
+    return in;
+}
+
+double num(const json::value& v) {
+    if (v.is_double()) return v.as_double();
+    if (v.is_int64()) return static_cast<double>(v.as_int64());
+    if (v.is_uint64()) return static_cast<double>(v.as_uint64());
+    return 0;
+}
+
+std::string str(const json::value& v) {
+    if (v.is_string()) return std::string(v.as_string());
+    if (v.is_null()) return "-";
+    return json::serialize(v);
+}
+
+std::string bar(int percent, int width) {
+    const int filled = percent * width / 100;
+    return "[" + std::string(static_cast<std::size_t>(filled), '#') + std::string(static_cast<std::size_t>(width - filled), '.') + "]";
+}
+
+void print_status(const json::object& s) {
+    const auto& o = s;
+    const int weight = static_cast<int>(num(o.at("canary_weight")));
+    std::printf("state      %s%s\n", str(o.at("state")).c_str(), o.at("paused").as_bool() ? " (paused)" : "");
+    std::printf("stable     %s    canary %s\n", str(o.at("stable")).c_str(), str(o.at("canary")).c_str());
+    std::printf("weight     %s %d%% to canary\n", bar(weight, 40).c_str(), weight);
+    if (const auto* steps = o.if_contains("steps"); steps && steps->is_array()) {
+        std::string list;
+        for (const auto& w : steps->as_array()) list += (list.empty() ? "" : " → ") + str(w) + "%";
+        std::printf("rollout    %s, step %s of [%s]", str(o.at("strategy")).c_str(), str(o.at("step")).c_str(), list.c_str());
+        const auto state = str(o.at("state"));
+        if ((state == "progressing" || state == "baking") && o.at("step_started").is_string()) {
+            const double hold_ms = num(o.at(state == "baking" ? "bake_ms" : "step_interval_ms"));
+            std::printf(", holds %.0fs per %s", hold_ms / 1000.0, state == "baking" ? "bake" : "step");
+        }
+        std::printf("\n");
+    }
+    if (o.at("holding").as_bool())
+        std::printf("judge      holding: %s more canary requests needed before any verdict\n", str(o.at("needed_requests")).c_str());
+    else if (const auto* v = o.if_contains("verdict"); v && v->is_object() && v->as_object().if_contains("verdict"))
+        std::printf("judge      %s %s\n", str(v->as_object().at("verdict")).c_str(),
+                    v->as_object().if_contains("reason") ? str(v->as_object().at("reason")).c_str() : "");
+    std::printf("\n%-10s %-7s %9s %8s %7s %8s %8s %8s\n", "POOL", "ROLE", "REQUESTS", "RPS", "ERRORS", "P50 MS", "P95 MS", "P99 MS");
+    for (const auto& [name, pv] : o.at("pools").as_object()) {
+        const auto& p = pv.as_object();
+        std::printf("%-10s %-7s %9.0f %8.1f %6.2f%% %8.1f %8.1f %8.1f\n", std::string(name).c_str(),
+                    str(p.at("role")).c_str(), num(p.at("requests")), num(p.at("rps")), num(p.at("error_rate")) * 100,
+                    num(p.at("p50_ms")), num(p.at("p95_ms")), num(p.at("p99_ms")));
+        for (const auto& ev : p.at("endpoints").as_array()) {
+            const auto& e = ev.as_object();
+            const char* h = e.at("drained").as_bool() ? "drained" : e.at("ejected").as_bool() ? "EJECTED"
+                          : e.at("healthy").as_bool() ? "healthy" : "UNHEALTHY";
+            std::printf("  %-28s %s\n", str(e.at("address")).c_str(), h);
+        }
+    }
+    if (const auto* evs = o.if_contains("events"); evs && evs->is_array() && !evs->as_array().empty()) {
+        std::printf("\nLAST EVENTS\n");
+        for (const auto& ev : evs->as_array()) {
+            const auto& e = ev.as_object();
+            std::printf("  %s  %-14s %-8s %s\n", str(e.at("time")).c_str(), str(e.at("kind")).c_str(),
+                        str(e.at("by")).c_str(), str(e.at("reason")).c_str());
+        }
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string socket_path, config_path;
+    bool raw = false, watch = false;
+    std::vector<std::string> words;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--socket" && i + 1 < argc) socket_path = argv[++i];
+        else if (a == "--config" && i + 1 < argc) config_path = argv[++i];
+        else if (a == "--json") raw = true;
+        else if (a == "--watch" || a == "-w") watch = true;
+        else if (a == "-h" || a == "--help") {
+            std::fputs(usage, stdout);
+            return 0;
+        } else words.push_back(a);
+    }
+    if (words.empty()) {
+        std::fputs(usage, stderr);
+        return 2;
+    }
+    if (socket_path.empty() && !config_path.empty()) {
+        auto r = veer::config::load_file(config_path);
+        if (!r.cfg) {
+            for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.c_str());
+            return 1;
+        }
+        socket_path = r.cfg->admin.socket;
+    }
+    if (socket_path.empty()) socket_path = "/tmp/veer.sock";
+    std::string line;
+    for (const auto& w : words) line += (line.empty() ? "" : " ") + w;
+
+    for (;;) {
+        std::string error;
+        const auto answer = ask(socket_path, line, error);
+        if (!error.empty()) {
+            std::fprintf(stderr, "veerctl: %s\n", error.c_str());
+            return 1;
+        }
+        json::value v;
+        try {
+            v = json::parse(answer);
+        } catch (const std::exception&) {
+            std::fprintf(stderr, "veerctl: veer sent something that is not JSON: %s", answer.c_str());
+            return 1;
+        }
+        const auto& o = v.as_object();
+        const bool ok = o.if_contains("ok") && o.at("ok").is_bool() && o.at("ok").as_bool();
+        if (!ok) {
+            std::fprintf(stderr, "veerctl: %s\n", o.if_contains("error") ? str(o.at("error")).c_str() : answer.c_str());
+            return 1;
+        }
+        if (watch) std::printf("\033[H\033[2J");
+        if (raw) std::printf("%s", answer.c_str());
+        else if (words[0] == "status") print_status(o);
+        else if (words[0] == "help") std::printf("%s\n", str(o.at("commands")).c_str());
+        else if (words[0] == "events") {
+            for (const auto& ev : o.at("events").as_array()) {
+                const auto& e = ev.as_object();
+                std::printf("%s  %-14s %-8s %s\n", str(e.at("time")).c_str(), str(e.at("kind")).c_str(),
+                            str(e.at("by")).c_str(), str(e.at("reason")).c_str());
+            }
+        } else {
+            std::printf("ok");
+            for (const auto& [k, val] : o)
+                if (k != "ok") std::printf("  %s=%s", std::string(k).c_str(), str(val).c_str());
+            std::printf("\n");
+        }
+        std::fflush(stdout);
+        if (!watch) return 0;
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+}

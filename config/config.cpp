@@ -1,0 +1,967 @@
+// Loads veer's TOML config (SPEC section 3) into config::config and checks every key.
+// A `walker` reads one table at a time: each typed read marks its key as known and
+// records errors at the key's source position, so a loader reports every problem in
+// one pass and an unknown key never slips through.
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+namespace veer::config {
+
+namespace {
+
+constexpr std::int64_t no_max = std::numeric_limits<std::int64_t>::max();
+constexpr double infinity = std::numeric_limits<double>::infinity();
+
+// sun_path holds 108 bytes with the terminating NUL; SPEC asks for a margin of one.
+constexpr std::size_t max_socket_path = 107;
+
+// ---------------------------------------------------------------------------------
+// Formatting values back into messages.
+
+std::string show(std::int64_t value) { return std::to_string(value); }
+
+std::string show(double value) {
+    char buffer[32];
+    // Shortest round-trip form: 5 -> "5", 0.05 -> "0.05".
+    const auto result = std::to_chars(std::begin(buffer), std::end(buffer), value);
+    return std::string(buffer, result.ptr);
+}
+
+std::string in_quotes(std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+        if (c == '"' || c == '\\') out += '\\';
+        // Control characters would garble a terminal; show them as '?'.
+        out += (static_cast<unsigned char>(c) < 0x20) ? '?' : c;
+    }
+    return out + '"';
+}
+
+std::string show_duration(duration value) {
+    constexpr std::pair<std::int64_t, std::string_view> units[] = {
+        {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}};
+    for (const auto& [ms, unit] : units)
+        if (value.count() != 0 && value.count() % ms == 0)
+            return in_quotes(std::to_string(value.count() / ms) + std::string(unit));
+    return in_quotes(std::to_string(value.count()) + "ms");
+}
+
+std::string show_size(std::uint64_t bytes) {
+    constexpr std::pair<std::uint64_t, std::string_view> units[] = {
+        {1ull << 40, "TiB"}, {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
+    for (const auto& [size, unit] : units)
+        if (bytes != 0 && bytes % size == 0) return std::to_string(bytes / size) + std::string(unit);
+    return std::to_string(bytes);
+}
+
+// "must be between LO and HI (got X)", or "must be at least LO (got X)" without HI.
+std::string out_of_range(const std::string& lo, const std::string& hi, const std::string& got) {
+    if (hi.empty()) return "must be at least " + lo + " (got " + got + ")";
+    return "must be between " + lo + " and " + hi + " (got " + got + ")";
+}
+
+// Name -> value tables (units, enum spellings): the entry called `name`, or nullptr.
+template <class T, std::size_t N>
+const std::pair<std::string_view, T>* find_named(const std::pair<std::string_view, T> (&table)[N],
+                                                 std::string_view name) {
+    const auto named = [&](const auto& entry) { return entry.first == name; };
+    const auto* it = std::find_if(std::begin(table), std::end(table), named);
+    return it == std::end(table) ? nullptr : it;
+}
+
+// "\"a\", \"b\", \"c\"", for "must be one of ..." messages.
+template <class T, std::size_t N>
+std::string list_names(const std::pair<std::string_view, T> (&table)[N]) {
+    std::string out;
+    for (const auto& entry : table) out += (out.empty() ? "" : ", ") + in_quotes(entry.first);
+    return out;
+}
+
+std::string_view type_name(toml::node_type type) {
+    switch (type) {
+        case toml::node_type::string: return "a string";
+        case toml::node_type::integer: return "an integer";
+        case toml::node_type::floating_point: return "a float";
+        case toml::node_type::boolean: return "a boolean";
+        case toml::node_type::date: return "a date";
+        case toml::node_type::time: return "a time";
+        case toml::node_type::date_time: return "a date-time";
+        case toml::node_type::array: return "an array";
+        case toml::node_type::table: return "a table";
+        case toml::node_type::none: break;
+    }
+    return "nothing";
+}
+
+// ---------------------------------------------------------------------------------
+// Syntax of the values themselves: addresses, header names, paths.
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// RFC 9110 tchar: what a header (or cookie) name may contain.
+bool is_token(std::string_view text) {
+    constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
+    return !text.empty() && std::all_of(text.begin(), text.end(), [&](char c) {
+        return is_alnum(c) || extra.find(c) != std::string_view::npos;
+    });
+}
+
+// DNS syntax only (RFC 1123 labels, plus '_' as Docker service names use it); nothing
+// is resolved here.
+bool is_hostname(std::string_view host) {
+    if (host.empty() || host.size() > 253) return false;
+    // All digits and dots is an IPv4 literal that inet_pton already refused.
+    if (std::all_of(host.begin(), host.end(), [](char c) { return is_digit(c) || c == '.'; }))
+        return false;
+    std::size_t start = 0;
+    while (start <= host.size()) {
+        const std::size_t dot = std::min(host.find('.', start), host.size());
+        const std::string_view label = host.substr(start, dot - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+            return false;
+        const auto label_char = [](char c) { return is_alnum(c) || c == '-' || c == '_'; };
+        if (!std::all_of(label.begin(), label.end(), label_char)) return false;
+        start = dot + 1;
+    }
+    return true;
+}
+
+// "host:port" / "[v6]:port" in one spelling per address ("[0::1]:80" -> "[::1]:80",
+// names lower-cased), to spot an endpoint listed twice; nullopt when malformed.
+std::optional<std::string> canonical_address(std::string_view text, unsigned min_port) {
+    std::string_view host;
+    std::string_view port;
+    std::string canonical_host;
+    if (text.starts_with('[')) {
+        const std::size_t close = text.find(']');
+        if (close == std::string_view::npos || text.substr(close + 1, 1) != ":") return std::nullopt;
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+        // A zone ("%eth0") is kept as written; only the address part is checked.
+        const std::size_t percent = std::min(host.find('%'), host.size());
+        const std::string_view zone = host.substr(percent);  // "" or "%eth0"
+        const auto zone_char = [](char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; };
+        if (!zone.empty() && (zone.size() == 1 || !std::all_of(zone.begin() + 1, zone.end(), zone_char)))
+            return std::nullopt;
+        in6_addr v6{};
+        if (inet_pton(AF_INET6, std::string(host.substr(0, percent)).c_str(), &v6) != 1)
+            return std::nullopt;
+        char buffer[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &v6, buffer, sizeof buffer);
+        canonical_host = "[" + std::string(buffer) + std::string(zone) + "]";
+    } else {
+        const std::size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos) return std::nullopt;
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        in_addr v4{};
+        const bool ipv4 = inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1;
+        // A bare IPv6 address fails here too: it needs brackets to be told from the port.
+        if (!ipv4 && !is_hostname(host)) return std::nullopt;
+        canonical_host = host;
+        std::transform(canonical_host.begin(), canonical_host.end(), canonical_host.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    }
+    unsigned number = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+    if (port.empty() || port.size() > 5 || !is_digit(port.front()) || ec != std::errc{} ||
+        end != port.data() + port.size() || number < min_port || number > 65535)
+        return std::nullopt;
+    return canonical_host + ":" + std::to_string(number);
+}
+
+// ---------------------------------------------------------------------------------
+// String checks: "" when the value is fine, else the message.
+
+using string_check = std::string (*)(std::string_view);
+
+std::string check_non_empty(std::string_view text) {
+    return text.empty() ? "must not be empty" : "";
+}
+
+std::string check_address(std::string_view text, unsigned min_port) {
+    if (canonical_address(text, min_port)) return "";
+    return "must be \"host:port\" or \"[v6]:port\" with a port from " + std::to_string(min_port) +
+           " to 65535 (got " + in_quotes(text) + ")";
+}
+
+// Listen addresses may use port 0: the kernel picks one (tests rely on it).
+std::string check_listen_address(std::string_view text) { return check_address(text, 0); }
+
+std::string check_optional_listen_address(std::string_view text) {
+    return text.empty() ? "" : check_listen_address(text);
+}
+
+std::string check_token(std::string_view text) {
+    if (is_token(text)) return "";
+    return "must be a header name made of token characters (got " + in_quotes(text) + ")";
+}
+
+std::string check_socket_path(std::string_view text) {
+    if (text.empty()) return "must not be empty";
+    if (text.size() >= max_socket_path)
+        return "must be shorter than " + std::to_string(max_socket_path) + " bytes (got " +
+               std::to_string(text.size()) + ")";
+    return "";
+}
+
+std::optional<unsigned> parse_socket_mode(std::string_view text) {
+    const bool octal = !text.empty() && text.size() <= 4 &&
+                       std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '7'; });
+    unsigned mode = 0;
+    if (!octal) return std::nullopt;
+    std::from_chars(text.data(), text.data() + text.size(), mode, 8);
+    // Four digits may carry setuid/sticky bits: a socket has no use for them.
+    return mode <= 0777 ? std::optional(mode) : std::nullopt;
+}
+
+std::string check_socket_mode(std::string_view text) {
+    if (parse_socket_mode(text)) return "";
+    return "must be octal digits from \"0000\" to \"0777\" like \"0600\" (got " + in_quotes(text) + ")";
+}
+
+std::string check_http_path(std::string_view text) {
+    const bool ok = text.starts_with('/') && std::none_of(text.begin(), text.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+    });
+    return ok ? "" : "must be a request path starting with \"/\" (got " + in_quotes(text) + ")";
+}
+
+std::string check_webhook(std::string_view text) {
+    if (text.empty() || (text.starts_with("http://") && text.size() > 7)) return "";
+    return "must be empty or an \"http://\" URL (got " + in_quotes(text) + ")";
+}
+
+// ---------------------------------------------------------------------------------
+// Error collection.
+
+class reporter {
+public:
+    explicit reporter(std::string file) : file_(std::move(file)) {}
+
+    void add(const toml::source_region& at, std::string_view key, std::string_view message) {
+        const auto line = std::max<toml::source_index>(at.begin.line, 1);
+        const auto column = std::max<toml::source_index>(at.begin.column, 1);
+        entries_.push_back({line, column,
+                            file_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " +
+                                std::string(key) + ": " + std::string(message)});
+    }
+
+    // In file order, like a compiler, whatever order the sections were checked in.
+    std::vector<std::string> take() {
+        std::stable_sort(entries_.begin(), entries_.end(), [](const entry& a, const entry& b) {
+            return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+        });
+        std::vector<std::string> out;
+        for (auto& e : entries_) out.push_back(std::move(e.text));
+        return out;
+    }
+
+private:
+    struct entry {
+        toml::source_index line;
+        toml::source_index column;
+        std::string text;
+    };
+    std::string file_;
+    std::vector<entry> entries_;
+};
+
+// One element of a TOML array, named for messages ("slo.errors[2]").
+template <class T>
+struct list_item {
+    T value;
+    std::string name;
+    const toml::node* node;
+};
+
+template <class T>
+constexpr std::string_view element_type_name() {
+    if constexpr (std::is_same_v<T, std::string>) return "a string";
+    else return "an integer";
+}
+
+enum class lower_bound { non_negative, positive };
+constexpr auto positive = lower_bound::positive;
+constexpr auto non_negative = lower_bound::non_negative;
+
+// Reads one TOML table. Each read marks its key as known and leaves `out` untouched when
+// the key is absent; it returns whether a well-typed value was stored. Range errors are
+// recorded too (the value is stored anyway: any error discards the whole config).
+class walker {
+public:
+    walker(const toml::table& table, std::string path, reporter& errors)
+        : table_(&table), path_(std::move(path)), errors_(&errors) {}
+
+    // "slo" + "window" -> "slo.window".
+    std::string name(std::string_view key) const {
+        return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+    }
+
+    bool has(std::string_view key) const { return table_->contains(key); }
+
+    // An error about `key`: at the key when it is there, else at this table.
+    void error(std::string_view key, std::string_view message) const {
+        const auto it = table_->find(key);
+        errors_->add(it != table_->end() ? it->first.source() : table_->source(), name(key), message);
+    }
+
+    // An error about this table as a whole.
+    void error_here(std::string_view message) const {
+        errors_->add(table_->source(), path_, message);
+    }
+
+    template <class T>
+    void error_at(const list_item<T>& item, std::string_view message) const {
+        errors_->add(item.node->source(), item.name, message);
+    }
+
+    void require(std::string_view key) const {
+        if (!has(key)) errors_->add(table_->source(), name(key), "is required");
+    }
+
+    // The keys of this table in file order (toml++ keeps them sorted by name).
+    std::vector<std::string> keys_in_file_order() const {
+        std::vector<std::pair<toml::source_position, std::string>> keys;
+        for (auto&& [key, node] : *table_) keys.emplace_back(key.source().begin, std::string(key.str()));
+        std::sort(keys.begin(), keys.end());
+        std::vector<std::string> out;
+        for (auto& entry : keys) out.push_back(std::move(entry.second));
+        return out;
+    }
+
+    // Reports every key nobody asked for: a typo must not pass silently.
+    void reject_unknown() const {
+        for (auto&& [key, node] : *table_)
+            if (std::find(known_.begin(), known_.end(), key.str()) == known_.end())
+                errors_->add(key.source(), name(key.str()), "unknown key");
+    }
+
+    template <class Out>
+    bool read_string(std::string_view key, Out& out, string_check check = nullptr) {
+        const auto* value = typed<std::string>(key, "a string");
+        if (!value) return false;
+        if (check) {
+            if (const std::string message = check(value->get()); !message.empty()) error(key, message);
+        }
+        out = value->get();
+        return true;
+    }
+
+    bool read_bool(std::string_view key, bool& out) {
+        const auto* value = typed<bool>(key, "a boolean");
+        if (value) out = value->get();
+        return value != nullptr;
+    }
+
+    // hi = no_max: only a lower bound (the type of `out` still caps it).
+    template <class Int>
+    bool read_int(std::string_view key, Int& out, std::int64_t lo, std::int64_t hi) {
+        const auto* value = typed<std::int64_t>(key, "an integer");
+        if (!value) return false;
+        const std::int64_t got = value->get();
+        const std::int64_t top = std::min<std::int64_t>(hi, std::numeric_limits<Int>::max());
+        if (got < lo || got > top)
+            error(key, out_of_range(show(lo), (got < lo && hi == no_max) ? "" : show(top), show(got)));
+        out = static_cast<Int>(got);
+        return true;
+    }
+
+    // Integers are numbers too: `max_error_rate = 0` is fine.
+    template <class Out>
+    bool read_number(std::string_view key, Out& out) {
+        const toml::node* node = find(key);
+        if (!node) return false;
+        if (const auto* real = node->as_floating_point()) out = real->get();
+        else if (const auto* whole = node->as_integer()) out = static_cast<double>(whole->get());
+        else return type_error(key, *node, "a number");
+        return true;
+    }
+
+    // hi = infinity: only a lower bound.
+    template <class Out>
+    bool read_number(std::string_view key, Out& out, double lo, double hi) {
+        double got = 0;
+        if (!read_number(key, got)) return false;
+        // Written so that NaN fails too.
+        if (!(got >= lo && got <= hi))
+            error(key, out_of_range(show(lo), std::isinf(hi) ? "" : show(hi), show(got)));
+        out = got;
+        return true;
+    }
+
+    template <class Out>
+    bool read_duration(std::string_view key, Out& out, lower_bound bound) {
+        const auto* text = typed<std::string>(key, "a duration string like \"250ms\"");
+        if (!text) return false;
+        const auto value = parse_duration(text->get());
+        if (!value) {
+            error(key, "must be a duration string like \"250ms\" (got " + in_quotes(text->get()) + ")");
+            return false;
+        }
+        if (bound == positive && value->count() == 0)
+            error(key, "must be greater than 0 (got " + in_quotes(text->get()) + ")");
+        out = *value;
+        return true;
+    }
+
+    // A size string ("64KiB") or a plain number of bytes.
+    bool read_size(std::string_view key, std::uint64_t& out, std::uint64_t lo, std::uint64_t hi) {
+        static constexpr std::string_view expected = "a size like \"64KiB\" or a number of bytes";
+        const toml::node* node = find(key);
+        if (!node) return false;
+        std::optional<std::uint64_t> value;
+        if (const auto* text = node->as_string()) {
+            value = parse_size(text->get());
+            if (!value)
+                error(key, "must be " + std::string(expected) + " (got " + in_quotes(text->get()) + ")");
+        } else if (const auto* whole = node->as_integer()) {
+            if (whole->get() >= 0) value = static_cast<std::uint64_t>(whole->get());
+            else error(key, "must not be negative (got " + show(whole->get()) + ")");
+        } else {
+            return type_error(key, *node, expected);
+        }
+        if (!value) return false;
+        const bool bounded = hi != std::numeric_limits<std::uint64_t>::max();
+        if (*value < lo || *value > hi)
+            error(key, out_of_range(show_size(lo), bounded ? show_size(hi) : "", show_size(*value)));
+        out = *value;
+        return true;
+    }
+
+    // A string naming one of `choices`.
+    template <class Out, class T, std::size_t N>
+    bool read_choice(std::string_view key, Out& out, const std::pair<std::string_view, T> (&choices)[N]) {
+        std::string text;
+        if (!read_string(key, text)) return false;
+        if (const auto* choice = find_named(choices, text)) {
+            out = choice->second;
+            return true;
+        }
+        error(key, "must be one of " + list_names(choices) + " (got " + in_quotes(text) + ")");
+        return false;
+    }
+
+    // An array whose elements all have type T; nullopt when absent or ill-typed.
+    template <class T>
+    std::optional<std::vector<list_item<T>>> read_list(std::string_view key) {
+        const toml::node* node = find(key);
+        if (!node) return std::nullopt;
+        const auto* array = node->as_array();
+        if (!array) {
+            type_error(key, *node, "an array");
+            return std::nullopt;
+        }
+        std::vector<list_item<T>> items;
+        bool all_typed = true;
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const toml::node& element = *array->get(i);
+            list_item<T> item{T{}, name(key) + "[" + std::to_string(i) + "]", &element};
+            if (const auto* value = element.as<T>()) {
+                item.value = value->get();
+                items.push_back(std::move(item));
+            } else {
+                error_at(item, "must be " + std::string(element_type_name<T>()) + " (got " +
+                                   std::string(type_name(element.type())) + ")");
+                all_typed = false;
+            }
+        }
+        if (!all_typed) return std::nullopt;
+        return items;
+    }
+
+    // A sub-table, [x.y] or inline { ... }.
+    std::optional<walker> table(std::string_view key) {
+        const toml::node* node = find(key);
+        if (!node) return std::nullopt;
+        if (const auto* sub = node->as_table()) return walker(*sub, name(key), *errors_);
+        type_error(key, *node, "a table");
+        return std::nullopt;
+    }
+
+    // [[x.y]] entries, each read by its own walker ("split.rules[0]").
+    std::vector<walker> array_of_tables(std::string_view key) {
+        std::vector<walker> out;
+        const toml::node* node = find(key);
+        if (!node) return out;
+        const auto* array = node->as_array();
+        if (!array) {
+            type_error(key, *node, "an array of tables");
+            return out;
+        }
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const std::string element_name = name(key) + "[" + std::to_string(i) + "]";
+            if (const auto* sub = array->get(i)->as_table()) out.emplace_back(*sub, element_name, *errors_);
+            else errors_->add(array->get(i)->source(), element_name, "must be a table");
+        }
+        return out;
+    }
+
+private:
+    const toml::node* find(std::string_view key) {
+        known_.emplace_back(key);
+        return table_->get(key);
+    }
+
+    template <class T>
+    const toml::value<T>* typed(std::string_view key, std::string_view expected) {
+        const toml::node* node = find(key);
+        if (!node) return nullptr;
+        const auto* value = node->as<T>();
+        if (!value) type_error(key, *node, expected);
+        return value;
+    }
+
+    bool type_error(std::string_view key, const toml::node& node, std::string_view expected) const {
+        error(key, "must be " + std::string(expected) + " (got " + std::string(type_name(node.type())) + ")");
+        return false;
+    }
+
+    const toml::table* table_;
+    std::string path_;
+    reporter* errors_;
+    std::vector<std::string> known_;
+};
+
+// A list of names that switches flags on: `errors = ["5xx", "timeout"]`. When the key is
+// given, only the listed flags are on.
+template <class S, std::size_t N>
+void read_flag_list(walker& w, std::string_view key, S& out,
+                    const std::pair<std::string_view, bool S::*> (&flags)[N]) {
+    const auto items = w.read_list<std::string>(key);
+    if (!items) return;
+    for (const auto& flag : flags) out.*flag.second = false;
+    for (const auto& item : *items) {
+        if (const auto* flag = find_named(flags, item.value))
+            out.*flag->second = true;
+        else
+            w.error_at(item, "must be one of " + list_names(flags) + " (got " + in_quotes(item.value) + ")");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The sections of SPEC section 3.
+
+constexpr std::pair<std::string_view, balance> balances[] = {
+    {"p2c", balance::p2c}, {"round_robin", balance::round_robin}};
+constexpr std::pair<std::string_view, strategy> strategies[] = {
+    {"canary", strategy::canary}, {"linear", strategy::linear},
+    {"all-at-once", strategy::all_at_once}, {"manual", strategy::manual}};
+constexpr std::pair<std::string_view, std::string_view> log_levels[] = {
+    {"trace", "trace"}, {"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"}};
+constexpr std::pair<std::string_view, log_format> log_formats[] = {
+    {"json", log_format::json}, {"text", log_format::text}};
+constexpr std::pair<std::string_view, bool error_kinds::*> error_kind_names[] = {
+    {"4xx", &error_kinds::status_4xx}, {"5xx", &error_kinds::status_5xx},
+    {"connect", &error_kinds::connect}, {"timeout", &error_kinds::timeout},
+    {"reset", &error_kinds::reset}};
+constexpr std::pair<std::string_view, bool retry::*> retry_kind_names[] = {
+    {"connect", &retry::on_connect}};
+
+std::vector<int> default_steps(strategy s) {
+    switch (s) {
+        case strategy::canary: return {10, 100};
+        case strategy::linear: return {10, 20, 30, 40, 50, 60, 70, 80, 90, 100};
+        case strategy::all_at_once: return {100};
+        case strategy::manual: return {};
+    }
+    return {};
+}
+
+void read_listener(walker& root, listener& out) {
+    auto w = root.table("listener");
+    if (!w) return;
+    w->read_string("address", out.address, check_listen_address);
+    w->read_int("threads", out.threads, 0, 256);
+    if (auto tls = w->table("tls")) {
+        tls_server t;
+        tls->require("cert");
+        tls->require("key");
+        tls->read_string("cert", t.cert, check_non_empty);
+        tls->read_string("key", t.key, check_non_empty);
+        tls->reject_unknown();
+        out.tls = t;
+    }
+    w->reject_unknown();
+}
+
+void read_admin(walker& root, admin& out) {
+    auto w = root.table("admin");
+    if (!w) return;
+    w->read_string("socket", out.socket, check_socket_path);
+    std::string mode;
+    if (w->read_string("socket_mode", mode, check_socket_mode))
+        out.socket_mode = parse_socket_mode(mode).value_or(out.socket_mode);
+    w->read_string("http", out.http, check_optional_listen_address);
+    w->reject_unknown();
+}
+
+// Pool names end up in metric labels, the admin protocol and split.rules.
+std::string check_pool_name(std::string_view name) {
+    if (name == "canary" || name == "stable")
+        return "\"canary\" and \"stable\" name roles in split.rules; pick another pool name";
+    const bool ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+        return is_alnum(c) || c == '_' || c == '-';
+    });
+    return ok ? "" : "a pool name may use letters, digits, '_' and '-' only";
+}
+
+void read_pools(walker& root, config& cfg) {
+    auto w = root.table("pools");
+    const std::vector<std::string> names = w ? w->keys_in_file_order() : std::vector<std::string>{};
+    // Canonical endpoint -> where it was first listed, across all pools.
+    std::map<std::string, std::string> seen;
+    for (const std::string& name : names) {
+        auto p = w->table(name);
+        if (!p) continue;
+        pool out;
+        out.name = name;
+        if (const std::string message = check_pool_name(name); !message.empty()) p->error_here(message);
+        p->require("endpoints");
+        if (const auto endpoints = p->read_list<std::string>("endpoints")) {
+            if (endpoints->empty()) p->error("endpoints", "must list at least one endpoint");
+            for (const auto& endpoint : *endpoints) {
+                const auto canonical = canonical_address(endpoint.value, 1);
+                if (!canonical) {
+                    p->error_at(endpoint, check_address(endpoint.value, 1));
+                    continue;
+                }
+                const auto [first, fresh] = seen.emplace(*canonical, endpoint.name);
+                if (!fresh)
+                    p->error_at(endpoint, in_quotes(endpoint.value) + " is already listed as " +
+                                              first->second);
+                out.endpoints.push_back(endpoint.value);
+            }
+        }
+        p->read_choice("balance", out.balance_, balances);
+        if (auto tls = p->table("tls")) {
+            tls_client t;
+            tls->read_string("sni", t.sni);
+            tls->read_bool("verify", t.verify);
+            tls->read_string("ca", t.ca);
+            tls->reject_unknown();
+            out.tls = t;
+        }
+        p->reject_unknown();
+        cfg.pools.push_back(std::move(out));
+    }
+    if (names.size() < 2)
+        root.error("pools", "needs at least two pools, a stable one and a canary (got " +
+                                std::to_string(names.size()) + ")");
+    if (w) w->reject_unknown();
+}
+
+void read_rule(walker& w, const config& cfg, rule& out) {
+    w.require("header");
+    w.require("pool");
+    w.read_string("header", out.header, check_token);
+    w.read_string("equals", out.equals);
+    w.read_string("prefix", out.prefix);
+    if (w.read_bool("present", out.present) && !out.present)
+        w.error("present", "must be true (leave it out to test equals or prefix instead)");
+    const int tests = int{w.has("equals")} + int{w.has("prefix")} + int{w.has("present")};
+    if (tests != 1)
+        w.error_here(tests == 0 ? "needs one of equals, prefix or present"
+                                : "must have only one of equals, prefix or present");
+    if (w.read_string("pool", out.pool) && out.pool != "canary" && out.pool != "stable" &&
+        !cfg.find_pool(out.pool))
+        w.error("pool",
+                "must be \"canary\", \"stable\" or a pool in [pools] (got " + in_quotes(out.pool) + ")");
+    w.reject_unknown();
+}
+
+// After read_pools: the split names pools.
+void read_split(walker& root, config& cfg) {
+    split& out = cfg.split;
+    auto w = root.table("split");
+    bool stable_given = false;
+    if (w) {
+        stable_given = w->read_string("stable", out.stable);
+        if (stable_given && !cfg.find_pool(out.stable))
+            w->error("stable", "must name a pool in [pools] (got " + in_quotes(out.stable) + ")");
+        w->read_int("canary_weight", out.canary_weight, 0, 100);
+        if (auto sticky = w->table("sticky")) {
+            sticky->read_string("header", out.sticky_header, check_token);
+            sticky->read_string("cookie", out.sticky_cookie, check_token);
+            if (sticky->has("header") == sticky->has("cookie"))
+                sticky->error_here("needs exactly one of header or cookie");
+            sticky->reject_unknown();
+        }
+        for (walker& entry : w->array_of_tables("rules")) read_rule(entry, cfg, out.rules.emplace_back());
+        w->reject_unknown();
+    }
+    // Without split.stable, pools not called "blue" still work: the first one is stable.
+    if (!stable_given && !cfg.find_pool(out.stable) && !cfg.pools.empty())
+        out.stable = cfg.pools.front().name;
+}
+
+void read_health(walker& root, health& out) {
+    auto w = root.table("health");
+    if (!w) return;
+    w->read_string("path", out.path, check_http_path);
+    w->read_duration("interval", out.interval, positive);
+    w->read_duration("timeout", out.timeout, positive);
+    w->read_int("healthy_after", out.healthy_after, 1, no_max);
+    w->read_int("unhealthy_after", out.unhealthy_after, 1, no_max);
+    w->read_int("eject_after_failures", out.eject_after_failures, 1, no_max);
+    w->read_duration("eject_for", out.eject_for, positive);
+    w->reject_unknown();
+}
+
+void read_slo(walker& root, slo& out) {
+    auto w = root.table("slo");
+    if (!w) return;
+    w->read_duration("window", out.window, positive);
+    if (w->read_duration("evaluate_every", out.evaluate_every, positive) && out.evaluate_every > out.window)
+        w->error("evaluate_every", "must not be longer than slo.window, " + show_duration(out.window) +
+                                       " (got " + show_duration(out.evaluate_every) + ")");
+    w->read_int("min_requests", out.min_requests, 0, no_max);
+    w->read_number("max_error_rate", out.max_error_rate, 0, 1);
+    w->read_duration("max_p95", out.max_p95, positive);
+    w->read_duration("max_p99", out.max_p99, positive);
+    w->read_duration("max_mean", out.max_mean, positive);
+    w->read_number("max_error_rate_increase", out.max_error_rate_increase, 0, 1);
+    w->read_number("max_p99_ratio", out.max_p99_ratio, 1, infinity);
+    w->read_bool("compare", out.compare);
+    // Below 0.5 a "sure" comparison is a coin toss; at 1 nothing is ever sure.
+    if (w->read_number("confidence", out.confidence) && !(out.confidence > 0.5 && out.confidence < 1))
+        w->error("confidence", "must be greater than 0.5 and less than 1 (got " + show(out.confidence) + ")");
+    w->read_int("violations_to_rollback", out.violations_to_rollback, 1, no_max);
+    read_flag_list(*w, "errors", out.errors, error_kind_names);
+    w->read_bool("dry_run", out.dry_run);
+    w->reject_unknown();
+}
+
+// Steps are canary weights: each 1..100, rising, ending at 100.
+void read_steps(walker& w, rollout& out) {
+    const auto steps = w.read_list<std::int64_t>("steps");
+    if (!steps) return;
+    const bool fixed = out.strategy_ == strategy::all_at_once || out.strategy_ == strategy::manual;
+    if (fixed) {
+        const auto& name = std::find_if(std::begin(strategies), std::end(strategies),
+                                        [&](const auto& s) { return s.second == out.strategy_; })->first;
+        w.error("steps", "must be left out with strategy " + in_quotes(name) + ", which sets its own");
+        return;
+    }
+    if (steps->empty()) {
+        w.error("steps", "must list at least one step");
+        return;
+    }
+    out.steps.clear();
+    std::int64_t previous = 0;
+    for (const auto& step : *steps) {
+        if (step.value < 1 || step.value > 100)
+            w.error_at(step, out_of_range("1", "100", show(step.value)));
+        else if (step.value <= previous)
+            w.error_at(step, "must be greater than the step before, " + show(previous) + " (got " +
+                                 show(step.value) + ")");
+        previous = std::max(previous, step.value);
+        out.steps.push_back(static_cast<int>(step.value));
+    }
+    if (steps->back().value != 100)
+        w.error("steps", "must end at 100 (got " + show(steps->back().value) + ")");
+}
+
+void read_rollout(walker& root, rollout& out) {
+    auto w = root.table("rollout");
+    if (w) w->read_choice("strategy", out.strategy_, strategies);
+    out.steps = default_steps(out.strategy_);
+    if (!w) return;
+    read_steps(*w, out);
+    w->read_duration("step_interval", out.step_interval, non_negative);
+    w->read_duration("bake", out.bake, non_negative);
+    w->read_bool("auto_start", out.auto_start);
+    w->reject_unknown();
+}
+
+void read_timeouts(walker& root, timeouts& out) {
+    auto w = root.table("timeouts");
+    if (!w) return;
+    w->read_duration("connect", out.connect, positive);
+    w->read_duration("header_read", out.header_read, positive);
+    w->read_duration("upstream_response", out.upstream_response, positive);
+    w->read_duration("idle", out.idle, positive);
+    w->read_duration("drain", out.drain, positive);
+    w->reject_unknown();
+}
+
+void read_limits(walker& root, limits& out) {
+    auto w = root.table("limits");
+    if (!w) return;
+    w->read_size("max_header_bytes", out.max_header_bytes, 1 << 10, 1 << 20);
+    w->read_size("max_body_bytes", out.max_body_bytes, 0, std::numeric_limits<std::uint64_t>::max());
+    w->read_int("max_connections", out.max_connections, 1, no_max);
+    w->reject_unknown();
+}
+
+void read_retry(walker& root, retry& out) {
+    auto w = root.table("retry");
+    if (!w) return;
+    read_flag_list(*w, "on", out, retry_kind_names);
+    w->read_int("attempts", out.attempts, 1, 10);
+    w->reject_unknown();
+}
+
+void read_state(walker& root, state& out) {
+    auto w = root.table("state");
+    if (!w) return;
+    w->read_string("path", out.path, check_non_empty);
+    w->reject_unknown();
+}
+
+void read_log(walker& root, log& out) {
+    auto w = root.table("log");
+    if (!w) return;
+    w->read_choice("level", out.level, log_levels);
+    w->read_string("access_log", out.access_log);
+    w->read_choice("format", out.format, log_formats);
+    w->reject_unknown();
+}
+
+void read_notify(walker& root, notify& out) {
+    auto w = root.table("notify");
+    if (!w) return;
+    w->read_string("webhook", out.webhook, check_webhook);
+    w->reject_unknown();
+}
+
+void read_document(const toml::table& document, config& cfg, reporter& errors) {
+    walker root(document, "", errors);
+    read_listener(root, cfg.listener);
+    read_admin(root, cfg.admin);
+    read_pools(root, cfg);
+    read_split(root, cfg);
+    read_health(root, cfg.health);
+    read_slo(root, cfg.slo);
+    read_rollout(root, cfg.rollout);
+    read_timeouts(root, cfg.timeouts);
+    read_limits(root, cfg.limits);
+    read_retry(root, cfg.retry);
+    read_state(root, cfg.state);
+    read_log(root, cfg.log);
+    read_notify(root, cfg.notify);
+    root.reject_unknown();
+}
+
+// Digits at the front of `text`, consumed.
+std::string_view take_digits(std::string_view& text) {
+    const auto end = std::find_if(text.begin(), text.end(), [](char c) { return !is_digit(c); });
+    const std::string_view digits = text.substr(0, static_cast<std::size_t>(end - text.begin()));
+    text.remove_prefix(digits.size());
+    return digits;
+}
+
+std::optional<std::uint64_t> to_number(std::string_view digits) {
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+    return value;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------
+
+const pool* config::find_pool(const std::string& name) const {
+    const auto it = std::find_if(pools.begin(), pools.end(), [&](const pool& p) { return p.name == name; });
+    return it == pools.end() ? nullptr : &*it;
+}
+
+std::optional<duration> parse_duration(std::string_view text) {
+    const auto whole = to_number(take_digits(text));
+    if (!whole) return std::nullopt;
+    std::string_view fraction;
+    if (text.starts_with('.')) {
+        text.remove_prefix(1);
+        fraction = take_digits(text);
+        if (fraction.empty()) return std::nullopt;
+    }
+    constexpr std::pair<std::string_view, std::int64_t> units[] = {
+        {"ms", 1}, {"s", 1'000}, {"m", 60'000}, {"h", 3'600'000}};
+    const auto* unit = find_named(units, text);
+    if (!unit) return std::nullopt;
+    const std::int64_t unit_ms = unit->second;
+    constexpr auto max_ms = std::numeric_limits<duration::rep>::max();
+    if (*whole > static_cast<std::uint64_t>(max_ms / unit_ms)) return std::nullopt;
+    std::int64_t ms = static_cast<std::int64_t>(*whole) * unit_ms;
+
+    // The fraction must come out to whole milliseconds ("1.5s" yes, "1.5ms" no). With
+    // trailing zeros gone, more than 9 digits never does, and 9 cannot overflow.
+    while (fraction.ends_with('0')) fraction.remove_suffix(1);
+    if (fraction.size() > 9) return std::nullopt;
+    std::int64_t numerator = 0;
+    std::int64_t scale = 1;
+    for (const char c : fraction) {
+        numerator = numerator * 10 + (c - '0');
+        scale *= 10;
+    }
+    if (numerator * unit_ms % scale != 0) return std::nullopt;
+    const std::int64_t extra = numerator * unit_ms / scale;
+    if (ms > max_ms - extra) return std::nullopt;
+    return duration{ms + extra};
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+    const auto count = to_number(take_digits(text));
+    if (!count) return std::nullopt;
+    constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+        {"", 1}, {"B", 1},
+        {"kB", 1'000}, {"KB", 1'000}, {"MB", 1'000'000}, {"GB", 1'000'000'000}, {"TB", 1'000'000'000'000},
+        {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40}};
+    const auto* unit = find_named(units, text);
+    if (!unit) return std::nullopt;
+    if (*count > std::numeric_limits<std::uint64_t>::max() / unit->second) return std::nullopt;
+    return *count * unit->second;
+}
+
+load_result load_string(const std::string& text, const std::string& file) {
+    load_result result;
+    toml::table document;
+    try {
+        document = toml::parse(std::string_view{text}, std::string_view{file});
+    } catch (const toml::parse_error& e) {
+        const auto& at = e.source().begin;
+        result.errors.push_back(file + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+                                ": parse error: " + std::string(e.description()));
+        return result;
+    }
+    reporter errors(file);
+    config cfg;
+    cfg.file = file;
+    read_document(document, cfg, errors);
+    result.errors = errors.take();
+    if (result.errors.empty()) result.cfg = std::move(cfg);
+    return result;
+}
+
+load_result load_file(const std::string& path) {
+    std::error_code ec;
+    // An ifstream opens a directory and reads nothing: say what is wrong instead.
+    if (std::filesystem::is_directory(path, ec))
+        return {std::nullopt, {path + ": cannot read: is a directory"}};
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return {std::nullopt, {path + ": cannot read: " + std::generic_category().message(errno)}};
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) return {std::nullopt, {path + ": cannot read: " + std::generic_category().message(errno)}};
+    return load_string(text, path);
+}
+
+}  // namespace veer::config

@@ -1,0 +1,93 @@
+// The control side of veer: one thread, one event loop. It owns the configuration, the
+// rollout state, endpoint health and the events; it judges the canary every
+// slo.evaluate_every, answers the admin socket, and publishes a new routing snapshot for
+// the data path whenever any of that changes.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "admin/http_server.hpp"
+#include "admin/socket_server.hpp"
+#include "config/config.hpp"
+#include "gating/judge.hpp"
+#include "gating/rollout.hpp"
+#include "health/checker.hpp"
+#include "metrics/registry.hpp"
+#include "proxy/server.hpp"
+#include "routing/snapshot.hpp"
+
+namespace veer::control {
+
+class controller {
+public:
+    // Binds the listeners and the admin socket; throws std::runtime_error on failure.
+    explicit controller(config::config cfg);
+    ~controller();
+
+    // Serves until SIGTERM/SIGINT, then drains; returns the exit code.
+    int run();
+
+    // One admin command line -> one JSON object (control thread only).
+    std::string command(std::string_view line);
+    boost::json::object status() const;
+    std::string prometheus() const;
+
+private:
+    struct endpoint_state {
+        std::string address;
+        std::string pool;
+        bool healthy = true;
+        bool ejected = false;
+        bool drained = false;
+        std::uint64_t eject_generation = 0;
+    };
+
+    void restore_state();
+    void publish();
+    std::uint32_t endpoint_id(const std::string& address);
+    std::uint32_t pool_slot(const std::string& name);
+    void apply(std::vector<gating::event> events);
+    void persist();
+    void start_health_checks();
+    void evaluate();
+    void schedule_evaluation();
+    void on_health(std::uint32_t id, bool healthy, const std::string& why);
+    void eject(std::uint32_t id);
+    std::string reload();
+    bool canary_all_unhealthy() const;
+    const std::string& canary_of(const std::string& stable) const;
+    std::int64_t now_ms() const;
+
+    config::config cfg_;
+    boost::asio::io_context ioc_{1};
+    routing::publisher routes_;
+    metrics::registry metrics_;
+    proxy::shared_state shared_;
+    std::unique_ptr<proxy::server> server_;
+    std::unique_ptr<admin::socket_server> admin_;
+    std::unique_ptr<admin::http_server> http_;
+    health::checker checker_;
+    boost::asio::signal_set signals_;
+    boost::asio::steady_timer judge_timer_;
+
+    std::vector<endpoint_state> endpoints_;  // by endpoint id
+    std::vector<std::string> pool_slots_;    // by metrics slot
+    gating::rollout_state rollout_;
+    std::deque<gating::event> events_;
+    gating::verdict last_verdict_;
+    std::uint64_t evaluation_index_ = 0;
+    std::uint64_t rollbacks_ = 0;
+    std::uint64_t snapshot_version_ = 0;
+    bool draining_ = false;
+};
+
+}  // namespace veer::control

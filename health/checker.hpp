@@ -1,0 +1,46 @@
+// Active HTTP health checks, one loop per endpoint on the control thread's event loop,
+// off the data path. Results go to a callback that republishes the routing snapshot.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "health/state.hpp"
+
+namespace veer::health {
+
+struct target {
+    std::uint32_t id = 0;
+    std::string address;  // for Host and logs
+    boost::asio::ip::tcp::endpoint at;
+};
+
+class checker {
+public:
+    using on_change = std::function<void(std::uint32_t id, bool healthy, std::string why)>;
+    checker(boost::asio::io_context& ioc, on_change cb) : ioc_(ioc), cb_(std::move(cb)) {}
+    // Starts checking `targets` with `settings`, ending the loops of any earlier set.
+    // Endpoints keep their state across calls when their id is still there.
+    void run(std::vector<target> targets, const config::health& settings);
+    void stop() { ++generation_; }
+
+private:
+    boost::asio::awaitable<void> loop(target t, config::health settings, std::uint64_t generation);
+    boost::asio::awaitable<std::string> probe(const target& t, const config::health& settings);
+
+    boost::asio::io_context& ioc_;
+    on_change cb_;
+    std::uint64_t generation_ = 0;
+    std::vector<std::pair<std::uint32_t, check_state>> states_;
+    check_state& state_of(std::uint32_t id);
+};
+
+}  // namespace veer::health

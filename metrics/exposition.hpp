@@ -1,0 +1,35 @@
+// The Prometheus text exposition format (0.0.4) for veer's metrics (SPEC section 8).
+// prometheus-cpp is not packaged in Debian 12, so the format is written here; the tests
+// run its output through `promtool check metrics`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "metrics/registry.hpp"
+
+namespace veer::metrics {
+
+struct exposition_input {
+    struct endpoint {
+        std::string address;
+        bool healthy = true;
+        result_counts results{};
+    };
+    struct pool {
+        std::string name;
+        window_stats total;   // since start
+        window_stats window;  // over slo.window
+        std::vector<endpoint> endpoints;
+    };
+    std::vector<pool> pools;
+    int canary_weight = 0;
+    std::string state;
+    std::uint64_t rollbacks = 0;
+    std::int64_t active_connections = 0;
+    std::uint64_t refused_connections = 0;
+};
+
+std::string render(const exposition_input& in);
+
+}  // namespace veer::metrics

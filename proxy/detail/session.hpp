@@ -1,0 +1,67 @@
+// One client connection (see session.cpp). Lives in its coroutine's frame; the worker
+// links it into its list so that drain can wake it while it idles.
+#pragma once
+
+#include <array>
+#include <string>
+
+#include "metrics/window.hpp"
+#include "proxy/detail/worker.hpp"
+#include "proxy/http/codec.hpp"
+
+namespace veer::proxy {
+
+class session {
+public:
+    session(worker& w, tcp::socket socket);
+    ~session();
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+
+    asio::awaitable<void> run();
+    // Drain: a connection waiting for its next request is closed now.
+    void cancel_if_idle();
+
+    session* prev_ = nullptr;  // the worker's intrusive list
+    session* next_ = nullptr;
+
+private:
+    struct upstream_choice {
+        std::unique_ptr<upstream_conn> conn;
+        const routing::pool* pool = nullptr;
+        const routing::endpoint* ep = nullptr;
+        bool reused = false;
+    };
+    enum class send_result { ok, upstream_failed, client_failed, bad_body, body_too_large };
+    enum class head_result { ok, timeout, closed, reset, bad };
+    enum class relay_result { ok, upstream_failed, client_failed };
+
+    // Serves the parsed request in req_; true if the connection stays open for the next.
+    asio::awaitable<bool> serve(const routing::snapshot& snap, std::int64_t t_start);
+    asio::awaitable<upstream_choice> connect(const routing::snapshot& snap, int pool_index, std::int64_t t_start);
+    asio::awaitable<send_result> send_request(upstream_conn& up, const routing::snapshot& snap);
+    send_result feed_chunks(std::string_view in, const routing::snapshot& snap);
+    asio::awaitable<head_result> read_response_head(upstream_conn& up, const routing::snapshot& snap);
+    asio::awaitable<relay_result> relay_response(upstream_conn& up, const routing::snapshot& snap, bool chunked_to_client);
+    asio::awaitable<void> tunnel(upstream_conn& up, const routing::snapshot& snap);
+    asio::awaitable<void> reply(int status, bool close);
+    void record(const routing::snapshot& snap, const routing::pool& pool, const routing::endpoint& ep,
+                metrics::result r, std::int64_t t_start);
+
+    worker& w_;
+    beast::tcp_stream client_;
+    std::string client_ip_;
+    config::timeouts snap_timeouts_;
+    io_buffer in_;      // bytes from the client
+    io_buffer up_in_;   // bytes from the upstream
+    std::string out_;   // the head being written, either way
+    http::request_head req_;
+    http::response_head resp_;
+    http::chunk_decoder chunks_;
+    std::size_t chunk_consumed_ = 0;
+    std::uint64_t body_left_ = 0;  // request body bytes not yet relayed (chunked: 1 until done)
+    bool idle_ = false;
+    std::array<char, 1024> first_;  // the first read of a request, before a buffer is borrowed
+};
+
+}  // namespace veer::proxy

@@ -1,0 +1,148 @@
+// One data-path thread: its event loop, acceptor, upstream connection pools, buffers and
+// metrics shard. Everything here is touched by that thread only, except drain()/stop().
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "proxy/server.hpp"
+#include "routing/router.hpp"
+
+namespace veer::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+// A byte buffer with a read and a write position, borrowed from the worker's pool while a
+// request is in progress so that idle connections hold no large buffer.
+class io_buffer {
+public:
+    io_buffer() = default;
+    io_buffer(std::unique_ptr<char[]> data, std::size_t capacity) : data_(std::move(data)), capacity_(capacity) {}
+    explicit operator bool() const { return data_ != nullptr; }
+    std::string_view view() const { return {data_.get() + begin_, end_ - begin_}; }
+    std::size_t size() const { return end_ - begin_; }
+    bool empty() const { return begin_ == end_; }
+    void consume(std::size_t n) {
+        begin_ += n;
+        if (begin_ == end_) begin_ = end_ = 0;
+    }
+    // Room to read into at the end, moving unread bytes to the front when that makes room.
+    char* space(std::size_t& n) {
+        if (end_ == capacity_ && begin_ > 0) {
+            std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
+            end_ -= begin_;
+            begin_ = 0;
+        }
+        n = capacity_ - end_;
+        return data_.get() + end_;
+    }
+    void commit(std::size_t n) { end_ += n; }
+    void append(std::string_view s) {
+        std::size_t n = 0;
+        char* p = space(n);
+        std::memcpy(p, s.data(), s.size() < n ? s.size() : n);
+        commit(s.size() < n ? s.size() : n);
+    }
+    std::unique_ptr<char[]> release() {
+        begin_ = end_ = 0;
+        return std::move(data_);
+    }
+
+private:
+    std::unique_ptr<char[]> data_;
+    std::size_t capacity_ = 0;
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+};
+
+class buffer_pool {
+public:
+    explicit buffer_pool(std::size_t size) : size_(size) {}
+    io_buffer get() {
+        if (free_.empty()) return io_buffer(std::make_unique<char[]>(size_), size_);
+        auto p = std::move(free_.back());
+        free_.pop_back();
+        return io_buffer(std::move(p), size_);
+    }
+    void put(io_buffer& b) {
+        if (!b) return;
+        auto p = b.release();
+        if (free_.size() < max_free) free_.push_back(std::move(p));
+    }
+    std::size_t buffer_size() const { return size_; }
+
+private:
+    static constexpr std::size_t max_free = 256;
+    std::size_t size_;
+    std::vector<std::unique_ptr<char[]>> free_;
+};
+
+struct upstream_conn {
+    explicit upstream_conn(const asio::any_io_executor& ex) : stream(ex) {}
+    beast::tcp_stream stream;
+    std::int64_t idle_since_ns = 0;
+};
+
+class session;
+
+class worker {
+public:
+    worker(std::size_t index, const config::config& cfg, shared_state& shared);
+    ~worker();
+
+    void listen(const tcp::endpoint& at);
+    void start();
+    void drain();
+    void stop() { ioc_.stop(); }
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+    bool finished() const { return finished_.load(); }
+
+    // Upstream connection pool, by endpoint id.
+    std::unique_ptr<upstream_conn> checkout(std::uint32_t endpoint_id, std::int64_t now_ns, bool must_be_fresh);
+    void checkin(std::uint32_t endpoint_id, std::unique_ptr<upstream_conn> c, std::int64_t now_ns);
+
+    void link(session* s);
+    void unlink(session* s);
+    // Writes a new request id (24 hex digits) into `out`.
+    std::string_view next_request_id(char (&out)[24]);
+
+    asio::io_context ioc_{1};
+    shared_state& shared_;
+    metrics::thread_shard& metrics_;
+    routing::snapshot_cache routes_;
+    routing::fast_random rng_;
+    std::vector<std::uint32_t> outstanding_;  // requests in flight per endpoint id, this thread
+    std::vector<std::uint32_t> round_robin_;  // per pool index
+    buffer_pool buffers_;
+    bool draining_ = false;
+    std::size_t index_;
+
+private:
+    asio::awaitable<void> accept_loop();
+
+    tcp::acceptor acceptor_;
+    std::vector<std::vector<std::unique_ptr<upstream_conn>>> idle_;
+    std::int64_t idle_timeout_ns_;
+    session* sessions_ = nullptr;  // intrusive list of live sessions
+    std::uint64_t request_prefix_;
+    std::uint32_t request_counter_ = 0;
+    std::thread thread_;
+    std::atomic<bool> finished_{false};
+};
+
+// Runs one client connection to its end.
+asio::awaitable<void> run_session(worker& w, tcp::socket socket);
+
+}  // namespace veer::proxy

@@ -1,0 +1,506 @@
+#include "proxy/http/codec.hpp"
+
+#include <array>
+#include <charconv>
+#include <cstring>
+
+namespace veer::proxy::http {
+namespace {
+
+constexpr std::size_t max_fields = 128;
+
+constexpr std::array<bool, 256> make_tchar() {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}
+constexpr auto tchar = make_tchar();
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+parse_result fail(error e, std::string_view why) { return {parse_status::failed, e, why}; }
+
+// Finds the end of the head (CRLFCRLF) and rejects bare CR or LF on the way: a lone LF is
+// how some parsers and not others split lines, which is a smuggling vector.
+parse_result find_head_end(std::string_view in, std::size_t max_head, std::size_t& end) {
+    const std::size_t limit = std::min(in.size(), max_head);
+    for (std::size_t i = 0; i < limit; ++i) {
+        const char c = in[i];
+        if (c == '\r') {
+            if (i + 1 >= in.size()) return {};
+            if (in[i + 1] != '\n') return fail(error::bad_request, "bare CR");
+        } else if (c == '\n') {
+            if (i == 0 || in[i - 1] != '\r') return fail(error::bad_request, "bare LF");
+            if (i >= 3 && in[i - 2] == '\n' && in[i - 3] == '\r') {
+                end = i + 1;
+                return {parse_status::done, error::none, {}};
+            }
+        }
+    }
+    if (in.size() >= max_head) return fail(error::header_too_large, "head too large");
+    return {};
+}
+
+bool parse_version(std::string_view v, int& minor) {
+    if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || v[6] != '.') return false;
+    if (v[5] != '1' || (v[7] != '0' && v[7] != '1')) return false;
+    minor = v[7] - '0';
+    return true;
+}
+
+bool parse_decimal(std::string_view s, std::uint64_t& out) {
+    if (s.empty() || s.size() > 19) return false;
+    for (char c : s)
+        if (c < '0' || c > '9') return false;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size();
+}
+
+// What the fields of a head say about framing, gathered in one pass.
+struct framing {
+    int content_lengths = 0;
+    std::uint64_t content_length = 0;
+    bool bad_content_length = false;
+    int transfer_encodings = 0;
+    int chunked_count = 0;
+    bool chunked_last = false;
+    bool other_coding = false;
+    int hosts = 0;
+};
+
+void note_transfer_encoding(std::string_view value, framing& f) {
+    ++f.transfer_encodings;
+    std::size_t pos = 0;
+    while (pos <= value.size()) {
+        std::size_t comma = value.find(',', pos);
+        if (comma == std::string_view::npos) comma = value.size();
+        const auto coding = trim(value.substr(pos, comma - pos));
+        if (!coding.empty()) {
+            const bool chunked = iequals(coding, "chunked");
+            f.chunked_count += chunked;
+            f.other_coding |= !chunked;
+            f.chunked_last = chunked;
+        }
+        pos = comma + 1;
+    }
+}
+
+// Parses the field lines between `begin` and the head's end into `fields`, noting framing.
+template <class Head>
+parse_result parse_fields(std::string_view head, Head& out, framing& f) {
+    out.fields.clear();
+    std::size_t pos = 0;
+    while (pos < head.size()) {
+        const std::size_t eol = head.find("\r\n", pos);
+        const auto line = head.substr(pos, eol - pos);
+        pos = eol + 2;
+        if (line.empty()) break;  // the final empty line
+        if (line.front() == ' ' || line.front() == '\t') return fail(error::bad_request, "obs-fold");
+        const std::size_t colon = line.find(':');
+        if (colon == std::string_view::npos || colon == 0) return fail(error::bad_request, "bad field line");
+        const auto name = line.substr(0, colon);
+        for (char c : name)
+            if (!tchar[static_cast<unsigned char>(c)]) return fail(error::bad_request, "invalid field name");
+        const auto value = trim(line.substr(colon + 1));
+        for (char c : value) {
+            const auto u = static_cast<unsigned char>(c);
+            if ((u < 0x20 && c != '\t') || u == 0x7f) return fail(error::bad_request, "control character in field");
+        }
+        if (out.fields.size() == max_fields) return fail(error::header_too_large, "too many fields");
+        out.fields.push_back({name, value});
+
+        if (iequals(name, "content-length")) {
+            std::uint64_t n = 0;
+            if (!parse_decimal(value, n)) f.bad_content_length = true;
+            else if (f.content_lengths > 0 && n != f.content_length) f.bad_content_length = true;
+            f.content_length = n;
+            ++f.content_lengths;
+        } else if (iequals(name, "transfer-encoding")) {
+            note_transfer_encoding(value, f);
+        } else if (iequals(name, "connection")) {
+            out.connection_tokens = value;  // several Connection fields: the checks below see each
+            if (has_token(value, "close")) out.keep_alive = false;
+            else if (has_token(value, "keep-alive") && out.version_minor == 0) out.keep_alive = true;
+        } else if (iequals(name, "host")) {
+            ++f.hosts;
+        }
+    }
+    return {parse_status::done, error::none, {}};
+}
+
+// Resets a head but keeps its fields' capacity, so steady-state parsing does not allocate.
+template <class Head>
+void reset_keeping_fields(Head& h) {
+    auto fields = std::move(h.fields);
+    fields.clear();
+    h = Head{};
+    h.fields = std::move(fields);
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out.append(name).append(": ").append(value).append("\r\n");
+}
+
+void append_uint(std::string& out, std::uint64_t n) {
+    char buf[24];
+    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n);
+    out.append(buf, p);
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (lower(a[i]) != lower(b[i])) return false;
+    return true;
+}
+
+bool has_token(std::string_view list, std::string_view token) {
+    std::size_t pos = 0;
+    while (pos <= list.size()) {
+        std::size_t comma = list.find(',', pos);
+        if (comma == std::string_view::npos) comma = list.size();
+        if (iequals(trim(list.substr(pos, comma - pos)), token)) return true;
+        pos = comma + 1;
+    }
+    return false;
+}
+
+int status_of(error e) {
+    switch (e) {
+        case error::none: return 200;
+        case error::bad_request: return 400;
+        case error::header_too_large: return 431;
+        case error::body_too_large: return 413;
+        case error::not_implemented: return 501;
+        case error::bad_version: return 505;
+        case error::expectation_failed: return 417;
+    }
+    return 400;
+}
+
+std::string_view reason_of(int status) {
+    switch (status) {
+        case 100: return "Continue";
+        case 101: return "Switching Protocols";
+        case 200: return "OK";
+        case 204: return "No Content";
+        case 304: return "Not Modified";
+        case 400: return "Bad Request";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 413: return "Content Too Large";
+        case 417: return "Expectation Failed";
+        case 431: return "Request Header Fields Too Large";
+        case 500: return "Internal Server Error";
+        case 501: return "Not Implemented";
+        case 502: return "Bad Gateway";
+        case 503: return "Service Unavailable";
+        case 504: return "Gateway Timeout";
+        case 505: return "HTTP Version Not Supported";
+        default: return "Unknown";
+    }
+}
+
+std::string_view request_head::find(std::string_view name) const {
+    for (const auto& f : fields)
+        if (iequals(f.name, name)) return f.value;
+    return {};
+}
+
+parse_result parse_request(std::string_view in, std::size_t max_head, request_head& out) {
+    // RFC 9112 2.2: a server should ignore at least one empty line before the request line.
+    std::size_t skip = 0;
+    while (skip + 1 < in.size() && in[skip] == '\r' && in[skip + 1] == '\n' && skip < 8) skip += 2;
+    std::size_t end = 0;
+    auto r = find_head_end(in.substr(skip), max_head, end);
+    if (r.status != parse_status::done) return r;
+    const auto head = in.substr(skip, end);
+
+    const std::size_t eol = head.find("\r\n");
+    const auto line = head.substr(0, eol);
+    const std::size_t sp1 = line.find(' ');
+    const std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos) return fail(error::bad_request, "bad request line");
+    reset_keeping_fields(out);
+    out.method = line.substr(0, sp1);
+    out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    const auto version = line.substr(sp2 + 1);
+    if (out.method.empty() || out.target.empty()) return fail(error::bad_request, "bad request line");
+    for (char c : out.method)
+        if (!tchar[static_cast<unsigned char>(c)]) return fail(error::bad_request, "bad method");
+    for (char c : out.target) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f) return fail(error::bad_request, "bad target");
+    }
+    if (!parse_version(version, out.version_minor)) {
+        if (version.size() == 8 && version.substr(0, 5) == "HTTP/" && version[5] >= '2' && version[5] <= '9')
+            return fail(error::bad_version, "unsupported version");
+        return fail(error::bad_request, "bad version");
+    }
+    out.keep_alive = out.version_minor == 1;
+    out.is_head = out.method == "HEAD";
+
+    framing f;
+    r = parse_fields(head.substr(eol + 2), out, f);
+    if (r.status != parse_status::done) return r;
+
+    if (out.version_minor == 1 && f.hosts != 1) return fail(error::bad_request, "missing or repeated Host");
+    if (f.hosts > 1) return fail(error::bad_request, "repeated Host");
+    if (f.bad_content_length) return fail(error::bad_request, "bad or differing Content-Length");
+    if (f.transfer_encodings > 0) {
+        if (out.version_minor == 0) return fail(error::bad_request, "Transfer-Encoding in HTTP/1.0");
+        if (f.content_lengths > 0) return fail(error::bad_request, "both Content-Length and Transfer-Encoding");
+        if (!f.chunked_last || f.chunked_count != 1) return fail(error::bad_request, "last coding is not chunked");
+        if (f.other_coding) return fail(error::not_implemented, "transfer coding other than chunked");
+        out.body = body_kind::chunked;
+    } else if (f.content_lengths > 0) {
+        out.content_length = f.content_length;
+        out.body = f.content_length > 0 ? body_kind::length : body_kind::none;
+    }
+
+    for (const auto& fl : out.fields) {
+        if (iequals(fl.name, "expect")) {
+            if (!iequals(fl.value, "100-continue")) return fail(error::expectation_failed, "unsupported Expect");
+            out.expect_continue = out.version_minor == 1;
+        } else if (iequals(fl.name, "upgrade")) {
+            out.upgrade_websocket = has_token(fl.value, "websocket") && has_token(out.connection_tokens, "upgrade");
+        } else if (iequals(fl.name, "x-forwarded-for")) {
+            out.x_forwarded_for = fl.value;
+        } else if (iequals(fl.name, "x-request-id")) {
+            out.x_request_id = fl.value;
+        }
+    }
+    out.size = skip + end;
+    return {parse_status::done, error::none, {}};
+}
+
+parse_result parse_response(std::string_view in, std::size_t max_head, bool request_was_head,
+                            response_head& out) {
+    std::size_t end = 0;
+    auto r = find_head_end(in, max_head, end);
+    if (r.status != parse_status::done) return r;
+    const auto head = in.substr(0, end);
+    const std::size_t eol = head.find("\r\n");
+    const auto line = head.substr(0, eol);
+    // "HTTP/1.1 200 OK": version, a 3-digit status, then an optional reason.
+    if (line.size() < 12 || line[8] != ' ' || (line.size() > 12 && line[12] != ' '))
+        return fail(error::bad_request, "bad status line");
+    reset_keeping_fields(out);
+    if (!parse_version(line.substr(0, 8), out.version_minor)) return fail(error::bad_request, "bad version");
+    const auto code = line.substr(9, 3);
+    for (char c : code)
+        if (c < '0' || c > '9') return fail(error::bad_request, "bad status");
+    out.status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
+    if (out.status < 100) return fail(error::bad_request, "bad status");
+    out.reason = line.size() > 13 ? line.substr(13) : std::string_view{};
+    out.keep_alive = out.version_minor == 1;
+
+    framing f;
+    r = parse_fields(head.substr(eol + 2), out, f);
+    if (r.status != parse_status::done) return r;
+    if (f.bad_content_length) return fail(error::bad_request, "bad or differing Content-Length");
+    if (f.transfer_encodings > 0 && f.content_lengths > 0)
+        return fail(error::bad_request, "both Content-Length and Transfer-Encoding");
+
+    const bool bodyless = request_was_head || out.status < 200 || out.status == 204 || out.status == 304;
+    if (bodyless) {
+        out.body = body_kind::none;
+        out.content_length = f.content_length;  // kept for HEAD/304, where it describes the entity
+    } else if (f.transfer_encodings > 0) {
+        if (f.chunked_count > 1) return fail(error::bad_request, "chunked applied twice");
+        // RFC 9112 6.3: a response whose final coding is not chunked is read until close.
+        out.body = f.chunked_last ? body_kind::chunked : body_kind::until_close;
+        if (f.chunked_last && f.other_coding) out.body = body_kind::until_close;
+    } else if (f.content_lengths > 0) {
+        out.body = body_kind::length;
+        out.content_length = f.content_length;
+    } else {
+        out.body = body_kind::until_close;
+    }
+    if (out.body == body_kind::until_close) out.keep_alive = false;
+    out.size = end;
+    return {parse_status::done, error::none, {}};
+}
+
+chunk_decoder::step chunk_decoder::feed(std::string_view in) {
+    step s;
+    std::size_t i = 0;
+    auto failed = [&] {
+        s.failed = true;
+        s.consumed = i;
+        return s;
+    };
+    while (i < in.size()) {
+        const char c = in[i];
+        switch (state_) {
+            case state::size: {
+                int d = -1;
+                if (c >= '0' && c <= '9') d = c - '0';
+                else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+                else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+                if (d >= 0) {
+                    if (++digits_ > 15) return failed();  // beyond any real body: refuse, never overflow
+                    remaining_ = remaining_ * 16 + static_cast<std::uint64_t>(d);
+                } else if (digits_ == 0) {
+                    return failed();
+                } else if (c == ';' || c == ' ' || c == '\t') {
+                    state_ = state::ext;
+                } else if (c == '\r') {
+                    state_ = state::size_lf;
+                } else {
+                    return failed();
+                }
+                ++i;
+                break;
+            }
+            case state::ext:
+                if (c == '\r') state_ = state::size_lf;
+                else if (c == '\n' || ++line_ > max_line_) return failed();
+                ++i;
+                break;
+            case state::size_lf:
+                if (c != '\n') return failed();
+                ++i;
+                line_ = 0;
+                state_ = remaining_ == 0 ? state::trailer_start : state::data;
+                break;
+            case state::data: {
+                const std::size_t n = static_cast<std::size_t>(
+                    std::min<std::uint64_t>(remaining_, in.size() - i));
+                s.data_offset = i;
+                s.data_size = n;
+                remaining_ -= n;
+                data_total_ += n;
+                i += n;
+                if (remaining_ == 0) state_ = state::data_cr;
+                s.consumed = i;
+                return s;  // one data run per call
+            }
+            case state::data_cr:
+                if (c != '\r') return failed();
+                state_ = state::data_lf;
+                ++i;
+                break;
+            case state::data_lf:
+                if (c != '\n') return failed();
+                state_ = state::size;
+                digits_ = 0;
+                ++i;
+                break;
+            case state::trailer_start:
+                if (c == '\r') state_ = state::last_lf;
+                else if (c == '\n') return failed();
+                else state_ = state::trailer;
+                ++i;
+                break;
+            case state::trailer:
+                if (c == '\r') state_ = state::trailer_lf;
+                else if (c == '\n' || ++line_ > max_line_) return failed();
+                ++i;
+                break;
+            case state::trailer_lf:
+                if (c != '\n') return failed();
+                state_ = state::trailer_start;
+                line_ = 0;
+                ++i;
+                break;
+            case state::last_lf:
+                if (c != '\n') return failed();
+                state_ = state::done;
+                ++i;
+                s.done = true;
+                s.consumed = i;
+                return s;
+            case state::done:
+                s.done = true;
+                s.consumed = i;
+                return s;
+        }
+    }
+    s.consumed = i;
+    s.done = state_ == state::done;
+    return s;
+}
+
+bool is_hop_by_hop(std::string_view name, std::string_view connection_tokens) {
+    switch (name.size()) {
+        case 2: if (iequals(name, "te")) return true; break;
+        case 7: if (iequals(name, "trailer") || iequals(name, "upgrade")) return true; break;
+        case 10: if (iequals(name, "connection") || iequals(name, "keep-alive")) return true; break;
+        case 16: if (iequals(name, "proxy-connection")) return true; break;
+        case 17: if (iequals(name, "transfer-encoding")) return true; break;
+        default: break;
+    }
+    return !connection_tokens.empty() && has_token(connection_tokens, name);
+}
+
+void write_upstream_request(const request_head& req, const forward_info& info, std::string& out) {
+    out.append(req.method).append(" ").append(req.target).append(" HTTP/1.1\r\n");
+    for (const auto& f : req.fields) {
+        // Framing and veer's own fields are re-stated below; the client's copies never pass.
+        if (is_hop_by_hop(f.name, req.connection_tokens) || iequals(f.name, "content-length") ||
+            iequals(f.name, "expect") || iequals(f.name, "x-forwarded-for") ||
+            iequals(f.name, "x-forwarded-proto"))
+            continue;
+        append_field(out, f.name, f.value);
+    }
+    if (req.body == body_kind::chunked) {
+        out.append("Transfer-Encoding: chunked\r\n");
+    } else if (req.body == body_kind::length) {
+        out.append("Content-Length: ");
+        append_uint(out, req.content_length);
+        out.append("\r\n");
+    }
+    if (req.upgrade_websocket) out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    out.append("X-Forwarded-For: ");
+    if (!req.x_forwarded_for.empty()) out.append(req.x_forwarded_for).append(", ");
+    out.append(info.client_ip).append("\r\n");
+    out.append(info.tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
+    if (req.x_request_id.empty()) append_field(out, "X-Request-Id", info.request_id);
+    out.append("\r\n");
+}
+
+void write_client_response(const response_head& resp, int client_minor, bool chunked_to_client,
+                           bool close, std::string& out) {
+    out.append("HTTP/1.1 ");
+    append_uint(out, static_cast<std::uint64_t>(resp.status));
+    out.append(" ").append(resp.reason.empty() ? reason_of(resp.status) : resp.reason).append("\r\n");
+    const bool switching = resp.status == 101;
+    for (const auto& f : resp.fields) {
+        if (is_hop_by_hop(f.name, resp.connection_tokens)) continue;
+        if (resp.body != body_kind::none && iequals(f.name, "content-length")) continue;
+        append_field(out, f.name, f.value);
+    }
+    if (resp.body == body_kind::length) {
+        out.append("Content-Length: ");
+        append_uint(out, resp.content_length);
+        out.append("\r\n");
+    } else if (resp.body == body_kind::chunked && chunked_to_client) {
+        out.append("Transfer-Encoding: chunked\r\n");
+    }
+    if (switching) out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    else if (close) out.append("Connection: close\r\n");
+    else if (client_minor == 0) out.append("Connection: keep-alive\r\n");
+    out.append("\r\n");
+}
+
+void write_simple_response(int status, bool close, std::string_view body, std::string& out) {
+    out.append("HTTP/1.1 ");
+    append_uint(out, static_cast<std::uint64_t>(status));
+    out.append(" ").append(reason_of(status)).append("\r\nContent-Type: text/plain\r\nContent-Length: ");
+    append_uint(out, body.size());
+    out.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n").append(body);
+}
+
+}  // namespace veer::proxy::http

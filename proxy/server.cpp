@@ -1,0 +1,210 @@
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <sys/socket.h>
+
+#include <random>
+#include <stdexcept>
+
+#include "proxy/detail/session.hpp"
+
+namespace veer::proxy {
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t max_idle_per_endpoint = 256;
+
+tcp::endpoint listen_endpoint(const std::string& address) {
+    routing::endpoint e;
+    if (!routing::parse_ip_endpoint(address, e)) throw std::runtime_error("listener.address: not an IP:port: " + address);
+    if (e.v6) {
+        asio::ip::address_v6::bytes_type b;
+        std::copy(e.ip.begin(), e.ip.end(), b.begin());
+        return {asio::ip::address_v6(b), e.port};
+    }
+    return {asio::ip::address_v4({e.ip[0], e.ip[1], e.ip[2], e.ip[3]}), e.port};
+}
+
+// Whether the upstream closed (or wrote to) an idle pooled connection: either way it
+// cannot carry the next request.
+bool still_open(upstream_conn& c) {
+    char byte;
+    const auto n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+std::size_t thread_count(const config::listener& l) {
+    if (l.threads > 0) return static_cast<std::size_t>(l.threads);
+    const auto n = std::thread::hardware_concurrency();
+    return n ? n : 1;
+}
+
+worker::worker(std::size_t index, const config::config& cfg, shared_state& shared)
+    : shared_(shared),
+      metrics_(shared.metrics.shard(index)),
+      routes_(shared.routes),
+      rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)),
+      outstanding_(metrics::max_endpoints, 0),
+      round_robin_(metrics::max_pool_slots, 0),
+      // A head of max_header_bytes plus room for the body bytes that follow it.
+      buffers_(cfg.limits.max_header_bytes + 16 * 1024),
+      index_(index),
+      acceptor_(ioc_),
+      idle_(metrics::max_endpoints),
+      idle_timeout_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
+      request_prefix_(std::random_device{}()) {
+    request_prefix_ = (request_prefix_ << 32) ^ std::random_device{}() ^ index;
+}
+
+worker::~worker() {
+    stop();
+    join();
+}
+
+void worker::listen(const tcp::endpoint& at) {
+    acceptor_.open(at.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    const int one = 1;
+    // Each thread has its own listening socket on the same port; the kernel spreads
+    // connections over them, so no thread hands work to another.
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        throw std::runtime_error("SO_REUSEPORT not supported");
+    if (at.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true));
+    acceptor_.bind(at);
+    acceptor_.listen(4096);
+}
+
+void worker::start() {
+    asio::co_spawn(ioc_, accept_loop(), [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+    });
+    thread_ = std::thread([this] {
+        ioc_.run();
+        finished_ = true;
+    });
+}
+
+void worker::drain() {
+    asio::post(ioc_, [this] {
+        draining_ = true;
+        boost::system::error_code ec;
+        acceptor_.close(ec);
+        for (auto* s = sessions_; s; s = s->next_) s->cancel_if_idle();
+        for (auto& conns : idle_) conns.clear();
+    });
+}
+
+asio::awaitable<void> worker::accept_loop() {
+    asio::steady_timer backoff(ioc_);
+    for (;;) {
+        auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
+        if (!acceptor_.is_open() || ec == asio::error::operation_aborted) co_return;
+        if (ec) {
+            // Out of descriptors or memory: the pending connection stays queued and the
+            // listener stays readable, so wait a little instead of spinning on it.
+            backoff.expires_after(std::chrono::milliseconds(50));
+            co_await backoff.async_wait(nothrow);
+            continue;
+        }
+        const auto limit = routes_.get()->limits.max_connections;
+        if (shared_.active_connections.load(std::memory_order_relaxed) >= limit) {
+            shared_.refused_connections.fetch_add(1, std::memory_order_relaxed);
+            continue;  // the socket closes as it goes out of scope: refused, not queued
+        }
+        shared_.active_connections.fetch_add(1, std::memory_order_relaxed);
+        asio::co_spawn(ioc_, run_session(*this, std::move(socket)), [this](std::exception_ptr e) {
+            shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"session failed: %s\"}\n", ex.what());
+                }
+            }
+        });
+    }
+}
+
+std::unique_ptr<upstream_conn> worker::checkout(std::uint32_t endpoint_id, std::int64_t now_ns, bool must_be_fresh) {
+    auto& conns = idle_[endpoint_id];
+    while (!conns.empty() && !must_be_fresh) {
+        auto c = std::move(conns.back());
+        conns.pop_back();
+        if (now_ns - c->idle_since_ns < idle_timeout_ns_ && still_open(*c)) return c;
+    }
+    return nullptr;
+}
+
+void worker::checkin(std::uint32_t endpoint_id, std::unique_ptr<upstream_conn> c, std::int64_t now_ns) {
+    auto& conns = idle_[endpoint_id];
+    if (draining_ || conns.size() >= max_idle_per_endpoint) return;
+    c->idle_since_ns = now_ns;
+    c->stream.expires_never();
+    conns.push_back(std::move(c));
+}
+
+void worker::link(session* s) {
+    s->next_ = sessions_;
+    if (sessions_) sessions_->prev_ = s;
+    sessions_ = s;
+}
+
+void worker::unlink(session* s) {
+    if (s->prev_) s->prev_->next_ = s->next_;
+    else sessions_ = s->next_;
+    if (s->next_) s->next_->prev_ = s->prev_;
+}
+
+std::string_view worker::next_request_id(char (&out)[24]) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::uint64_t a = request_prefix_;
+    for (int i = 15; i >= 0; --i, a >>= 4) out[i] = hex[a & 15];
+    std::uint32_t b = ++request_counter_;
+    for (int i = 23; i >= 16; --i, b >>= 4) out[i] = hex[b & 15];
+    return {out, sizeof out};
+}
+
+server::server(const config::config& cfg, shared_state& shared) {
+    const auto at = listen_endpoint(cfg.listener.address);
+    const auto n = shared.metrics.threads();
+    for (std::size_t i = 0; i < n; ++i) {
+        workers_.push_back(std::make_unique<worker>(i, cfg, shared));
+        try {
+            workers_.back()->listen(at);
+        } catch (const boost::system::system_error& e) {
+            throw std::runtime_error("cannot listen on " + cfg.listener.address + ": " + e.code().message());
+        }
+    }
+}
+
+server::~server() { stop(); }
+
+void server::start() {
+    for (auto& w : workers_) w->start();
+}
+
+void server::drain() {
+    for (auto& w : workers_) w->drain();
+}
+
+bool server::wait(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (auto& w : workers_) {
+        while (!w->finished() && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (!w->finished()) return false;
+    }
+    return true;
+}
+
+void server::stop() {
+    for (auto& w : workers_) w->stop();
+    for (auto& w : workers_) w->join();
+}
+
+}  // namespace veer::proxy

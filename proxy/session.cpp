@@ -1,0 +1,458 @@
+// One client connection, from accept to close: read a request head, route it, relay the
+// request to an upstream and the response back, both bodies streamed through two bounded
+// buffers, then the next request. Every wait has a deadline.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+
+#include <sys/socket.h>
+
+#include "proxy/detail/session.hpp"
+
+namespace veer::proxy {
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+using steady = std::chrono::steady_clock;
+
+tcp::endpoint to_tcp(const routing::endpoint& e) {
+    if (e.v6) {
+        asio::ip::address_v6::bytes_type b;
+        std::copy(e.ip.begin(), e.ip.end(), b.begin());
+        return {asio::ip::address_v6(b), e.port};
+    }
+    return {asio::ip::address_v4({e.ip[0], e.ip[1], e.ip[2], e.ip[3]}), e.port};
+}
+
+bool is_timeout(const boost::system::error_code& ec) { return ec == beast::error::timeout; }
+
+}  // namespace
+
+session::session(worker& w, tcp::socket socket)
+    : w_(w), client_(std::move(socket)), snap_timeouts_(w.routes_.get()->timeouts) {
+    boost::system::error_code ec;
+    const auto remote = client_.socket().remote_endpoint(ec);
+    if (!ec) {
+        auto addr = remote.address();
+        if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+            addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+        client_ip_ = addr.to_string();
+    }
+    client_.socket().set_option(tcp::no_delay(true), ec);
+    w_.link(this);
+}
+
+session::~session() {
+    w_.buffers_.put(in_);
+    w_.buffers_.put(up_in_);
+    w_.unlink(this);
+}
+
+void session::cancel_if_idle() {
+    if (idle_) client_.cancel();
+}
+
+asio::awaitable<void> session::run() {
+    for (;;) {
+        std::int64_t t_start = 0;
+        if (!in_ || in_.empty()) {
+            if (w_.draining_) co_return;
+            // Between requests the connection holds only a small inline buffer: idle
+            // connections must stay cheap (10,000 of them in well under 64 MiB).
+            w_.buffers_.put(in_);
+            w_.buffers_.put(up_in_);
+            idle_ = true;
+            client_.expires_after(snap_timeouts_.idle);
+            auto [ec, n] = co_await client_.async_read_some(asio::buffer(first_), nothrow);
+            idle_ = false;
+            if (ec) co_return;  // closed, idle timeout or drain
+            t_start = metrics::monotonic_ns();
+            in_ = w_.buffers_.get();
+            in_.append({first_.data(), n});
+        } else {
+            t_start = metrics::monotonic_ns();  // a pipelined request already buffered
+        }
+
+        auto snap = w_.routes_.get();
+        snap_timeouts_ = snap->timeouts;
+        client_.expires_after(snap->timeouts.header_read);
+        const std::size_t max_head = snap->limits.max_header_bytes;
+        for (;;) {
+            const auto r = http::parse_request(in_.view(), max_head, req_);
+            if (r.status == http::parse_status::done) break;
+            if (r.status == http::parse_status::failed) {
+                co_await reply(http::status_of(r.err), true);
+                co_return;
+            }
+            std::size_t room = 0;
+            char* p = in_.space(room);
+            auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, room), nothrow);
+            if (ec) co_return;  // a timeout closed the socket already (slowloris)
+            in_.commit(n);
+        }
+        in_.consume(req_.size);
+        const bool keep = co_await serve(*snap, t_start);
+        if (!keep || w_.draining_) break;
+    }
+    boost::system::error_code ec;
+    client_.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+asio::awaitable<void> session::reply(int status, bool close) {
+    out_.clear();
+    http::write_simple_response(status, close, http::reason_of(status), out_);
+    client_.expires_after(snap_timeouts_.idle);
+    co_await asio::async_write(client_, asio::buffer(out_), nothrow);
+}
+
+void session::record(const routing::snapshot& snap, const routing::pool& pool, const routing::endpoint& ep,
+                     metrics::result r, std::int64_t t_start) {
+    const auto now = metrics::monotonic_ns();
+    const bool failed = metrics::counts_as_failure(r, snap.errors);
+    const auto latency_us = static_cast<std::uint64_t>(now > t_start ? (now - t_start) / 1000 : 0);
+    w_.metrics_.record(pool.slot, ep.id, r, failed, latency_us, now);
+    auto& streak = w_.shared_.consecutive_failures[ep.id];
+    if (!failed) {
+        if (streak.load(std::memory_order_relaxed) != 0) streak.store(0, std::memory_order_relaxed);
+    } else if (streak.fetch_add(1, std::memory_order_relaxed) + 1 == snap.eject_after_failures &&
+               w_.shared_.on_eject) {
+        w_.shared_.on_eject(ep.id);
+    }
+}
+
+asio::awaitable<session::upstream_choice> session::connect(const routing::snapshot& snap, int pool_index,
+                                                           std::int64_t t_start) {
+    upstream_choice c;
+    const int attempts = snap.retry.on_connect ? snap.retry.attempts : 1;
+    std::uint32_t tried = ~0u;
+    for (int a = 0; a < attempts && pool_index >= 0; ++a) {
+        const auto& pool = snap.pools[pool_index];
+        const int ei = routing::pick_endpoint(pool, w_.outstanding_.data(), w_.rng_, w_.round_robin_[pool_index], tried);
+        if (ei < 0) break;
+        const auto& ep = pool.endpoints[ei];
+        c.pool = &pool;
+        c.ep = &ep;
+        c.conn = w_.checkout(ep.id, metrics::monotonic_ns(), false);
+        if (c.conn) {
+            c.reused = true;
+            co_return c;
+        }
+        c.conn = std::make_unique<upstream_conn>(w_.ioc_.get_executor());
+        c.conn->stream.expires_after(snap.timeouts.connect);
+        auto [ec] = co_await c.conn->stream.async_connect(to_tcp(ep), nothrow);
+        if (!ec) {
+            c.conn->stream.socket().set_option(tcp::no_delay(true), ec);
+            co_return c;
+        }
+        // A failed attempt counts against its endpoint and pool; the client is not told yet.
+        record(snap, pool, ep, is_timeout(ec) ? metrics::result::timeout : metrics::result::connect, t_start);
+        c.conn.reset();
+        tried = ep.id;
+        // Next: another usable endpoint of the same pool, else the stable pool.
+        const bool other_here = pool.usable.size() > 1 || (pool.usable.size() == 1 && pool.endpoints[pool.usable[0]].id != tried);
+        if (!other_here) {
+            int stable = routing::serving_pool(snap, snap.stable);
+            if (stable == pool_index) {
+                const auto& sp = snap.pools[stable];
+                if (sp.usable.size() == 1 && sp.endpoints[sp.usable[0]].id == tried) stable = -1;
+            }
+            pool_index = stable;
+        }
+    }
+    co_return c;
+}
+
+asio::awaitable<session::send_result> session::send_request(upstream_conn& up, const routing::snapshot& snap) {
+    // The body bytes already read with the head go out with it, in one gathered write.
+    std::size_t body_now = 0;
+    if (req_.body == http::body_kind::length) {
+        body_now = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), req_.content_length));
+        body_left_ = req_.content_length - body_now;
+    } else if (req_.body == http::body_kind::chunked) {
+        chunks_.reset();
+        const auto r = feed_chunks(in_.view(), snap);
+        if (r != send_result::ok) co_return r;
+        body_now = chunk_consumed_;
+        body_left_ = chunks_.done() ? 0 : 1;
+    } else {
+        body_left_ = 0;
+    }
+    if (req_.expect_continue && body_left_ > 0 && body_now == 0) {
+        // nginx's choice too: veer answers 100 itself, the upstream never sees Expect.
+        static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        client_.expires_after(snap.timeouts.idle);
+        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(cont), nothrow);
+        if (ec) co_return send_result::client_failed;
+    }
+    const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.view().data(), body_now)};
+    up.stream.expires_after(snap.timeouts.upstream_response);
+    auto [ec, n] = co_await asio::async_write(up.stream, bufs, nothrow);
+    if (ec) co_return send_result::upstream_failed;
+    in_.consume(body_now);
+
+    while (body_left_ > 0) {
+        if (in_.empty()) {
+            std::size_t room = 0;
+            char* p = in_.space(room);
+            client_.expires_after(snap.timeouts.idle);
+            auto [rec, rn] = co_await client_.async_read_some(asio::buffer(p, room), nothrow);
+            if (rec) co_return send_result::client_failed;
+            in_.commit(rn);
+        }
+        std::size_t chunk = 0;
+        if (req_.body == http::body_kind::length) {
+            chunk = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), body_left_));
+            body_left_ -= chunk;
+        } else {
+            const auto r = feed_chunks(in_.view(), snap);
+            if (r != send_result::ok) co_return r;
+            chunk = chunk_consumed_;
+            body_left_ = chunks_.done() ? 0 : 1;
+        }
+        up.stream.expires_after(snap.timeouts.upstream_response);
+        auto [wec, wn] = co_await asio::async_write(up.stream, asio::buffer(in_.view().data(), chunk), nothrow);
+        if (wec) co_return send_result::upstream_failed;
+        in_.consume(chunk);
+    }
+    co_return send_result::ok;
+}
+
+session::send_result session::feed_chunks(std::string_view in, const routing::snapshot& snap) {
+    chunk_consumed_ = 0;
+    while (chunk_consumed_ < in.size() && !chunks_.done()) {
+        const auto s = chunks_.feed(in.substr(chunk_consumed_));
+        if (s.failed) return send_result::bad_body;
+        chunk_consumed_ += s.consumed;
+        if (s.consumed == 0) break;
+    }
+    if (snap.limits.max_body_bytes && chunks_.data_total() > snap.limits.max_body_bytes)
+        return send_result::body_too_large;
+    return send_result::ok;
+}
+
+asio::awaitable<session::head_result> session::read_response_head(upstream_conn& up, const routing::snapshot& snap) {
+    if (!up_in_) up_in_ = w_.buffers_.get();
+    up.stream.expires_after(snap.timeouts.upstream_response);
+    bool got_bytes = !up_in_.empty();
+    for (;;) {
+        if (!up_in_.empty()) {
+            const auto r = http::parse_response(up_in_.view(), snap.limits.max_header_bytes, req_.is_head, resp_);
+            if (r.status == http::parse_status::failed) co_return head_result::bad;
+            if (r.status == http::parse_status::done) {
+                if (resp_.status >= 200 || resp_.status == 101) co_return head_result::ok;
+                // Interim responses: 100 was answered by veer already; others are dropped.
+                up_in_.consume(resp_.size);
+                continue;
+            }
+        }
+        std::size_t room = 0;
+        char* p = up_in_.space(room);
+        if (room == 0) co_return head_result::bad;
+        auto [ec, n] = co_await up.stream.async_read_some(asio::buffer(p, room), nothrow);
+        if (ec) co_return is_timeout(ec) ? head_result::timeout : (got_bytes ? head_result::reset : head_result::closed);
+        got_bytes = true;
+        up_in_.commit(n);
+    }
+}
+
+asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t t_start) {
+    if (req_.body == http::body_kind::length && snap.limits.max_body_bytes &&
+        req_.content_length > snap.limits.max_body_bytes) {
+        co_await reply(413, true);
+        co_return false;
+    }
+    const bool body_unread = req_.body != http::body_kind::none;
+    const int pool_index = routing::choose_pool(snap, req_.fields, w_.rng_.below(routing::buckets));
+    if (pool_index < 0) {
+        co_await reply(503, body_unread || !req_.keep_alive);
+        co_return !body_unread && req_.keep_alive;
+    }
+    char id[24];
+    out_.clear();
+    http::write_upstream_request(req_, {client_ip_, false, w_.next_request_id(id)}, out_);
+    // From here on, nothing reads req_'s views: they point into in_, which the body reuses.
+
+    auto choice = co_await connect(snap, pool_index, t_start);
+    if (!choice.conn) {
+        co_await reply(502, body_unread || !req_.keep_alive);
+        co_return !body_unread && req_.keep_alive;
+    }
+    const auto& pool = *choice.pool;
+    const auto& ep = *choice.ep;
+    ++w_.outstanding_[ep.id];
+    struct outstanding_guard {
+        std::uint32_t& n;
+        ~outstanding_guard() { --n; }
+    } guard{w_.outstanding_[ep.id]};
+
+    // A reused connection the upstream closed meanwhile fails before any response byte;
+    // the request is then sent again on a fresh connection if it is still whole in memory.
+    head_result head = head_result::closed;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const auto s = co_await send_request(*choice.conn, snap);
+        if (s == send_result::bad_body || s == send_result::body_too_large) {
+            co_await reply(s == send_result::bad_body ? 400 : 413, true);
+            co_return false;
+        }
+        if (s == send_result::client_failed) co_return false;
+        if (s == send_result::ok) {
+            head = co_await read_response_head(*choice.conn, snap);
+            if (head != head_result::closed) break;
+        }
+        // Only a bodyless request is still whole: out_ holds its head, unchanged.
+        const bool replayable = choice.reused && req_.body == http::body_kind::none;
+        if (!replayable || attempt == 1) {
+            head = head_result::reset;
+            break;
+        }
+        choice.conn = std::make_unique<upstream_conn>(w_.ioc_.get_executor());
+        choice.reused = false;
+        choice.conn->stream.expires_after(snap.timeouts.connect);
+        auto [ec] = co_await choice.conn->stream.async_connect(to_tcp(ep), nothrow);
+        if (ec) {
+            head = head_result::reset;
+            break;
+        }
+    }
+    if (head != head_result::ok) {
+        const bool timeout = head == head_result::timeout;
+        record(snap, pool, ep, timeout ? metrics::result::timeout
+                              : head == head_result::bad ? metrics::result::s5xx
+                                                         : metrics::result::reset, t_start);
+        if (up_in_) up_in_.consume(up_in_.size());
+        co_await reply(timeout ? 504 : 502, body_left_ > 0 || !req_.keep_alive);
+        co_return body_left_ == 0 && req_.keep_alive;
+    }
+
+    if (resp_.status == 101) {
+        if (!req_.upgrade_websocket) {
+            record(snap, pool, ep, metrics::result::s5xx, t_start);
+            co_await reply(502, true);
+            co_return false;
+        }
+        record(snap, pool, ep, metrics::result::s1xx, t_start);
+        co_await tunnel(*choice.conn, snap);
+        co_return false;
+    }
+
+    const bool chunked_to_client = req_.version_minor == 1;
+    const bool close = !req_.keep_alive || w_.draining_ || resp_.body == http::body_kind::until_close ||
+                       (resp_.body == http::body_kind::chunked && !chunked_to_client);
+    out_.clear();
+    http::write_client_response(resp_, req_.version_minor, chunked_to_client, close, out_);
+    up_in_.consume(resp_.size);
+    const auto relayed = co_await relay_response(*choice.conn, snap, chunked_to_client);
+    const auto result = relayed == relay_result::upstream_failed ? metrics::result::reset
+                                                                 : metrics::result_of_status(resp_.status);
+    record(snap, pool, ep, result, t_start);
+    if (relayed == relay_result::ok && resp_.keep_alive && up_in_.empty())
+        w_.checkin(ep.id, std::move(choice.conn), metrics::monotonic_ns());
+    co_return relayed == relay_result::ok && !close;
+}
+
+asio::awaitable<session::relay_result> session::relay_response(upstream_conn& up, const routing::snapshot& snap,
+                                                               bool chunked_to_client) {
+    const auto kind = resp_.body;
+    const bool dechunk = kind == http::body_kind::chunked && !chunked_to_client;
+    std::uint64_t left = kind == http::body_kind::length ? resp_.content_length : 0;
+    if (kind == http::body_kind::chunked) chunks_.reset();
+    bool head_sent = false;
+    bool done = kind == http::body_kind::none || (kind == http::body_kind::length && left == 0);
+
+    for (;;) {
+        // What of up_in_ belongs to this response, and what of it goes to the client.
+        std::size_t take = 0;
+        std::string_view data = up_in_.view();
+        std::array<asio::const_buffer, 2> bufs{asio::buffer(out_, head_sent ? 0 : out_.size()), asio::const_buffer()};
+        if (!done) {
+            if (kind == http::body_kind::length) {
+                take = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), left));
+                left -= take;
+                done = left == 0;
+                bufs[1] = asio::buffer(data.data(), take);
+            } else if (kind == http::body_kind::until_close) {
+                take = data.size();
+                bufs[1] = asio::buffer(data.data(), take);
+            } else {
+                // Chunked: passed through as is, or unwrapped for an HTTP/1.0 client (one
+                // data run per write then: such clients are rare).
+                std::size_t data_off = 0, data_len = 0;
+                while (take < data.size() && !chunks_.done()) {
+                    const auto s = chunks_.feed(data.substr(take));
+                    if (s.failed) co_return relay_result::upstream_failed;
+                    if (dechunk && s.data_size) {
+                        data_off = take + s.data_offset;
+                        data_len = s.data_size;
+                        take += s.consumed;
+                        break;
+                    }
+                    take += s.consumed;
+                    if (s.consumed == 0) break;
+                }
+                done = chunks_.done();
+                bufs[1] = dechunk ? asio::buffer(data.data() + data_off, data_len) : asio::buffer(data.data(), take);
+            }
+        }
+        if (bufs[0].size() + bufs[1].size() > 0) {
+            client_.expires_after(snap.timeouts.idle);
+            auto [ec, n] = co_await asio::async_write(client_, bufs, nothrow);
+            if (ec) co_return relay_result::client_failed;
+        }
+        head_sent = true;
+        up_in_.consume(take);
+        if (done) co_return relay_result::ok;
+        if (!up_in_.empty()) continue;  // the rest of what was read (dechunking)
+
+        std::size_t room = 0;
+        char* p = up_in_.space(room);
+        up.stream.expires_after(snap.timeouts.upstream_response);
+        auto [ec, n] = co_await up.stream.async_read_some(asio::buffer(p, room), nothrow);
+        if (ec) {
+            if (kind == http::body_kind::until_close && ec == asio::error::eof) co_return relay_result::ok;
+            co_return relay_result::upstream_failed;  // the caller closes the client: never a spliced response
+        }
+        up_in_.commit(n);
+    }
+}
+
+asio::awaitable<void> session::tunnel(upstream_conn& up, const routing::snapshot& snap) {
+    using namespace asio::experimental::awaitable_operators;
+    out_.clear();
+    http::write_client_response(resp_, req_.version_minor, false, false, out_);
+    up_in_.consume(resp_.size);
+    const std::array<asio::const_buffer, 2> head{asio::buffer(out_), asio::buffer(up_in_.view())};
+    client_.expires_after(snap.timeouts.idle);
+    auto [ec, n] = co_await asio::async_write(client_, head, nothrow);
+    if (ec) co_return;
+    up_in_.consume(up_in_.size());
+    if (!in_.empty()) {
+        up.stream.expires_after(snap.timeouts.idle);
+        auto [wec, wn] = co_await asio::async_write(up.stream, asio::buffer(in_.view()), nothrow);
+        if (wec) co_return;
+        in_.consume(in_.size());
+    }
+    const auto idle = snap.timeouts.idle;
+    auto pump = [idle](beast::tcp_stream& from, beast::tcp_stream& to, io_buffer& buf) -> asio::awaitable<void> {
+        for (;;) {
+            std::size_t room = 0;
+            char* p = buf.space(room);
+            from.expires_after(idle);
+            auto [rec, rn] = co_await from.async_read_some(asio::buffer(p, room), nothrow);
+            if (rec) co_return;
+            to.expires_after(idle);
+            auto [wec, wn] = co_await asio::async_write(to, asio::buffer(p, rn), nothrow);
+            if (wec) co_return;
+        }
+    };
+    co_await (pump(client_, up.stream, in_) || pump(up.stream, client_, up_in_));
+}
+
+asio::awaitable<void> run_session(worker& w, tcp::socket socket) {
+    session s(w, std::move(socket));
+    co_await s.run();
+}
+
+}  // namespace veer::proxy
