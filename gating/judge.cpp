@@ -19,6 +19,7 @@ using metrics::histogram;
 // whatever min_requests says.
 constexpr std::uint64_t min_compare_requests = 20;
 constexpr double compared_quantile = 0.99;
+constexpr double max_reported_confidence = 0.999999;
 
 std::string printf_string(const char* format, int precision, double v) {
     char buf[64];
@@ -59,7 +60,7 @@ std::string format_ms_above(double ms, double limit_ms) {
 // A confidence rounded down, with as many decimals as it has leading nines plus one
 // (at least 3, at most 6), so 0.99997 reads "0.99997" and never rounds up to "1".
 std::string format_confidence(double c) {
-    c = std::clamp(c, 0.0, 0.999999);
+    c = std::clamp(c, 0.0, max_reported_confidence);
     int decimals = 3;
     for (double tail = 1.0 - c; decimals < 6 && tail < std::pow(10.0, -(decimals - 1)) / 1.0001;)
         ++decimals;
@@ -203,7 +204,8 @@ verdict judge(const metrics::window_stats& stable, const metrics::window_stats& 
         for (const comparison* c : {&errors, &latency}) {
             if (!c->fired) continue;
             append(reasons, c->reason);
-            v.confidence = std::max(v.confidence, c->confidence);
+            // Capped like the reason's text: more nines than that is numerical noise.
+            v.confidence = std::max(v.confidence, std::min(c->confidence, max_reported_confidence));
         }
     }
 

@@ -33,7 +33,8 @@ struct verdict {
     double canary_p99_ms = 0;
     double canary_mean_ms = 0;
     double stable_p99_ms = 0;
-    double confidence = 0;  // of the comparison that fired (the highest if both), or 0
+    double confidence = 0;  // of the comparison that fired (the higher if both; at most
+                            // 0.999999), or 0
 };
 
 // "ok", "holding", "violation".

@@ -25,6 +25,21 @@ void histogram::add_bucket(std::size_t i, std::uint64_t n) {
     hi_ = std::max(hi_, i);
 }
 
+void histogram::add_buckets(std::size_t first, const std::uint32_t* counts, std::size_t n) {
+    // A plain loop the compiler vectorizes: the window's collect calls this per slice.
+    std::uint64_t added = 0;
+    std::uint64_t* to = buckets_.data() + first;
+    for (std::size_t j = 0; j < n; ++j) {
+        to[j] += counts[j];
+        added += counts[j];
+    }
+    if (added == 0) return;
+    count_ += added;
+    // The range may include zero buckets at its ends: harmless for every scan.
+    lo_ = std::min(lo_, first);
+    hi_ = std::max(hi_, first + n - 1);
+}
+
 void histogram::merge(const histogram& other) {
     for (std::size_t i = other.lo_; i <= other.hi_ && i < bucket_count; ++i)
         buckets_[i] += other.buckets_[i];

@@ -52,6 +52,8 @@ public:
     // For shards that keep their own buckets (same layout): add n to bucket i, and the
     // raw latency sum separately. i must be < bucket_count.
     void add_bucket(std::size_t i, std::uint64_t n);
+    // Bulk form: counts[j] into bucket first + j; first + n must be <= bucket_count.
+    void add_buckets(std::size_t first, const std::uint32_t* counts, std::size_t n);
     void add_sum_us(double us) { sum_us_ += us; }
 
     std::uint64_t count() const { return count_; }

@@ -153,7 +153,7 @@ void pool_window::collect(window_stats& into, std::int64_t now_ns) const {
         std::atomic_thread_fence(std::memory_order_acquire);
         if (s.epoch.load(std::memory_order_relaxed) != epoch) continue;  // reset meanwhile
 
-        for (std::size_t b = lo; b <= hi; ++b) into.latency.add_bucket(b, counts[b]);
+        if (lo <= hi) into.latency.add_buckets(lo, counts.data() + lo, hi - lo + 1);
         into.latency.add_sum_us(static_cast<double>(sum_us));
         for (std::size_t r = 0; r < result_count; ++r) {
             into.by_result[r] += by_result[r];
