@@ -3,7 +3,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 #include <charconv>
 #include <chrono>
 #include <thread>
@@ -57,9 +61,11 @@ controller::controller(config::config cfg)
       metrics_(proxy::thread_count(cfg_.listener), cfg_.slo.window, metrics::monotonic_ns()),
       shared_(routes_, metrics_),
       checker_(ioc_, [this](std::uint32_t id, bool healthy, std::string why) { on_health(id, healthy, why); }),
+      notifier_(ioc_),
       signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
       judge_timer_(ioc_) {
     configure_log(cfg_.log);
+    notifier_.set_url(cfg_.notify.webhook);
     for (const auto& p : cfg_.pools) {
         pool_slot(p.name);
         for (const auto& a : p.endpoints) endpoints_[endpoint_id(a)].pool = p.name;
@@ -67,6 +73,11 @@ controller::controller(config::config cfg)
     restore_state();
     publish();
     shared_.on_eject = [this](std::uint32_t id) { asio::post(ioc_, [this, id] { eject(id); }); };
+    if (!cfg_.log.access_log.empty()) {
+        shared_.access_log_fd = ::open(cfg_.log.access_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (shared_.access_log_fd < 0)
+            throw std::runtime_error("log.access_log: cannot open " + cfg_.log.access_log + ": " + std::strerror(errno));
+    }
     server_ = std::make_unique<proxy::server>(cfg_, shared_);
     admin_ = std::make_unique<admin::socket_server>(ioc_, cfg_.admin.socket, cfg_.admin.socket_mode,
                                                     [this](std::string_view line) { return command(line); });
@@ -95,7 +106,10 @@ controller::controller(config::config cfg)
     }
 }
 
-controller::~controller() = default;
+controller::~controller() {
+    server_.reset();  // flushes the access log
+    if (shared_.access_log_fd >= 0) ::close(shared_.access_log_fd);
+}
 
 std::int64_t controller::now_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -221,6 +235,7 @@ void controller::apply(std::vector<gating::event> events) {
     for (auto& e : events) {
         auto o = gating::to_json(e);
         log("info", "event", {{"event", o}});
+        notifier_.post(json::serialize(o));
         if (e.kind == gating::event_kind::rollback) ++rollbacks_;
         events_.push_back(std::move(e));
         if (events_.size() > max_events) events_.pop_front();
@@ -378,6 +393,8 @@ std::string controller::prometheus() const {
     in.rollbacks = rollbacks_;
     in.active_connections = shared_.active_connections.load(std::memory_order_relaxed);
     in.refused_connections = shared_.refused_connections.load(std::memory_order_relaxed);
+    in.webhook_sent = notifier_.sent();
+    in.webhook_dropped = notifier_.dropped();
     const auto now = metrics::monotonic_ns();
     for (const auto& p : cfg_.pools) {
         const auto slot = const_cast<controller*>(this)->pool_slot(p.name);
@@ -485,6 +502,7 @@ std::string controller::reload() {
     next.admin = cfg_.admin;
     cfg_ = std::move(next);
     configure_log(cfg_.log);
+    notifier_.set_url(cfg_.notify.webhook);
     for (const auto& p : cfg_.pools) {
         pool_slot(p.name);
         for (const auto& a : p.endpoints) endpoints_[endpoint_id(a)].pool = p.name;

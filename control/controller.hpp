@@ -18,6 +18,7 @@
 #include "admin/http_server.hpp"
 #include "admin/socket_server.hpp"
 #include "config/config.hpp"
+#include "control/notifier.hpp"
 #include "gating/judge.hpp"
 #include "gating/rollout.hpp"
 #include "health/checker.hpp"
@@ -76,6 +77,7 @@ private:
     std::unique_ptr<admin::socket_server> admin_;
     std::unique_ptr<admin::http_server> http_;
     health::checker checker_;
+    notifier notifier_;
     boost::asio::signal_set signals_;
     boost::asio::steady_timer judge_timer_;
 

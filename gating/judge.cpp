@@ -15,8 +15,8 @@ namespace {
 
 using metrics::histogram;
 
-// The comparisons need this many requests per pool for their normal approximations,
-// whatever min_requests says.
+// The comparisons want this many requests per pool (Mann-Whitney's normal
+// approximation), whatever min_requests says.
 constexpr std::uint64_t min_compare_requests = 20;
 constexpr double compared_quantile = 0.99;
 constexpr double max_reported_confidence = 0.999999;
@@ -83,11 +83,13 @@ struct comparison {
 
 // The confidence a bound-based test actually reaches: `separated(a)` (a test at level
 // a) gets harder as a shrinks; find the smallest a at which it still holds by bisection
-// on log a. Only called once separated(a0) holds.
+// on log a, down to `floor` (beyond which nobody reads the nines). Only called once
+// separated(a0) holds.
 template <class Separated>
-double smallest_level(Separated separated, double a0) {
-    double lo = std::log(1e-300), hi = std::log(a0);  // separated(exp(hi)) holds
-    for (int i = 0; i < 30; ++i) {
+double smallest_level(Separated separated, double a0, double floor) {
+    if (a0 <= floor || separated(floor)) return std::min(a0, floor);
+    double lo = std::log(floor), hi = std::log(a0);  // separated(exp(hi)) holds
+    for (int i = 0; i < 20; ++i) {
         const double mid = (lo + hi) / 2.0;
         (separated(std::exp(mid)) ? hi : lo) = mid;
     }
@@ -100,13 +102,15 @@ comparison compare_error_rates(const metrics::window_stats& stable,
                                const metrics::window_stats& canary, double margin,
                                double alpha) {
     comparison c;
+    // The bound sits below the observed difference: no need to compute it.
+    if (canary.error_rate() - stable.error_rate() <= margin) return c;
     auto separated = [&](double a) {
         return difference_lower_bound(canary.failures, canary.requests, stable.failures,
                                       stable.requests, a) > margin;
     };
     if (!separated(alpha)) return c;
     c.fired = true;
-    c.confidence = 1.0 - smallest_level(separated, alpha);
+    c.confidence = 1.0 - smallest_level(separated, alpha, 1.0 - max_reported_confidence);
     const double increase = canary.error_rate() - stable.error_rate();
     c.reason = "error_rate increase " + format_above(increase, margin) +
                " > max_error_rate_increase " + format_limit(margin) + " (confidence " +
@@ -130,7 +134,9 @@ comparison compare_latency(const metrics::window_stats& stable,
     };
     if (!separated(alpha / 2.0)) return c;
     c.fired = true;
-    c.confidence = std::min(1.0 - shift.p_value, 1.0 - 2.0 * smallest_level(separated, alpha / 2.0));
+    c.confidence = std::min(
+        1.0 - shift.p_value,
+        1.0 - 2.0 * smallest_level(separated, alpha / 2.0, (1.0 - max_reported_confidence) / 2.0));
     const double stable_p99 = stable.latency.quantile(compared_quantile);
     const double observed =
         stable_p99 > 0 ? canary.latency.quantile(compared_quantile) / stable_p99 : 0.0;

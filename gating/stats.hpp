@@ -39,9 +39,10 @@ double proportion_upper_bound(std::uint64_t failures, std::uint64_t n, double al
 
 // Lower confidence bound on the difference of two proportions p_a - p_b (Newcombe's
 // MOVER with the Clopper-Pearson limits above): the true difference lies below it with
-// probability <= alpha. Computed exactly over canary/stable-like counts (n 20..100000,
-// rates 0.1%..50%, alpha 1e-5..3e-3) its error rate stays at 0.3-0.85 x alpha, where a
-// two-proportion z-test runs 4-60x over alpha once failures are few.
+// probability <= alpha. Summed exactly over canary/stable-like counts (n 20..100000,
+// rates 0.1%..50%, alpha 1e-5..3e-3) its false-alarm rate stayed at or below
+// 0.85 x alpha, where a two-proportion z-test ran 4-60x over alpha once failures were
+// few (the alphas that alpha spending hands out).
 double difference_lower_bound(std::uint64_t failures_a, std::uint64_t n_a,
                               std::uint64_t failures_b, std::uint64_t n_b, double alpha);
 

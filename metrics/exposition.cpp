@@ -82,6 +82,11 @@ std::string render(const exposition_input& in) {
     head(out, "veer_connections_refused_total", "counter", "Client connections refused at limits.max_connections.");
     out += "veer_connections_refused_total " + std::to_string(in.refused_connections) + "\n";
 
+    head(out, "veer_webhook_sent_total", "counter", "Events delivered to notify.webhook.");
+    out += "veer_webhook_sent_total " + std::to_string(in.webhook_sent) + "\n";
+    head(out, "veer_webhook_dropped_total", "counter", "Events dropped: webhook queue full or retries exhausted.");
+    out += "veer_webhook_dropped_total " + std::to_string(in.webhook_dropped) + "\n";
+
     head(out, "veer_slo_window_error_rate", "gauge", "Share of failed requests over the SLO window.");
     for (const auto& p : in.pools)
         out += "veer_slo_window_error_rate{pool=\"" + esc(p.name) + "\"} " + num(p.window.error_rate()) + "\n";

@@ -28,6 +28,8 @@ struct exposition_input {
     std::uint64_t rollbacks = 0;
     std::int64_t active_connections = 0;
     std::uint64_t refused_connections = 0;
+    std::uint64_t webhook_sent = 0;
+    std::uint64_t webhook_dropped = 0;
 };
 
 std::string render(const exposition_input& in);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -24,7 +25,7 @@ public:
     static constexpr std::size_t bucket_of(std::uint64_t us) {
         us = us < min_us ? min_us : (us > max_us ? max_us : us);
         if (us < sub_count) return static_cast<std::size_t>(us);
-        const unsigned octave = 63u - static_cast<unsigned>(__builtin_clzll(us));  // >= 6
+        const auto octave = static_cast<unsigned>(std::bit_width(us)) - 1;  // >= sub_bits
         const unsigned shift = octave - sub_bits;
         return static_cast<std::size_t>(sub_count * (shift + 1) + ((us >> shift) - sub_count));
     }
@@ -69,8 +70,8 @@ public:
     std::uint64_t count_at_or_below(double us) const;
 
     std::uint64_t bucket_count_at(std::size_t i) const { return buckets_[i]; }
-    // Index range of non-empty buckets: [first_nonempty(), last_nonempty()]; when empty
-    // first > last.
+    // An index range holding every non-empty bucket, [first_nonempty(), last_nonempty()]
+    // (after add_buckets its ends may be empty); when empty, first > last.
     std::size_t first_nonempty() const { return lo_; }
     std::size_t last_nonempty() const { return hi_; }
 

@@ -31,6 +31,7 @@ struct shared_state {
     // post work to the control side.
     std::function<void(std::uint32_t endpoint_id)> on_eject;
     std::atomic<std::int64_t> active_connections{0};
+    int access_log_fd = -1;  // log.access_log opened for appending, or -1; set before start
     std::atomic<std::uint64_t> refused_connections{0};
 };
 

@@ -93,15 +93,41 @@ asio::awaitable<void> session::run() {
             if (ec) co_return;  // a timeout closed the socket already (slowloris)
             in_.commit(n);
         }
+        const bool logging = w_.shared_.access_log_fd >= 0;
+        if (logging) {
+            log_request_.assign(req_.method).append(" ").append(req_.target);
+            status_ = 0;
+            served_by_ = nullptr;
+        }
         in_.consume(req_.size);
         const bool keep = co_await serve(*snap, t_start);
+        if (logging) log_access(t_start);
         if (!keep || w_.draining_) break;
     }
     boost::system::error_code ec;
     client_.socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
+void session::log_access(std::int64_t t_start) {
+    char line[256];
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    const double ms = static_cast<double>(metrics::monotonic_ns() - t_start) / 1e6;
+    std::string& out = w_.access_buffer_;
+    out.append("{\"time_ms\":").append(std::to_string(now_ms)).append(",\"client\":\"").append(client_ip_);
+    out.append("\",\"request\":\"");
+    for (char c : log_request_) {  // the target is client input: escape what JSON needs
+        if (c == '"' || c == '\\') out.push_back('\\');
+        if (static_cast<unsigned char>(c) >= 0x20) out.push_back(c);
+    }
+    std::snprintf(line, sizeof line, "\",\"status\":%d,\"pool\":\"%s\",\"endpoint\":\"%s\",\"duration_ms\":%.3f}\n",
+                  status_, served_by_ ? served_pool_->name.c_str() : "", served_by_ ? served_by_->address.c_str() : "", ms);
+    out.append(line);
+    if (out.size() > 16 * 1024) w_.flush_access_log();
+}
+
 asio::awaitable<void> session::reply(int status, bool close) {
+    status_ = status;
     out_.clear();
     http::write_simple_response(status, close, http::reason_of(status), out_);
     client_.expires_after(snap_timeouts_.idle);
@@ -282,6 +308,8 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
     }
     const auto& pool = *choice.pool;
     const auto& ep = *choice.ep;
+    served_pool_ = &pool;
+    served_by_ = &ep;
     ++w_.outstanding_[ep.id];
     struct outstanding_guard {
         std::uint32_t& n;
@@ -338,6 +366,7 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
         co_return false;
     }
 
+    status_ = resp_.status;
     const bool chunked_to_client = req_.version_minor == 1;
     const bool close = !req_.keep_alive || w_.draining_ || resp_.body == http::body_kind::until_close ||
                        (resp_.body == http::body_kind::chunked && !chunked_to_client);

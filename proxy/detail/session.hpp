@@ -45,6 +45,7 @@ private:
     asio::awaitable<relay_result> relay_response(upstream_conn& up, const routing::snapshot& snap, bool chunked_to_client);
     asio::awaitable<void> tunnel(upstream_conn& up, const routing::snapshot& snap);
     asio::awaitable<void> reply(int status, bool close);
+    void log_access(std::int64_t t_start);
     void record(const routing::snapshot& snap, const routing::pool& pool, const routing::endpoint& ep,
                 metrics::result r, std::int64_t t_start);
 
@@ -61,6 +62,11 @@ private:
     std::size_t chunk_consumed_ = 0;
     std::uint64_t body_left_ = 0;  // request body bytes not yet relayed (chunked: 1 until done)
     bool idle_ = false;
+    // The access log's view of the current request (only filled when the log is on).
+    std::string log_request_;
+    int status_ = 0;
+    const routing::pool* served_pool_ = nullptr;
+    const routing::endpoint* served_by_ = nullptr;
     std::array<char, 1024> first_;  // the first read of a request, before a buffer is borrowed
 };
 

@@ -128,11 +128,15 @@ public:
     buffer_pool buffers_;
     bool draining_ = false;
     std::size_t index_;
+    std::string access_buffer_;  // access log lines not yet written
+    void flush_access_log();
 
 private:
     asio::awaitable<void> accept_loop();
+    asio::awaitable<void> access_log_flusher();
 
     tcp::acceptor acceptor_;
+    asio::steady_timer flush_timer_{ioc_};
     std::vector<std::vector<std::unique_ptr<upstream_conn>>> idle_;
     std::int64_t idle_timeout_ns_;
     session* sessions_ = nullptr;  // intrusive list of live sessions
