@@ -71,6 +71,8 @@ controller::controller(config::config cfg)
         for (const auto& a : p.endpoints) endpoints_[endpoint_id(a)].pool = p.name;
     }
     restore_state();
+    seen_weight_ = rollout_.canary_weight;
+    seen_canary_ = rollout_.canary;
     publish();
     shared_.on_eject = [this](std::uint32_t id) { asio::post(ioc_, [this, id] { eject(id); }); };
     if (!cfg_.log.access_log.empty()) {
@@ -232,6 +234,14 @@ void controller::persist() {
 }
 
 void controller::apply(std::vector<gating::event> events) {
+    const bool started = std::any_of(events.begin(), events.end(),
+                                     [](const gating::event& e) { return e.kind == gating::event_kind::started; });
+    if (rollout_.canary_weight > 0 && (started || seen_weight_ == 0 || seen_canary_ != rollout_.canary)) {
+        canary_since_ns_ = metrics::monotonic_ns();
+        evaluation_index_ = 0;
+    }
+    seen_weight_ = rollout_.canary_weight;
+    seen_canary_ = rollout_.canary;
     for (auto& e : events) {
         auto o = gating::to_json(e);
         log("info", "event", {{"event", o}});
@@ -321,7 +331,7 @@ void controller::evaluate() {
     }
     const auto now = metrics::monotonic_ns();
     const auto stable = metrics_.window(pool_slot(rollout_.stable), now);
-    const auto canary = metrics_.window(pool_slot(rollout_.canary), now);
+    const auto canary = metrics_.window(pool_slot(rollout_.canary), now, canary_since_ns_);
     last_verdict_ = gating::judge(stable, canary, canary_all_unhealthy(), cfg_.slo, ++evaluation_index_);
     gating::judgement j;
     j.what = static_cast<gating::judgement::kind>(last_verdict_.what);
@@ -357,7 +367,8 @@ boost::json::object controller::status() const {
     const auto now = metrics::monotonic_ns();
     json::object pools;
     for (const auto& p : cfg_.pools) {
-        const auto w = metrics_.window(const_cast<controller*>(this)->pool_slot(p.name), now);
+        const auto slot = const_cast<controller*>(this)->pool_slot(p.name);
+        const auto w = metrics_.window(slot, now, p.name == rollout_.canary ? canary_since_ns_ : std::numeric_limits<std::int64_t>::min());
         json::object po;
         po["role"] = p.name == rollout_.stable ? "stable" : p.name == rollout_.canary ? "canary" : "other";
         po["requests"] = w.requests;
@@ -435,7 +446,6 @@ std::string controller::command(std::string_view line) {
         }
         case verb::set_weight: return done(gating::set_weight(rollout_, cmd.number, now, cfg_.rollout));
         case verb::start:
-            evaluation_index_ = 0;
             return done(gating::start(rollout_, now, cfg_.rollout));
         case verb::pause: return done(gating::pause(rollout_, now));
         case verb::resume: return done(gating::resume(rollout_, now));

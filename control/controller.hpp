@@ -87,6 +87,11 @@ private:
     std::deque<gating::event> events_;
     gating::verdict last_verdict_;
     std::uint64_t evaluation_index_ = 0;
+    // The canary is judged on requests since it last got traffic (a start, or a weight
+    // raised from 0): what the same pool served before is another version's evidence.
+    std::int64_t canary_since_ns_ = std::numeric_limits<std::int64_t>::min();
+    int seen_weight_ = 0;
+    std::string seen_canary_;
     std::uint64_t rollbacks_ = 0;
     std::uint64_t snapshot_version_ = 0;
     bool draining_ = false;

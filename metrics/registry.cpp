@@ -21,10 +21,10 @@ registry::registry(std::size_t threads, std::chrono::nanoseconds window, std::in
     for (std::size_t i = 0; i < threads; ++i) shards_.push_back(std::make_unique<thread_shard>(window, now_ns));
 }
 
-window_stats registry::window(std::uint32_t slot, std::int64_t now_ns) const {
+window_stats registry::window(std::uint32_t slot, std::int64_t now_ns, std::int64_t since_ns) const {
     window_stats s;
     for (const auto& sh : shards_)
-        if (const auto* w = sh->pool(slot)) w->collect(s, now_ns);
+        if (const auto* w = sh->pool(slot)) w->collect(s, now_ns, since_ns);
     return s;
 }
 

@@ -57,7 +57,8 @@ public:
     std::size_t threads() const { return shards_.size(); }
 
     // The window ending at now, merged over threads.
-    window_stats window(std::uint32_t pool_slot, std::int64_t now_ns) const;
+    window_stats window(std::uint32_t pool_slot, std::int64_t now_ns,
+                        std::int64_t since_ns = std::numeric_limits<std::int64_t>::min()) const;
     // Everything since start, merged over threads (for Prometheus).
     window_stats total(std::uint32_t pool_slot) const;
     result_counts endpoint_totals(std::uint32_t endpoint_id) const;

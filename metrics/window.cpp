@@ -130,9 +130,12 @@ void pool_window::record(result r, bool failed, std::uint64_t latency_us,
     }
 }
 
-void pool_window::collect(window_stats& into, std::int64_t now_ns) const {
+void pool_window::collect(window_stats& into, std::int64_t now_ns, std::int64_t since_ns) const {
     const std::int64_t newest = floor_div(now_ns, slice_ns_);
-    const std::int64_t oldest = newest - static_cast<std::int64_t>(slice_count_) + 1;
+    std::int64_t oldest = newest - static_cast<std::int64_t>(slice_count_) + 1;
+    // A slice that began before `since_ns` may hold requests from before it: left out.
+    if (since_ns != std::numeric_limits<std::int64_t>::min())
+        oldest = std::max(oldest, floor_div(since_ns, slice_ns_) + (since_ns % slice_ns_ != 0));
 
     std::array<std::uint32_t, histogram::bucket_count> counts;  // only [lo, hi] is used
     for (std::size_t i = 0; i < slice_count_; ++i) {
@@ -162,7 +165,7 @@ void pool_window::collect(window_stats& into, std::int64_t now_ns) const {
         into.failures += failures;
     }
 
-    const std::int64_t start = std::max(oldest * slice_ns_, created_ns_);
+    const std::int64_t start = std::max({oldest * slice_ns_, created_ns_, since_ns});
     const double seconds = now_ns > start ? static_cast<double>(now_ns - start) / 1e9 : 0.0;
     into.seconds = std::max(into.seconds, seconds);
 }

@@ -72,7 +72,10 @@ public:
     // Any thread. Adds the slices of the window ending at now_ns into `into`; sets
     // into.seconds to the longest span merged so far (shards share the same window).
     // A slice reset concurrently is skipped; live counters may be off by a request.
-    void collect(window_stats& into, std::int64_t now_ns) const;
+    // With `since_ns`, only slices that began at or after it count (a new rollout's canary
+    // is judged on its own requests, not on the same pool's earlier ones).
+    void collect(window_stats& into, std::int64_t now_ns,
+                 std::int64_t since_ns = std::numeric_limits<std::int64_t>::min()) const;
     // Any thread. Adds every request ever recorded (`seconds` is left alone).
     void collect_total(window_stats& into) const;
 
