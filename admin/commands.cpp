@@ -46,7 +46,8 @@ std::string_view help_text() {
 
 command parse_command(std::string_view line) {
     for (char c : line)
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t') return refuse("control character in command");
+        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f)
+            return refuse("control character in command");
     const auto w = words(line);
     if (w.empty()) return refuse("empty command; try: help");
     command c;

@@ -932,8 +932,48 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
     return *count * unit->second;
 }
 
+// toml++ 3.3 has inputs that break its own assumptions (an assert, or UB in a release
+// build): a table header whose key starts with another character (`[+x]`), and a non-ASCII
+// character where it looks for whitespace (its Unicode table misses some ranges). Both
+// were found by fuzz_config; this check answers them with a parse error before toml++
+// sees them. veer's keys and values are ASCII; comments may hold anything.
+std::optional<std::string> precheck(const std::string& text, const std::string& file) {
+    std::size_t line = 1, pos = 0;
+    auto at = [&](std::size_t i, std::string_view what) {
+        return file + ":" + std::to_string(line) + ":" + std::to_string(i - pos + 1) + ": parse error: " + std::string(what);
+    };
+    while (pos < text.size()) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        std::size_t i = pos;
+        while (i < end && (text[i] == ' ' || text[i] == '\t')) ++i;
+        if (i < end && text[i] == '[') {
+            std::size_t k = i + 1;
+            if (k < end && text[k] == '[') ++k;
+            while (k < end && (text[k] == ' ' || text[k] == '\t')) ++k;
+            const char c = k < end ? text[k] : '\n';
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '"' || c == '\''))
+                return at(k, "expected a key in the table header");
+        }
+        bool quoted = false;
+        for (std::size_t k = pos; k < end; ++k) {
+            const char c = text[k];
+            if (c == '"' || c == '\'') quoted = !quoted;  // close enough: only '#' and bytes >= 0x80 matter
+            if (c == '#' && !quoted) break;
+            if (static_cast<unsigned char>(c) >= 0x80) return at(k, "non-ASCII character outside a comment");
+        }
+        pos = end + 1;
+        ++line;
+    }
+    return std::nullopt;
+}
+
 load_result load_string(const std::string& text, const std::string& file) {
     load_result result;
+    if (auto e = precheck(text, file)) {
+        result.errors.push_back(*e);
+        return result;
+    }
     toml::table document;
     try {
         document = toml::parse(std::string_view{text}, std::string_view{file});

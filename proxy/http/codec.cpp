@@ -36,7 +36,7 @@ parse_result find_head_end(std::string_view in, std::size_t max_head, std::size_
     for (std::size_t i = 0; i < limit; ++i) {
         const char c = in[i];
         if (c == '\r') {
-            if (i + 1 >= in.size()) return {};
+            if (i + 1 >= in.size()) break;  // its LF has not arrived: the size check below decides
             if (in[i + 1] != '\n') return fail(error::bad_request, "bare CR");
         } else if (c == '\n') {
             if (i == 0 || in[i - 1] != '\r') return fail(error::bad_request, "bare LF");
@@ -75,6 +75,7 @@ struct framing {
     bool chunked_last = false;
     bool other_coding = false;
     int hosts = 0;
+    bool connection_close = false;
 };
 
 void note_transfer_encoding(std::string_view value, framing& f) {
@@ -128,8 +129,12 @@ parse_result parse_fields(std::string_view head, Head& out, framing& f) {
             note_transfer_encoding(value, f);
         } else if (iequals(name, "connection")) {
             out.connection_tokens = value;  // several Connection fields: the checks below see each
-            if (has_token(value, "close")) out.keep_alive = false;
-            else if (has_token(value, "keep-alive") && out.version_minor == 0) out.keep_alive = true;
+            if (has_token(value, "close")) {
+                out.keep_alive = false;
+                f.connection_close = true;
+            } else if (has_token(value, "keep-alive") && out.version_minor == 0 && !f.connection_close) {
+                out.keep_alive = true;  // "close" wins, whatever the order of the fields
+            }
         } else if (iequals(name, "host")) {
             ++f.hosts;
         }
@@ -148,6 +153,24 @@ void reset_keeping_fields(Head& h) {
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
     out.append(name).append(": ").append(value).append("\r\n");
+}
+
+// The head keeps only the last Connection value; with several Connection fields (rare),
+// the names in each are hop-by-hop too (RFC 9110 7.6.1).
+template <class Head>
+bool several_connection_fields(const Head& h) {
+    int n = 0;
+    for (const auto& f : h.fields) n += iequals(f.name, "connection");
+    return n > 1;
+}
+
+template <class Head>
+bool hop_by_hop_in(const Head& h, std::string_view name, bool several_connections) {
+    if (is_hop_by_hop(name, h.connection_tokens)) return true;
+    if (!several_connections) return false;
+    for (const auto& c : h.fields)
+        if (iequals(c.name, "connection") && has_token(c.value, name)) return true;
+    return false;
 }
 
 void append_uint(std::string& out, std::uint64_t n) {
@@ -318,10 +341,14 @@ parse_result parse_response(std::string_view in, std::size_t max_head, bool requ
         out.body = body_kind::none;
         out.content_length = f.content_length;  // kept for HEAD/304, where it describes the entity
     } else if (f.transfer_encodings > 0) {
-        if (f.chunked_count > 1) return fail(error::bad_request, "chunked applied twice");
-        // RFC 9112 6.3: a response whose final coding is not chunked is read until close.
-        out.body = f.chunked_last ? body_kind::chunked : body_kind::until_close;
-        if (f.chunked_last && f.other_coding) out.body = body_kind::until_close;
+        // SPEC 4: the request's framing defects make a response a 502 too. Reading a final
+        // coding other than chunked until close (RFC 9112 6.3) would not do here: veer strips
+        // Transfer-Encoding as hop-by-hop, so the client would get gzip or chunk framing as
+        // if it were the body.
+        if (out.version_minor == 0) return fail(error::bad_request, "Transfer-Encoding in HTTP/1.0");
+        if (!f.chunked_last || f.chunked_count != 1) return fail(error::bad_request, "last coding is not chunked");
+        if (f.other_coding) return fail(error::not_implemented, "transfer coding other than chunked");
+        out.body = body_kind::chunked;
     } else if (f.content_lengths > 0) {
         out.body = body_kind::length;
         out.content_length = f.content_length;
@@ -447,11 +474,14 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection_tokens) {
 
 void write_upstream_request(const request_head& req, const forward_info& info, std::string& out) {
     out.append(req.method).append(" ").append(req.target).append(" HTTP/1.1\r\n");
+    const bool several = several_connection_fields(req);
+    // veer's id replaces a client's that is empty or named in Connection: one id upstream.
+    const bool own_id = req.x_request_id.empty() || hop_by_hop_in(req, "x-request-id", several);
     for (const auto& f : req.fields) {
         // Framing and veer's own fields are re-stated below; the client's copies never pass.
-        if (is_hop_by_hop(f.name, req.connection_tokens) || iequals(f.name, "content-length") ||
+        if (hop_by_hop_in(req, f.name, several) || iequals(f.name, "content-length") ||
             iequals(f.name, "expect") || iequals(f.name, "x-forwarded-for") ||
-            iequals(f.name, "x-forwarded-proto"))
+            iequals(f.name, "x-forwarded-proto") || (own_id && iequals(f.name, "x-request-id")))
             continue;
         append_field(out, f.name, f.value);
     }
@@ -467,7 +497,7 @@ void write_upstream_request(const request_head& req, const forward_info& info, s
     if (!req.x_forwarded_for.empty()) out.append(req.x_forwarded_for).append(", ");
     out.append(info.client_ip).append("\r\n");
     out.append(info.tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
-    if (req.x_request_id.empty()) append_field(out, "X-Request-Id", info.request_id);
+    if (own_id) append_field(out, "X-Request-Id", info.request_id);
     out.append("\r\n");
 }
 
@@ -477,8 +507,9 @@ void write_client_response(const response_head& resp, int client_minor, bool chu
     append_uint(out, static_cast<std::uint64_t>(resp.status));
     out.append(" ").append(resp.reason.empty() ? reason_of(resp.status) : resp.reason).append("\r\n");
     const bool switching = resp.status == 101;
+    const bool several = several_connection_fields(resp);
     for (const auto& f : resp.fields) {
-        if (is_hop_by_hop(f.name, resp.connection_tokens)) continue;
+        if (hop_by_hop_in(resp, f.name, several)) continue;
         if (resp.body != body_kind::none && iequals(f.name, "content-length")) continue;
         append_field(out, f.name, f.value);
     }

@@ -272,11 +272,12 @@ process::process(std::string binary, std::vector<std::string> args, std::string 
     // The child starts with default signal handling whatever this process ignores.
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
-    sigset_t all;
-    sigfillset(&all);
+    sigset_t reset;
+    sigemptyset(&reset);
+    for (int sig : {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGCHLD}) sigaddset(&reset, sig);
     sigset_t none;
     sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigdefault(&attr, &reset);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     const int rc = ::posix_spawn(&pid_, argv[0], &files, &attr, argv.data(), environ);
@@ -453,21 +454,15 @@ bool http_response::has(std::string_view name) const { return count_header(heade
 std::string http_response::get(std::string_view name) const { return find_header(headers, name); }
 int http_response::count(std::string_view name) const { return count_header(headers, name); }
 
-std::optional<http_response> read_head(tcp_conn& c, ms timeout, std::string* error) {
-    const deadline d(timeout);
-    std::size_t end = 0;
-    while ((end = c.buffer().find("\r\n\r\n")) == std::string::npos) {
-        const auto s = c.fill(d);
-        if (s != tcp_conn::read_status::data) {
-            if (error)
-                *error = std::string(s == tcp_conn::read_status::closed ? "closed" : "timed out") +
-                         " before a complete response head; got: " + c.buffer().substr(0, 200);
-            return std::nullopt;
-        }
+std::optional<http_response> take_head(std::string& bytes, std::string* error) {
+    const std::size_t end = bytes.find("\r\n\r\n");
+    if (end == std::string::npos) {
+        if (error) *error = "no complete response head in: " + bytes.substr(0, 200);
+        return std::nullopt;
     }
     http_response r;
-    r.head = c.buffer().substr(0, end + 4);
-    c.buffer().erase(0, end + 4);
+    r.head = bytes.substr(0, end + 4);
+    bytes.erase(0, end + 4);
     const auto line = std::string_view(r.head).substr(0, r.head.find("\r\n"));
     // "HTTP/1.1 200 OK"
     if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || line[8] != ' ') {
@@ -480,6 +475,20 @@ std::optional<http_response> read_head(tcp_conn& c, ms timeout, std::string* err
     r.headers = parse_fields(r.head);
     r.chunked = has_token(r.get("Transfer-Encoding"), "chunked");
     return r;
+}
+
+std::optional<http_response> read_head(tcp_conn& c, ms timeout, std::string* error) {
+    const deadline d(timeout);
+    while (c.buffer().find("\r\n\r\n") == std::string::npos) {
+        const auto s = c.fill(d);
+        if (s != tcp_conn::read_status::data) {
+            if (error)
+                *error = std::string(s == tcp_conn::read_status::closed ? "closed" : "timed out") +
+                         " before a complete response head; got: " + c.buffer().substr(0, 200);
+            return std::nullopt;
+        }
+    }
+    return take_head(c.buffer(), error);
 }
 
 bool read_body(tcp_conn& c, http_response& r, bool head_request, ms timeout, std::string* error) {
@@ -578,49 +587,59 @@ std::optional<http_response> http_get(int port, std::string_view target, const h
 // ---------------------------------------------------------------------------------------
 // Admin socket
 
-std::string unix_exchange(const std::string& path, std::string_view bytes, ms timeout, bool* closed_after) {
+std::vector<std::string> unix_lines(const std::string& path, std::string_view bytes, std::size_t lines, ms timeout,
+                                    bool* closed_after) {
     if (closed_after) *closed_after = false;
+    std::vector<std::string> out;
     const int fd = connect_unix(path);
-    if (fd < 0) return {};
+    if (fd < 0) return out;
     set_nonblocking(fd);
     const deadline d(timeout);
     std::string in;
-    std::string_view out = bytes;
+    std::string_view pending = bytes;
     bool closed = false;
-    while (!d.expired()) {
-        pollfd p{fd, static_cast<short>(POLLIN | (out.empty() ? 0 : POLLOUT)), 0};
+    while (!closed && out.size() < lines && !d.expired()) {
+        pollfd p{fd, static_cast<short>(POLLIN | (pending.empty() ? 0 : POLLOUT)), 0};
         const int n = ::poll(&p, 1, d.poll_ms());
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
-        if (!out.empty() && (p.revents & POLLOUT)) {
-            const ssize_t w = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
-            if (w > 0) out.remove_prefix(static_cast<std::size_t>(w));
-            else if (w < 0 && errno != EAGAIN && errno != EINTR) out = {};
+        if (!pending.empty() && (p.revents & POLLOUT)) {
+            const ssize_t w = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
+            if (w > 0) pending.remove_prefix(static_cast<std::size_t>(w));
+            else if (w < 0 && errno != EAGAIN && errno != EINTR) pending = {};
         }
         if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
             char buf[65536];
             const ssize_t r = ::recv(fd, buf, sizeof buf, 0);
             if (r > 0) in.append(buf, static_cast<std::size_t>(r));
-            else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+            else if (r == 0 || (errno != EAGAIN && errno != EINTR)) closed = true;
+        }
+        for (std::size_t nl; out.size() < lines && (nl = in.find('\n')) != std::string::npos;) {
+            out.push_back(in.substr(0, nl));
+            in.erase(0, nl + 1);
+        }
+    }
+    if (closed_after && !closed) {
+        // Does the other side hang up after these answers? Wait for it, briefly.
+        const deadline brief(ms(std::min(d.poll_ms(), 2000)));
+        char b[4096];
+        for (;;) {
+            const ssize_t r = ::recv(fd, b, sizeof b, 0);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
                 closed = true;
                 break;
             }
-        }
-        if (const auto nl = in.find('\n'); nl != std::string::npos) {
-            if (closed_after) {
-                // Does veer hang up after this answer? Wait for the close briefly.
-                char b;
-                pollfd q{fd, POLLIN, 0};
-                if (::poll(&q, 1, d.poll_ms()) > 0) *closed_after = ::recv(fd, &b, 1, 0) <= 0;
-            }
-            in.resize(nl);
-            ::close(fd);
-            return in;
+            if (r < 0 && wait_fd(fd, POLLIN, brief) == 0) break;
         }
     }
-    ::close(fd);
     if (closed_after) *closed_after = closed;
-    return in;
+    ::close(fd);
+    return out;
+}
+
+std::string unix_exchange(const std::string& path, std::string_view bytes, ms timeout) {
+    auto lines = unix_lines(path, bytes, 1, timeout);
+    return lines.empty() ? std::string() : std::move(lines.front());
 }
 
 boost::json::object admin_command(const std::string& socket, std::string_view line, ms timeout) {
@@ -1037,6 +1056,8 @@ toml_config veer_process::defaults() const {
         .set("slo", "window", toml_string("5s"))
         .set("slo", "evaluate_every", toml_string("200ms"))
         .set("slo", "min_requests", "20")
+        // Short, so that a test that leaves a request hanging still ends quickly.
+        .set("timeouts", "drain", toml_string("2s"))
         .set("state", "path", toml_string(state_path_));
     return c;
 }

@@ -185,6 +185,9 @@ struct http_response {
     int count(std::string_view name) const;
 };
 
+// Parses the response head at the start of `bytes` and removes it from them; nullopt if
+// there is no complete, well-formed head.
+std::optional<http_response> take_head(std::string& bytes, std::string* error = nullptr);
 // Reads one response head from `c` (1xx included) and consumes it from c.buffer().
 std::optional<http_response> read_head(tcp_conn& c, ms timeout, std::string* error = nullptr);
 // Reads the body that `r`'s head announces into r.body (what arrived, on failure too);
@@ -222,10 +225,13 @@ std::optional<http_response> http_get(int port, std::string_view target, const h
 // ---------------------------------------------------------------------------------------
 // Admin socket
 
-// Sends `bytes` to the Unix socket and reads one line back (without its '\n'), or until
-// the socket closes. Empty if nothing came.
-std::string unix_exchange(const std::string& path, std::string_view bytes, ms timeout = ms(5000),
-                          bool* closed_after = nullptr);
+// Sends `bytes` to the Unix socket and reads until `lines` answer lines came back (each
+// without its '\n'), the socket closed, or `timeout` passed. With `closed_after`, also
+// says whether the other side hung up after those lines.
+std::vector<std::string> unix_lines(const std::string& path, std::string_view bytes, std::size_t lines,
+                                    ms timeout = ms(5000), bool* closed_after = nullptr);
+// One line back, or "" if none came.
+std::string unix_exchange(const std::string& path, std::string_view bytes, ms timeout = ms(5000));
 // One command line, one JSON object back. Throws std::runtime_error when no JSON object
 // comes back.
 boost::json::object admin_command(const std::string& socket, std::string_view line, ms timeout = ms(5000));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstddef>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,20 @@
 #include <gtest/gtest.h>
 
 namespace veer::proxy::http {
+
+// Readable enums in failure messages (found by argument-dependent lookup).
+static std::ostream& operator<<(std::ostream& os, parse_status s) {
+    constexpr const char* names[] = {"incomplete", "done", "failed"};
+    return os << names[static_cast<int>(s)];
+}
+static std::ostream& operator<<(std::ostream& os, error e) {
+    return os << "error(" << status_of(e) << ")";
+}
+static std::ostream& operator<<(std::ostream& os, body_kind b) {
+    constexpr const char* names[] = {"none", "length", "chunked", "until_close"};
+    return os << names[static_cast<int>(b)];
+}
+
 namespace {
 
 using namespace std::string_literals;
