@@ -296,11 +296,6 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
         co_await reply(503, body_unread || !req_.keep_alive);
         co_return !body_unread && req_.keep_alive;
     }
-    char id[24];
-    out_.clear();
-    http::write_upstream_request(req_, {client_ip_, false, w_.next_request_id(id)}, out_);
-    // From here on, nothing reads req_'s views: they point into in_, which the body reuses.
-
     auto choice = co_await connect(snap, pool_index, t_start);
     if (!choice.conn) {
         co_await reply(502, body_unread || !req_.keep_alive);
@@ -308,6 +303,10 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
     }
     const auto& pool = *choice.pool;
     const auto& ep = *choice.ep;
+    char id[24];
+    out_.clear();
+    http::write_upstream_request(req_, {client_ip_, false, w_.next_request_id(id), ep.address}, out_);
+    // From here on, nothing reads req_'s views: they point into in_, which the body reuses.
     served_pool_ = &pool;
     served_by_ = &ep;
     ++w_.outstanding_[ep.id];

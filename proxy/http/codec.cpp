@@ -290,7 +290,9 @@ parse_result parse_request(std::string_view in, std::size_t max_head, request_he
     } else if (f.content_lengths > 0) {
         out.content_length = f.content_length;
         out.body = f.content_length > 0 ? body_kind::length : body_kind::none;
+        out.explicit_zero_length = f.content_length == 0;
     }
+    out.has_host = f.hosts == 1;
 
     for (const auto& fl : out.fields) {
         if (iequals(fl.name, "expect")) {
@@ -491,7 +493,11 @@ void write_upstream_request(const request_head& req, const forward_info& info, s
         out.append("Content-Length: ");
         append_uint(out, req.content_length);
         out.append("\r\n");
+    } else if (req.explicit_zero_length) {
+        out.append("Content-Length: 0\r\n");
     }
+    // Upstream requests are HTTP/1.1, which requires Host (RFC 9112 3.2).
+    if (!req.has_host && !info.host.empty()) append_field(out, "Host", info.host);
     if (req.upgrade_websocket) out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
     out.append("X-Forwarded-For: ");
     if (!req.x_forwarded_for.empty()) out.append(req.x_forwarded_for).append(", ");

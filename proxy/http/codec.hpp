@@ -46,6 +46,8 @@ struct request_head {
     bool expect_continue = false;
     bool upgrade_websocket = false;
     bool is_head = false;
+    bool has_host = false;
+    bool explicit_zero_length = false;  // "Content-Length: 0": restated, some servers want it (411)
     std::string_view connection_tokens;  // the raw Connection value(s): names more hop-by-hop fields
     std::string_view x_forwarded_for;    // the last one given by the client
     std::string_view x_request_id;
@@ -118,6 +120,7 @@ struct forward_info {
     std::string_view client_ip;
     bool tls = false;
     std::string_view request_id;  // used when the client sent none
+    std::string_view host;        // Host for an HTTP/1.0 request that has none: the endpoint
 };
 
 // Appends the upstream request head for `req` to `out`: hop-by-hop fields dropped before

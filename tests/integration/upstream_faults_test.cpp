@@ -20,6 +20,7 @@ const std::map<std::string, std::string>& bad_answers() {
         {"bad-status-line", "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok"},
         {"not-http", "SMTP ready\r\n\r\n"},
         {"bare-lf", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"},
+        {"gzip-coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nnot really gzip"},
         {"bad-header-name", "HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 2\r\n\r\nok"},
     };
     return answers;
@@ -133,6 +134,7 @@ TEST(UpstreamFaults, RefusedConnectIsRetriedOnTheOtherEndpoint) {
     veer_process v(dir, {live.address(), dead}, {dead_address()},
                    toml_config()
                        .set("pools.blue", "balance", "\"round_robin\"")
+                       .set("listener", "threads", "1")
                        .set("health", "interval", "\"60s\"")
                        .set("health", "unhealthy_after", "10")
                        .set("health", "eject_after_failures", "1000"));

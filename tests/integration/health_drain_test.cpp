@@ -1,0 +1,140 @@
+// Endpoint health as traffic sees it (SPEC sections 3 and 5): active checks, operator
+// drain, passive ejection. Round robin makes "every endpoint gets some" deterministic.
+#include <map>
+#include <string>
+
+#include <boost/json/serialize.hpp>
+
+#include "harness.hpp"
+
+namespace veer::it {
+namespace {
+
+// Sends `n` requests on fresh connections; how many each upstream name answered.
+std::map<std::string, int> spread(int port, int n) {
+    std::map<std::string, int> seen;
+    for (int i = 0; i < n; ++i) {
+        auto r = http_get(port, "/spread/" + std::to_string(i));
+        ++seen[r ? upstream_name_of(*r) + (r->status == 200 ? "" : ":" + std::to_string(r->status)) : "no answer"];
+    }
+    return seen;
+}
+
+std::string show(const std::map<std::string, int>& seen) {
+    std::string out;
+    for (const auto& [name, n] : seen) out += name + "=" + std::to_string(n) + " ";
+    return out;
+}
+
+auto endpoint_is(std::string address, std::string field, bool value) {
+    return [address, field, value](const boost::json::object& s) {
+        const auto e = endpoint_status(s, address);
+        return !e.empty() && json_bool(e, field) == value;
+    };
+}
+
+// Round robin is per data-path thread: one thread makes the split exact.
+toml_config round_robin() {
+    return toml_config().set("pools.blue", "balance", "\"round_robin\"").set("listener", "threads", "1");
+}
+
+TEST(HealthAndDrain, UnhealthyEndpointGetsNoTrafficUntilItRecovers) {
+    temp_dir dir;
+    upstream b1(dir, "b1");
+    upstream b2(dir, "b2");
+    veer_process v(dir, {b1.address(), b2.address()}, {dead_address()}, round_robin());
+    ASSERT_TRUE(v.start());
+    auto before = spread(v.port(), 10);
+    EXPECT_EQ(before["b1"], 5) << show(before);
+    EXPECT_EQ(before["b2"], 5) << show(before);
+
+    ASSERT_TRUE(b2.get("/admin/health/off"));
+    boost::json::object last;
+    ASSERT_TRUE(v.wait_status(endpoint_is(b2.address(), "healthy", false), ms(5000), &last))
+        << boost::json::serialize(last);
+    auto during = spread(v.port(), 20);
+    EXPECT_EQ(during["b1"], 20) << show(during);
+
+    ASSERT_TRUE(b2.get("/admin/health/on"));
+    ASSERT_TRUE(v.wait_status(endpoint_is(b2.address(), "healthy", true), ms(5000), &last))
+        << boost::json::serialize(last);
+    auto after = spread(v.port(), 10);
+    EXPECT_EQ(after["b2"], 5) << show(after);
+
+    // Each change of health is an event.
+    const auto events = v.admin("events 100");
+    int health_events = 0;
+    for (const auto& e : events.at("events").as_array())
+        if (json_string(e.as_object(), "kind") == "health" &&
+            json_string(e.as_object(), "reason").find(b2.address()) != std::string::npos)
+            ++health_events;
+    EXPECT_GE(health_events, 2) << boost::json::serialize(events);
+}
+
+TEST(HealthAndDrain, DrainTakesAnEndpointOutOfRotationAndUndrainBringsItBack) {
+    temp_dir dir;
+    upstream b1(dir, "b1");
+    upstream b2(dir, "b2");
+    veer_process v(dir, {b1.address(), b2.address()}, {dead_address()}, round_robin());
+    ASSERT_TRUE(v.start());
+
+    // A keep-alive client too: draining is about new requests, not about its connection.
+    http_client kept(v.port());
+    ASSERT_TRUE(kept.get("/warm"));
+
+    auto drained = v.admin("drain " + b2.address());
+    EXPECT_TRUE(json_bool(drained, "ok")) << boost::json::serialize(drained);
+    EXPECT_TRUE(json_bool(endpoint_status(v.status(), b2.address()), "drained"));
+    auto during = spread(v.port(), 20);
+    EXPECT_EQ(during["b1"], 20) << show(during);
+    for (int i = 0; i < 6; ++i) {
+        auto r = kept.get("/kept");
+        ASSERT_TRUE(r) << kept.last_error();
+        EXPECT_EQ(upstream_name_of(*r), "b1");
+    }
+
+    auto undrained = v.admin("undrain " + b2.address());
+    EXPECT_TRUE(json_bool(undrained, "ok")) << boost::json::serialize(undrained);
+    EXPECT_FALSE(json_bool(endpoint_status(v.status(), b2.address()), "drained"));
+    auto after = spread(v.port(), 10);
+    EXPECT_EQ(after["b2"], 5) << show(after);
+
+    for (const char* bad : {"drain 127.0.0.1:1", "undrain 127.0.0.1:1", "drain", "drain a b"}) {
+        auto r = v.admin(bad);
+        EXPECT_FALSE(json_bool(r, "ok")) << bad << ": " << boost::json::serialize(r);
+        EXPECT_FALSE(json_string(r, "error").empty()) << bad;
+    }
+}
+
+TEST(HealthAndDrain, EndpointFailingRequestsIsEjectedAndComesBackAfterEjectFor) {
+    temp_dir dir;
+    upstream good(dir, "good");
+    upstream bad(dir, "bad", {"--error-rate", "1"});
+    veer_process v(dir, {good.address(), bad.address()}, {dead_address()},
+                   round_robin()
+                       .set("health", "eject_after_failures", "3")
+                       .set("health", "eject_for", "\"1s\""));
+    ASSERT_TRUE(v.start());
+
+    // Every other request fails on `bad` (its /healthz stays fine: only requests fail).
+    int sent = 0;
+    bool ejected = false;
+    while (!ejected && sent < 40) {
+        http_get(v.port(), "/eject/" + std::to_string(sent++));
+        ejected = json_bool(endpoint_status(v.status(), bad.address()), "ejected");
+    }
+    ASSERT_TRUE(ejected) << "not ejected after " << sent << " requests";
+    EXPECT_LE(sent, 8) << "three consecutive failures should eject it";
+    EXPECT_TRUE(json_bool(endpoint_status(v.status(), bad.address()), "healthy"));
+
+    auto during = spread(v.port(), 10);
+    EXPECT_EQ(during["good"], 10) << show(during);
+
+    // After eject_for it is tried again.
+    ASSERT_TRUE(v.wait_status(endpoint_is(bad.address(), "ejected", false), ms(5000)));
+    auto after = spread(v.port(), 4);
+    EXPECT_GE(after["bad:500"], 1) << show(after);
+}
+
+}  // namespace
+}  // namespace veer::it
