@@ -5,6 +5,8 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -77,7 +79,11 @@ std::string str(const json::value& v) {
 
 std::string bar(int percent, int width) {
     const int filled = percent * width / 100;
-    return "[" + std::string(static_cast<std::size_t>(filled), '#') + std::string(static_cast<std::size_t>(width - filled), '.') + "]";
+    std::string out(static_cast<std::size_t>(width + 2), '.');
+    out.front() = '[';
+    out.back() = ']';
+    for (int i = 1; i <= filled; ++i) out[static_cast<std::size_t>(i)] = '#';
+    return out;
 }
 
 void print_status(const json::object& s) {
@@ -89,19 +95,31 @@ void print_status(const json::object& s) {
     if (const auto* steps = o.if_contains("steps"); steps && steps->is_array()) {
         std::string list;
         for (const auto& w : steps->as_array()) list += (list.empty() ? "" : " → ") + str(w) + "%";
-        std::printf("rollout    %s, step %s of [%s]", str(o.at("strategy")).c_str(), str(o.at("step")).c_str(), list.c_str());
         const auto state = str(o.at("state"));
-        if ((state == "progressing" || state == "baking") && o.at("step_started").is_string()) {
+        const auto steps_n = steps->as_array().size();
+        std::printf("rollout    %s: %s\n", str(o.at("strategy")).c_str(), list.c_str());
+        if (state == "progressing" || state == "baking") {
+            // The rollout's progress: which step, how long it has held, how long is left.
             const double hold_ms = num(o.at(state == "baking" ? "bake_ms" : "step_interval_ms"));
-            std::printf(", holds %.0fs per %s", hold_ms / 1000.0, state == "baking" ? "bake" : "step");
+            const double held_ms = std::min(num(o.at("step_elapsed_ms")), hold_ms);
+            const int pct = hold_ms > 0 ? static_cast<int>(100 * held_ms / hold_ms) : 100;
+            std::printf("progress   %s %s %d of %zu, held %.1fs of %.0fs, %.1fs left%s\n", bar(pct, 20).c_str(),
+                        state == "baking" ? "bake after step" : "step", static_cast<int>(num(o.at("step"))) + 1, steps_n,
+                        held_ms / 1000.0, hold_ms / 1000.0, (hold_ms - held_ms) / 1000.0,
+                        o.at("paused").as_bool() ? " (paused)" : "");
         }
-        std::printf("\n");
     }
     if (o.at("holding").as_bool())
         std::printf("judge      holding: %s more canary requests needed before any verdict\n", str(o.at("needed_requests")).c_str());
-    else if (const auto* v = o.if_contains("verdict"); v && v->is_object() && v->as_object().if_contains("verdict"))
-        std::printf("judge      %s %s\n", str(v->as_object().at("verdict")).c_str(),
-                    v->as_object().if_contains("reason") ? str(v->as_object().at("reason")).c_str() : "");
+    else if (const auto* v = o.if_contains("verdict"); v && v->is_object() && v->as_object().if_contains("verdict")) {
+        const auto& vo = v->as_object();
+        std::printf("judge      %s, evidence %s canary / %s stable requests in the window", str(vo.at("verdict")).c_str(),
+                    str(vo.at("canary_requests")).c_str(), str(vo.at("stable_requests")).c_str());
+        const auto reason = vo.if_contains("reason") ? str(vo.at("reason")) : "";
+        std::printf("%s%s\n", reason.empty() ? "" : ": ", reason.c_str());
+    } else {
+        std::printf("judge      not judging: the canary has no traffic\n");
+    }
     std::printf("\n%-10s %-7s %9s %8s %7s %8s %8s %8s\n", "POOL", "ROLE", "REQUESTS", "RPS", "ERRORS", "P50 MS", "P95 MS", "P99 MS");
     for (const auto& [name, pv] : o.at("pools").as_object()) {
         const auto& p = pv.as_object();

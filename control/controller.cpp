@@ -360,9 +360,10 @@ boost::json::object controller::status() const {
     for (int w : gating::steps_for(cfg_.rollout)) steps.push_back(w);
     o["steps"] = std::move(steps);
     o["step_started"] = rollout_.step_started_ms ? json::value(gating::format_rfc3339_ms(rollout_.step_started_ms)) : json::value(nullptr);
+    o["step_elapsed_ms"] = rollout_.step_started_ms ? std::max<std::int64_t>(0, now_ms() - rollout_.step_started_ms) : 0;
     o["step_interval_ms"] = cfg_.rollout.step_interval.count();
     o["bake_ms"] = cfg_.rollout.bake.count();
-    o["verdict"] = gating::to_json(last_verdict_);
+    o["verdict"] = judging ? json::value(gating::to_json(last_verdict_)) : json::value(nullptr);
     o["window_s"] = std::chrono::duration<double>(cfg_.slo.window).count();
     const auto now = metrics::monotonic_ns();
     json::object pools;

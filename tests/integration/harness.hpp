@@ -318,6 +318,8 @@ public:
     void echo_until_closed(ms timeout);
     void close();
     std::uint64_t bytes_read() const { return bytes_read_; }
+    // The upstream this connection belongs to (for its gate).
+    scripted_upstream& owner() { return owner_; }
 
 private:
     friend class scripted_upstream;
