@@ -19,6 +19,7 @@ th{background:#f0f0f0}td.l,th.l{text-align:left}
 .bar>div{height:100%;background:#2e7d32}
 canvas{background:#fff;border:1px solid #ddd;border-radius:6px}
 .bad{color:#b00020;font-weight:600}
+#events td:first-child{white-space:nowrap}
 </style></head><body>
 <h1>veer</h1><div class="muted" id="updated">loading…</div>
 <div class="row">
@@ -47,23 +48,27 @@ function draw(){
     const pts = history[n], col = colors[i%colors.length]; g.strokeStyle=col; g.fillStyle=col;
     [['e',maxE,[]],['p99',maxP,[6,4]]].forEach(([k,mx,dash])=>{
       g.setLineDash(dash); g.beginPath();
-      pts.forEach((p,j)=>{const x=c.width*(j+300-pts.length)/300, v=k==='e'?p.e*100:p.p99, y=c.height-4-(c.height-8)*v/mx; j?g.lineTo(x,y):g.moveTo(x,y);});
+      pts.forEach((p,j)=>{const x=44+(c.width-96)*(j+301-pts.length)/300, v=k==='e'?p.e*100:p.p99, y=c.height-4-(c.height-8)*v/mx; j?g.lineTo(x,y):g.moveTo(x,y);});
       g.stroke();});
-    g.setLineDash([]); g.fillText(n, 8, 14+14*i);
+    g.setLineDash([]); g.fillText(n, 80+70*i, 14);
   });
-  g.fillStyle='#777'; g.fillText('max '+maxE.toFixed(1)+'% / '+maxP.toFixed(0)+' ms', c.width-150, 14);
+  g.fillStyle='#777'; g.textAlign='left'; g.fillText(maxE.toFixed(1)+' %', 4, 14); g.fillText('0 %', 4, c.height-6);
+  g.textAlign='right'; g.fillText(maxP.toFixed(maxP<10?1:0)+' ms', c.width-4, 14); g.fillText('0 ms', c.width-4, c.height-6); g.textAlign='left';
 }
 async function tick(){
   try{
     const s = await (await fetch('/status',{cache:'no-store'})).json();
     document.getElementById('updated').textContent = 'updated ' + new Date().toLocaleTimeString() + ' · window ' + s.window_s + ' s';
     const st = document.getElementById('state'); st.textContent = s.state; st.className = 'big state-' + s.state;
-    document.getElementById('paused').textContent = (s.paused?'paused · ':'') + 'step ' + s.step + ' of ' + (s.steps||[]).join('/') + ' · ' + s.strategy;
+    const steps = s.steps||[], live = s.state==='progressing'||s.state==='baking';
+    document.getElementById('paused').textContent = (s.paused?'paused · ':'') + (live ? 'step ' + (s.step+1) + ' of ' + steps.length + ' · ' : '') +
+      s.strategy + (steps.length ? ': ' + steps.join('% \u2192 ') + '%' : '');
     document.getElementById('weight').textContent = s.canary_weight + '%';
     document.getElementById('weightbar').style.width = s.canary_weight + '%';
     document.getElementById('roles').textContent = 'stable ' + s.stable + ' · canary ' + s.canary;
-    const v = s.verdict || {}; document.getElementById('verdict').textContent = s.holding ? 'holding' : (v.verdict||'-');
-    document.getElementById('verdict_reason').textContent = s.holding ? ('needs ' + s.needed_requests + ' more canary requests') : (v.reason||'');
+    const v = s.verdict || {}, off = !s.holding && !v.verdict && s.canary_weight === 0;
+    document.getElementById('verdict').textContent = s.holding ? 'holding' : off ? 'off' : (v.verdict||'-');
+    document.getElementById('verdict_reason').textContent = s.holding ? ('needs ' + s.needed_requests + ' more canary requests') : off ? 'the canary has no traffic' : (v.reason||'');
     const tb = document.querySelector('#pools tbody'); tb.innerHTML='';
     for (const [name,p] of Object.entries(s.pools)) {
       (history[name] = history[name] || []).push({e:p.error_rate, p99:p.p99_ms});
@@ -72,6 +77,7 @@ async function tick(){
       tb.insertAdjacentHTML('beforeend','<tr class="pool" data-pool="'+esc(name)+'"><td class=l>'+esc(name)+'</td><td class=l>'+esc(p.role)+'</td><td>'+p.requests+'</td><td>'+p.rps.toFixed(1)+'</td><td>'+(p.error_rate*100).toFixed(2)+'%</td><td>'+p.p50_ms.toFixed(1)+'</td><td>'+p.p95_ms.toFixed(1)+'</td><td>'+p.p99_ms.toFixed(1)+'</td><td class=l>'+eps+'</td></tr>');
     }
     const ev = document.querySelector('#events tbody'); ev.innerHTML='';
+    if (!(s.events||[]).length) ev.innerHTML = '<tr><td class="l muted" colspan=4>no events yet</td></tr>';
     (s.events||[]).slice().reverse().forEach(e=>ev.insertAdjacentHTML('beforeend','<tr><td class=l>'+esc(e.time)+'</td><td class=l>'+esc(e.kind)+'</td><td class=l>'+esc(e.by)+'</td><td class=l>'+esc(e.reason)+'</td></tr>'));
     draw();
   }catch(err){document.getElementById('updated').textContent='veer unreachable: '+err;}

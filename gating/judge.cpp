@@ -170,20 +170,17 @@ verdict judge(const metrics::window_stats& stable, const metrics::window_stats& 
     v.canary_mean_ms = canary.latency.mean_us() / 1000.0;
     v.stable_p99_ms = stable.latency.quantile(0.99) / 1000.0;
 
-    if (canary_all_unhealthy) {
-        v.what = verdict::kind::violation;
-        v.reason = "all canary endpoints unhealthy";
-        return v;
-    }
     const auto min_requests = static_cast<std::uint64_t>(std::max<std::int64_t>(policy.min_requests, 0));
-    if (canary.requests < min_requests) {
+    if (!canary_all_unhealthy && canary.requests < min_requests) {
         // Never a verdict for lack of data: neither a rollback nor a step forward.
         v.what = verdict::kind::holding;
         v.needed_requests = static_cast<std::int64_t>(min_requests - canary.requests);
         return v;
     }
 
-    std::string reasons;
+    // With every canary endpoint down the verdict needs no more data; the fixed limits its
+    // requests broke so far go into the reason as the evidence behind the ejections.
+    std::string reasons = canary_all_unhealthy ? "all canary endpoints unhealthy" : "";
     if (policy.max_error_rate && v.canary_error_rate > *policy.max_error_rate)
         append(reasons, "error_rate " + format_above(v.canary_error_rate, *policy.max_error_rate) +
                             " > max_error_rate " + format_limit(*policy.max_error_rate));

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 #include <stdexcept>
 
@@ -53,8 +54,9 @@ worker::worker(std::size_t index, const config::config& cfg, shared_state& share
       rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)),
       outstanding_(metrics::max_endpoints, 0),
       round_robin_(metrics::max_pool_slots, 0),
-      // A head of max_header_bytes plus room for the body bytes that follow it.
-      buffers_(cfg.limits.max_header_bytes + 16 * 1024),
+      // Most heads fit in 16 KiB with room for the body bytes that follow; a larger head
+      // grows its buffer up to max_header_bytes (session.cpp).
+      buffers_(buffer_size),
       index_(index),
       acceptor_(ioc_),
       idle_(metrics::max_endpoints),
@@ -87,6 +89,7 @@ void worker::start() {
         if (e) std::rethrow_exception(e);
     });
     if (shared_.access_log_fd >= 0) asio::co_spawn(ioc_, access_log_flusher(), asio::detached);
+    asio::co_spawn(ioc_, idle_sweeper(), asio::detached);
     thread_ = std::thread([this] {
         ioc_.run();
         finished_ = true;
@@ -101,6 +104,7 @@ void worker::drain() {
         for (auto* s = sessions_; s; s = s->next_) s->cancel_if_idle();
         for (auto& conns : idle_) conns.clear();
         flush_timer_.cancel();
+        sweep_timer_.cancel();
     });
 }
 
@@ -121,6 +125,24 @@ asio::awaitable<void> worker::access_log_flusher() {
         flush_timer_.expires_after(std::chrono::seconds(1));
         co_await flush_timer_.async_wait(nothrow);
         flush_access_log();
+    }
+}
+
+asio::awaitable<void> worker::idle_sweeper() {
+    // One timer per thread instead of one per idle connection: a connection's idle
+    // deadline is checked at most a tenth of timeouts.idle late (and at least every 1 s).
+    while (!draining_) {
+        const auto idle = routes_.get()->timeouts.idle;
+        const auto period = std::clamp<std::chrono::milliseconds>(idle / 10, std::chrono::milliseconds(10),
+                                                                   std::chrono::seconds(1));
+        sweep_timer_.expires_after(period);
+        co_await sweep_timer_.async_wait(nothrow);
+        const auto before = metrics::monotonic_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(idle).count();
+        for (auto* s = sessions_; s;) {
+            auto* next = s->next_;  // cancelling never unlinks synchronously, but stay safe
+            s->cancel_if_idle_since(before);
+            s = next;
+        }
     }
 }
 

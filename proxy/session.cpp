@@ -55,23 +55,28 @@ void session::cancel_if_idle() {
     if (idle_) client_.cancel();
 }
 
+void session::cancel_if_idle_since(std::int64_t before_ns) {
+    if (idle_ && idle_since_ns_ < before_ns) client_.cancel();
+}
+
 asio::awaitable<void> session::run() {
     for (;;) {
         std::int64_t t_start = 0;
         if (!in_ || in_.empty()) {
             if (w_.draining_) co_return;
-            // Between requests the connection holds only a small inline buffer: idle
-            // connections must stay cheap (10,000 of them in well under 64 MiB).
+            // Between requests the connection holds no buffer: it waits for readability
+            // and borrows one only when bytes arrive, so 10,000 idle connections stay
+            // cheap. The worker's sweeper closes it after timeouts.idle.
             w_.buffers_.put(in_);
             w_.buffers_.put(up_in_);
             idle_ = true;
-            client_.expires_after(snap_timeouts_.idle);
-            auto [ec, n] = co_await client_.async_read_some(asio::buffer(first_), nothrow);
+            idle_since_ns_ = metrics::monotonic_ns();
+            client_.expires_never();
+            auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow);
             idle_ = false;
-            if (ec) co_return;  // closed, idle timeout or drain
+            if (ec) co_return;  // idle timeout or drain
             t_start = metrics::monotonic_ns();
             in_ = w_.buffers_.get();
-            in_.append({first_.data(), n});
         } else {
             t_start = metrics::monotonic_ns();  // a pipelined request already buffered
         }
@@ -89,6 +94,10 @@ asio::awaitable<void> session::run() {
             }
             std::size_t room = 0;
             char* p = in_.space(room);
+            if (room == 0) {  // a head larger than the pool's buffers, still within the limit
+                in_.grow(max_head + 1024);
+                p = in_.space(room);
+            }
             auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, room), nothrow);
             if (ec) co_return;  // a timeout closed the socket already (slowloris)
             in_.commit(n);
@@ -276,6 +285,10 @@ asio::awaitable<session::head_result> session::read_response_head(upstream_conn&
         }
         std::size_t room = 0;
         char* p = up_in_.space(room);
+        if (room == 0 && up_in_.capacity() < snap.limits.max_header_bytes + 1024) {
+            up_in_.grow(snap.limits.max_header_bytes + 1024);
+            p = up_in_.space(room);
+        }
         if (room == 0) co_return head_result::bad;
         auto [ec, n] = co_await up.stream.async_read_some(asio::buffer(p, room), nothrow);
         if (ec) co_return is_timeout(ec) ? head_result::timeout : (got_bytes ? head_result::reset : head_result::closed);

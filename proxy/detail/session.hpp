@@ -21,6 +21,8 @@ public:
     asio::awaitable<void> run();
     // Drain: a connection waiting for its next request is closed now.
     void cancel_if_idle();
+    // Idle timeout: closed if it has waited for its next request since before `before_ns`.
+    void cancel_if_idle_since(std::int64_t before_ns);
 
     session* prev_ = nullptr;  // the worker's intrusive list
     session* next_ = nullptr;
@@ -62,12 +64,12 @@ private:
     std::size_t chunk_consumed_ = 0;
     std::uint64_t body_left_ = 0;  // request body bytes not yet relayed (chunked: 1 until done)
     bool idle_ = false;
+    std::int64_t idle_since_ns_ = 0;
     // The access log's view of the current request (only filled when the log is on).
     std::string log_request_;
     int status_ = 0;
     const routing::pool* served_pool_ = nullptr;
     const routing::endpoint* served_by_ = nullptr;
-    std::array<char, 1024> first_;  // the first read of a request, before a buffer is borrowed
 };
 
 }  // namespace veer::proxy

@@ -53,6 +53,16 @@ public:
         std::memcpy(p, s.data(), s.size() < n ? s.size() : n);
         commit(s.size() < n ? s.size() : n);
     }
+    std::size_t capacity() const { return capacity_; }
+    // Moves the unread bytes into a larger buffer (a head bigger than the pool's buffers).
+    void grow(std::size_t capacity) {
+        auto bigger = std::make_unique<char[]>(capacity);
+        std::memcpy(bigger.get(), data_.get() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+        data_ = std::move(bigger);
+        capacity_ = capacity;
+    }
     std::unique_ptr<char[]> release() {
         begin_ = end_ = 0;
         return std::move(data_);
@@ -65,6 +75,8 @@ private:
     std::size_t end_ = 0;
 };
 
+inline constexpr std::size_t buffer_size = 16 * 1024;
+
 class buffer_pool {
 public:
     explicit buffer_pool(std::size_t size) : size_(size) {}
@@ -76,13 +88,16 @@ public:
     }
     void put(io_buffer& b) {
         if (!b) return;
+        const bool pooled = b.capacity() == size_;
         auto p = b.release();
-        if (free_.size() < max_free) free_.push_back(std::move(p));
+        if (pooled && free_.size() < max_free) free_.push_back(std::move(p));
     }
     std::size_t buffer_size() const { return size_; }
 
 private:
-    static constexpr std::size_t max_free = 256;
+    // Enough for the requests a thread has in flight at once in steady state; more are
+    // freed, so that a burst does not stay resident.
+    static constexpr std::size_t max_free = 64;
     std::size_t size_;
     std::vector<std::unique_ptr<char[]>> free_;
 };
@@ -134,9 +149,11 @@ public:
 private:
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> access_log_flusher();
+    asio::awaitable<void> idle_sweeper();
 
     tcp::acceptor acceptor_;
     asio::steady_timer flush_timer_{ioc_};
+    asio::steady_timer sweep_timer_{ioc_};
     std::vector<std::vector<std::unique_ptr<upstream_conn>>> idle_;
     std::int64_t idle_timeout_ns_;
     session* sessions_ = nullptr;  // intrusive list of live sessions

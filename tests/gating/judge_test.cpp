@@ -248,6 +248,15 @@ TEST(judge, all_canary_endpoints_unhealthy_is_a_violation_without_traffic) {
     EXPECT_EQ(v.needed_requests, 0);
 }
 
+TEST(judge, all_unhealthy_names_the_limits_its_few_requests_broke) {
+    // 16 requests, 10 failed: below min_requests, but with every endpoint ejected the
+    // reason carries the evidence behind the ejections.
+    const verdict v = judge(fixed_window(5000, 0, 10'000), fixed_window(16, 10, 1'000), true, config::slo{}, 1);
+    EXPECT_EQ(v.what, verdict::kind::violation);
+    EXPECT_EQ(v.reason.rfind("all canary endpoints unhealthy; error_rate ", 0), 0u) << v.reason;
+    EXPECT_NE(v.reason.find("> max_error_rate 0.05"), std::string::npos) << v.reason;
+}
+
 TEST(judge, ok_when_nothing_fires) {
     const verdict v = judge(fixed_window(5000, 50, 10'000), fixed_window(1000, 10, 10'000), false,
                             config::slo{}, 1);

@@ -171,6 +171,13 @@ TEST(BadInput, BodyOverMaxBodyBytesIs413) {
     EXPECT_EQ(chunked.data.substr(0, 13), "HTTP/1.1 413 ") << chunked.data;
     EXPECT_TRUE(chunked.closed);
 
+    // Asked first with Expect: 100-continue, the answer is 413 at once, never 100.
+    const auto expecting = raw_exchange(v.port(), "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 2048\r\n"
+                                                  "Expect: 100-continue\r\n\r\n");
+    EXPECT_EQ(expecting.data.substr(0, 13), "HTTP/1.1 413 ") << expecting.data;
+    EXPECT_TRUE(expecting.closed);
+    EXPECT_EQ(up.data_bytes(), 0u);
+
     // Exactly the limit passes.
     auto fits = http_client(v.port()).request("POST", "/fits", {}, std::string(1024, 'c'));
     ASSERT_TRUE(fits);

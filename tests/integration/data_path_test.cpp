@@ -1,5 +1,6 @@
 // The data path end to end (SPEC section 4): keep-alive, pipelining, bodiless answers,
 // 100-continue, large bodies both ways, HTTP/1.0 and hop-by-hop headers.
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -308,6 +309,145 @@ TEST(DataPath, ChunkedAnswerIsUnwrappedForAnHttp10Client) {
     // HTTP/1.0 knows no chunked coding: the body is the data, delimited by the close.
     EXPECT_FALSE(head->has("Transfer-Encoding")) << head->head;
     EXPECT_EQ(rest, "hello, world");
+}
+
+TEST(DataPath, UpstreamSayingCloseIsNotPooledAndTheClientKeepsItsConnection) {
+    temp_dir dir;
+    scripted_upstream up([](script_conn& c, upstream_request&) {
+        c.send(ok_response("once\n", "Connection: close\r\n"));
+        c.close();
+    });
+    veer_process v(dir, {up.address()}, {dead_address()});
+    ASSERT_TRUE(v.start());
+
+    http_client client(v.port());
+    for (int i = 0; i < 3; ++i) {
+        auto r = client.get("/once");
+        ASSERT_TRUE(r) << "request " << i << ": " << client.last_error();
+        EXPECT_EQ(r->status, 200);
+        EXPECT_EQ(r->body, "once\n");
+        // The upstream's Connection: close is about its own connection, not the client's.
+        EXPECT_NE(r->get("Connection"), "close") << r->head;
+    }
+    EXPECT_EQ(up.data_connections(), 3u);
+}
+
+TEST(DataPath, StalePooledConnectionIsNotUsedForTheNextRequest) {
+    temp_dir dir;
+    std::atomic<int> closed{0};
+    scripted_upstream up([&](script_conn& c, upstream_request& first) {
+        std::string body;
+        c.read_body(first, body);
+        c.send(ok_response("first of its connection\n"));
+        // Keep-alive by the book, then gone, as an upstream's own idle timeout does it.
+        if (first.target == "/then-close") {
+            c.close();
+            ++closed;
+            return;
+        }
+        for (auto r = c.read_request(); r; r = c.read_request())
+            if (!c.read_body(*r, body) || !c.send(ok_response("again\n"))) return;
+    });
+    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("listener", "threads", "1"));
+    ASSERT_TRUE(v.start());
+
+    http_client client(v.port());
+    ASSERT_TRUE(client.get("/then-close"));
+    ASSERT_TRUE(wait_for([&] { return closed.load() == 1; }, ms(5000)));
+    // A request with a body cannot be replayed: veer must not send it on the dead connection.
+    auto r = client.request("POST", "/after-close", {}, "payload");
+    ASSERT_TRUE(r) << client.last_error();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "first of its connection\n");
+}
+
+TEST(DataPath, InterimAnswersBeforeTheFinalOneDoNotConfuseTheClient) {
+    temp_dir dir;
+    scripted_upstream up([](script_conn& c, upstream_request& first) {
+        for (std::optional<upstream_request> r = first; r; r = c.read_request())
+            if (!c.send("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" + ok_response("final\n")))
+                return;
+    });
+    veer_process v(dir, {up.address()}, {dead_address()});
+    ASSERT_TRUE(v.start());
+
+    http_client client(v.port());
+    for (int i = 0; i < 2; ++i) {
+        ASSERT_TRUE(client.conn().send_all(make_request("GET", "/hints")));
+        std::optional<http_response> r;
+        // Forwarding the 103 is allowed, not required; the final answer must follow intact.
+        for (int interim = 0; interim < 3; ++interim) {
+            std::string error;
+            r = read_response(client.conn(), ms(5000), false, &error);
+            ASSERT_TRUE(r) << error;
+            if (r->status >= 200) break;
+        }
+        EXPECT_EQ(r->status, 200);
+        EXPECT_EQ(r->body, "final\n");
+    }
+}
+
+TEST(DataPath, ChunkExtensionsAndTrailersReachAnHttp11ClientIntact) {
+    temp_dir dir;
+    scripted_upstream up([](script_conn& c, upstream_request& first) {
+        for (std::optional<upstream_request> r = first; r; r = c.read_request())
+            if (!c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+                        "5;ext=1\r\nhello\r\n1\r\n!\r\n0\r\nX-Sum: 42\r\n\r\n"))
+                return;
+    });
+    veer_process v(dir, {up.address()}, {dead_address()});
+    ASSERT_TRUE(v.start());
+
+    http_client client(v.port());
+    for (int i = 0; i < 2; ++i) {
+        auto r = client.get("/chunked");
+        ASSERT_TRUE(r) << client.last_error();
+        EXPECT_EQ(r->status, 200);
+        EXPECT_TRUE(r->chunked);
+        EXPECT_EQ(r->body, "hello!");
+    }
+}
+
+TEST(DataPath, HalfClosedClientStillGetsItsAnswer) {
+    temp_dir dir;
+    upstream blue(dir, "blue");
+    veer_process v(dir, {blue.address()}, {dead_address()});
+    ASSERT_TRUE(v.start());
+
+    tcp_conn c(v.port());
+    ASSERT_TRUE(c.send_all(make_request("GET", "/half")));
+    c.shutdown_write();  // "that was my last request"
+    std::string error;
+    auto r = read_response(c, ms(5000), false, &error);
+    ASSERT_TRUE(r) << error;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "blue GET /half 0\n");
+    EXPECT_TRUE(c.read_until_close(ms(5000)));
+}
+
+TEST(DataPath, Ipv6ListenerAndUpstreams) {
+    temp_dir dir;
+    upstream six(dir, "six", {"--address", "::1"});
+    scripted_upstream four(echo_requests);
+    // IPv6 in, to an IPv6 blue endpoint; X-Canary sends a request to the IPv4 green one,
+    // which shows what veer tells it about the client.
+    veer_process v(dir, {six.address()}, {four.address()}, toml_config().append(
+        "[[split.rules]]\nheader = \"X-Canary\"\nequals = \"always\"\npool = \"canary\"\n"));
+    v.rewrite_config(toml_config()
+                         .set("listener", "address", toml_string("[::1]:" + std::to_string(v.port())))
+                         .append("[[split.rules]]\nheader = \"X-Canary\"\nequals = \"always\"\npool = \"canary\"\n"));
+    ASSERT_TRUE(v.start(ms(15000), "::1"));
+
+    http_client client(v.port(), "::1");
+    auto r = client.get("/v6");
+    ASSERT_TRUE(r) << client.last_error();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "six GET /v6 0\n");
+    auto to_four = client.get("/v4", {{"X-Canary", "always"}});
+    ASSERT_TRUE(to_four) << client.last_error();
+    EXPECT_EQ(to_four->body, "GET /v4 0\n");
+    ASSERT_TRUE(four.wait_requests(1, ms(5000)));
+    EXPECT_EQ(four.requests().at(0).get("X-Forwarded-For"), "::1") << four.requests().at(0).head;
 }
 
 TEST(DataPath, HopByHopHeadersAreNotForwardedAndVeerAddsItsOwn) {

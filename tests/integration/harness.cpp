@@ -96,12 +96,27 @@ sockaddr_in loopback(int port) {
     return a;
 }
 
-// A blocking connect to loopback: it is answered (or refused) at once.
-int connect_tcp(int port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+// A blocking connect to an IP literal on this machine: answered (or refused) at once.
+int connect_tcp(const std::string& host, int port) {
+    sockaddr_storage storage{};
+    socklen_t len = 0;
+    int family = AF_INET;
+    if (host.find(':') != std::string::npos) {
+        auto* a6 = reinterpret_cast<sockaddr_in6*>(&storage);
+        a6->sin6_family = family = AF_INET6;
+        a6->sin6_port = htons(static_cast<std::uint16_t>(port));
+        if (::inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) return -1;
+        len = sizeof *a6;
+    } else {
+        auto* a4 = reinterpret_cast<sockaddr_in*>(&storage);
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(static_cast<std::uint16_t>(port));
+        if (::inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) return -1;
+        len = sizeof *a4;
+    }
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    const auto a = loopback(port);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&storage), len) != 0) {
         ::close(fd);
         return -1;
     }
@@ -241,8 +256,8 @@ int free_port() {
 
 std::string dead_address() { return "127.0.0.1:" + std::to_string(free_port()); }
 
-bool tcp_accepts(int port) {
-    const int fd = connect_tcp(port);
+bool tcp_accepts(int port, const std::string& host) {
+    const int fd = connect_tcp(host, port);
     if (fd < 0) return false;
     ::close(fd);
     return true;
@@ -347,7 +362,7 @@ command_result run_command(const std::string& binary, std::vector<std::string> a
 // ---------------------------------------------------------------------------------------
 // Client sockets
 
-tcp_conn::tcp_conn(int port) : fd_(connect_tcp(port)) {
+tcp_conn::tcp_conn(int port, const std::string& host) : fd_(connect_tcp(host, port)) {
     if (fd_ >= 0) set_nonblocking(fd_);
 }
 
@@ -747,23 +762,34 @@ std::string toml_config::render() const {
 
 upstream::upstream(const temp_dir& dir, std::string name, std::vector<std::string> extra_args) : name_(std::move(name)) {
     std::vector<std::string> args{"--name", name_, "--port", "0"};
-    for (auto& a : extra_args) args.push_back(std::move(a));
+    for (const auto& a : extra_args) args.push_back(a);
     const auto log = dir.file("up-" + name_ + ".log");
     proc_ = std::make_unique<process>(upstream_binary, std::move(args), log);
-    // It names the port it got: "veer-upstream NAME listening on 127.0.0.1:PORT".
+    for (std::size_t i = 0; i + 1 < extra_args.size(); ++i)
+        if (extra_args[i] == "--address") host_ = extra_args[i + 1];
+    // It names the port it got: "veer-upstream NAME listening on 127.0.0.1:PORT" (or [::1]:PORT).
     const bool up = wait_for([&] {
         const auto text = proc_->output();
-        const auto at = text.find("listening on 127.0.0.1:");
+        const auto at = text.find("listening on ");
         if (at == std::string::npos) return false;
         const auto eol = text.find('\n', at);
         if (eol == std::string::npos) return false;
-        port_ = std::atoi(text.c_str() + at + std::strlen("listening on 127.0.0.1:"));
-        return port_ > 0 && tcp_accepts(port_);
+        const auto colon = text.rfind(':', eol);
+        port_ = std::atoi(text.c_str() + colon + 1);
+        return port_ > 0 && tcp_accepts(port_, host_);
     }, ms(10000));
     if (!up) throw std::runtime_error("veer-upstream " + name_ + " did not start: " + proc_->output());
 }
 
-std::optional<http_response> upstream::get(std::string_view target) { return http_get(port_, target); }
+std::string upstream::address() const {
+    const auto port = std::to_string(port_);
+    return host_.find(':') != std::string::npos ? "[" + host_ + "]:" + port : host_ + ":" + port;
+}
+
+std::optional<http_response> upstream::get(std::string_view target) {
+    http_client c(port_, host_);
+    return c.get(target);
+}
 
 bool upstream_request::has(std::string_view name) const { return count_header(headers, name) > 0; }
 std::string upstream_request::get(std::string_view name) const { return find_header(headers, name); }
@@ -1071,14 +1097,14 @@ void veer_process::launch() {
                                       dir_.file(name_ + ".log"));
 }
 
-::testing::AssertionResult veer_process::start(ms timeout) {
+::testing::AssertionResult veer_process::start(ms timeout, const std::string& host) {
     launch();
     const deadline d(timeout);
     while (!d.expired()) {
         if (auto code = proc_->wait_exit(ms(0)))
             return ::testing::AssertionFailure() << "veer exited with " << *code << ":\n" << log();
         // A socket file left by an earlier veer is not enough: it must answer.
-        if (tcp_accepts(port_) && unix_accepts(socket_)) return ::testing::AssertionSuccess();
+        if (tcp_accepts(port_, host) && unix_accepts(socket_)) return ::testing::AssertionSuccess();
         std::this_thread::sleep_for(ms(20));
     }
     proc_->kill_now();

@@ -82,8 +82,8 @@ void write_file(const std::string& path, std::string_view text);
 int free_port();
 // "127.0.0.1:PORT" of a port nothing listens on: connecting to it is refused.
 std::string dead_address();
-// Whether a TCP connect to 127.0.0.1:port succeeds now.
-bool tcp_accepts(int port);
+// Whether a TCP connect to host:port succeeds now (host: an IPv4 or IPv6 literal).
+bool tcp_accepts(int port, const std::string& host = "127.0.0.1");
 // Whether a connect to the Unix socket at `path` succeeds now.
 bool unix_accepts(const std::string& path);
 
@@ -126,13 +126,14 @@ command_result run_command(const std::string& binary, std::vector<std::string> a
 // ---------------------------------------------------------------------------------------
 // Client sockets
 
-// A client TCP connection to 127.0.0.1:port, non-blocking underneath; every call has a
-// deadline. Bytes read and not yet consumed stay in buffer() (pipelined answers).
+// A client TCP connection to host:port (127.0.0.1 unless told), non-blocking underneath;
+// every call has a deadline. Bytes read and not yet consumed stay in buffer() (pipelined
+// answers).
 class tcp_conn {
 public:
     enum class read_status { data, closed, timeout };
 
-    explicit tcp_conn(int port);
+    explicit tcp_conn(int port, const std::string& host = "127.0.0.1");
     ~tcp_conn();
     tcp_conn(const tcp_conn&) = delete;
     tcp_conn& operator=(const tcp_conn&) = delete;
@@ -204,7 +205,7 @@ std::string make_request(std::string_view method, std::string_view target, const
 // A keep-alive HTTP/1.1 client: one connection, one request at a time.
 class http_client {
 public:
-    explicit http_client(int port) : conn_(port) {}
+    explicit http_client(int port, const std::string& host = "127.0.0.1") : conn_(port, host) {}
     std::optional<http_response> request(std::string_view method, std::string_view target,
                                          const header_list& headers = {}, std::string_view body = {},
                                          ms timeout = ms(10000));
@@ -267,12 +268,14 @@ private:
 // ---------------------------------------------------------------------------------------
 // Upstreams
 
-// A veer-upstream process on a port it picked itself (--port 0: no race for the port).
+// A veer-upstream process on a port it picked itself (--port 0: no race for the port),
+// on 127.0.0.1 unless extra_args say "--address", ADDR.
 class upstream {
 public:
     upstream(const temp_dir& dir, std::string name, std::vector<std::string> extra_args = {});
     int port() const { return port_; }
-    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+    // "127.0.0.1:PORT" or "[::1]:PORT", as a veer config names it.
+    std::string address() const;
     const std::string& name() const { return name_; }
     // A request straight to it, bypassing veer (its /admin/... switches).
     std::optional<http_response> get(std::string_view target);
@@ -280,6 +283,7 @@ public:
 
 private:
     std::string name_;
+    std::string host_ = "127.0.0.1";
     std::unique_ptr<process> proc_;
     int port_ = -1;
 };
@@ -408,8 +412,9 @@ public:
                  const toml_config& overrides = {}, std::string name = "veer");
     ~veer_process();
 
-    // Spawns veer and waits until its listener and admin socket both accept connections.
-    ::testing::AssertionResult start(ms timeout = ms(15000));
+    // Spawns veer and waits until its listener (on `host`, with port()) and admin socket
+    // both accept connections.
+    ::testing::AssertionResult start(ms timeout = ms(15000), const std::string& host = "127.0.0.1");
     // Spawns veer without waiting (for a veer expected to refuse to start).
     void launch();
     // Rewrites the config file: the defaults with `overrides` on top.

@@ -15,7 +15,12 @@ std::map<std::string, int> spread(int port, int n) {
     std::map<std::string, int> seen;
     for (int i = 0; i < n; ++i) {
         auto r = http_get(port, "/spread/" + std::to_string(i));
-        ++seen[r ? upstream_name_of(*r) + (r->status == 200 ? "" : ":" + std::to_string(r->status)) : "no answer"];
+        std::string key = "no answer";
+        if (r) {
+            key = upstream_name_of(*r);
+            if (r->status != 200) key.append(":").append(std::to_string(r->status));
+        }
+        ++seen[key];
     }
     return seen;
 }

@@ -66,6 +66,33 @@ TEST(Signals, SigtermFinishesTheRequestInFlightThenExitsZero) { drain_in_flight(
 
 TEST(Signals, SigintDrainsLikeSigterm) { drain_in_flight(SIGINT); }
 
+TEST(Signals, AdminHealthzStopsSaying200WhileDraining) {
+    temp_dir dir;
+    scripted_upstream up(slow_on_gate);
+    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("timeouts", "drain", "\"10s\""));
+    ASSERT_TRUE(v.start());
+    auto healthy = v.admin_http("/healthz");
+    ASSERT_TRUE(healthy);
+    EXPECT_EQ(healthy->status, 200);
+
+    tcp_conn slow(v.port());
+    ASSERT_TRUE(slow.send_all(make_request("GET", "/slow")));
+    ASSERT_TRUE(up.wait_requests(1, ms(5000)));
+    v.proc().send_signal(SIGTERM);
+    ASSERT_TRUE(wait_for([&] { return !tcp_accepts(v.port()); }, ms(5000)));
+
+    // A load balancer in front asks while veer drains: it must hear "not serving" (503),
+    // not wait out its own timeout on a listener nobody answers any more.
+    tcp_conn probe(v.admin_http_port());
+    ASSERT_TRUE(probe.send_all(make_request("GET", "/healthz")));
+    std::string error;
+    auto during = read_response(probe, ms(2000), false, &error);
+    up.open_gate();
+    ASSERT_TRUE(during) << "GET /healthz during the drain: " << error;
+    EXPECT_EQ(during->status, 503);
+    EXPECT_EQ(v.proc().wait_exit(ms(10000)).value_or(-1), 0);
+}
+
 TEST(Signals, DrainLimitEndsARequestThatTakesTooLong) {
     temp_dir dir;
     scripted_upstream up(slow_on_gate);  // the gate never opens
@@ -147,8 +174,9 @@ TEST(Signals, ReloadNamesAListenerChangeThatNeedsARestart) {
 
 TEST(Signals, ReloadRaisingMaxHeaderBytesServesBiggerHeads) {
     temp_dir dir;
-    upstream blue(dir, "blue");
-    veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("timeouts", "header_read", "\"2s\""));
+    // Scripted: veer-upstream has a 64 KiB head limit of its own.
+    scripted_upstream up(slow_on_gate);
+    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("timeouts", "header_read", "\"2s\""));
     ASSERT_TRUE(v.start());
 
     const auto bigger = toml_config()

@@ -159,6 +159,59 @@ TEST(UpstreamFaults, RefusedConnectIsRetriedOnTheOtherEndpoint) {
     EXPECT_GE(std::atoi(metrics->body.c_str() + at + line.size()), 5);
 }
 
+TEST(UpstreamFaults, RefusedCanaryIsRetriedOnTheStablePool) {
+    temp_dir dir;
+    upstream blue(dir, "blue");
+    const std::string dead_green = dead_address();
+    // All traffic to a canary whose only endpoint refuses but still counts as healthy
+    // (checks are slow): the retry goes to the stable pool. Fewer requests than
+    // min_requests, so the judge does not step in.
+    veer_process v(dir, {blue.address()}, {dead_green},
+                   toml_config()
+                       .set("split", "canary_weight", "100")
+                       .set("health", "interval", "\"60s\"")
+                       .set("health", "unhealthy_after", "10")
+                       .set("health", "eject_after_failures", "1000"));
+    ASSERT_TRUE(v.start());
+
+    for (int i = 0; i < 10; ++i) {
+        auto r = http_get(v.port(), "/to-canary/" + std::to_string(i));
+        ASSERT_TRUE(r) << "request " << i;
+        EXPECT_EQ(r->status, 200) << "request " << i;
+        EXPECT_EQ(upstream_name_of(*r), "blue");
+    }
+    auto metrics = v.admin_http("/metrics");
+    ASSERT_TRUE(metrics);
+    const std::string line = "veer_requests_total{pool=\"green\",endpoint=\"" + dead_green + "\",class=\"connect\"} ";
+    const auto at = metrics->body.find(line);
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_EQ(std::atoi(metrics->body.c_str() + at + line.size()), 10);
+}
+
+TEST(UpstreamFaults, WithOneAttemptARefusedConnectIs502) {
+    temp_dir dir;
+    upstream live(dir, "live");
+    veer_process v(dir, {live.address(), dead_address()}, {dead_address()},
+                   toml_config()
+                       .set("pools.blue", "balance", "\"round_robin\"")
+                       .set("listener", "threads", "1")
+                       .set("retry", "attempts", "1")
+                       .set("health", "interval", "\"60s\"")
+                       .set("health", "unhealthy_after", "10")
+                       .set("health", "eject_after_failures", "1000"));
+    ASSERT_TRUE(v.start());
+
+    int ok = 0, bad_gateway = 0;
+    for (int i = 0; i < 10; ++i) {
+        auto r = http_get(v.port(), "/once/" + std::to_string(i));
+        ASSERT_TRUE(r);
+        ok += r->status == 200;
+        bad_gateway += r->status == 502;
+    }
+    EXPECT_EQ(ok, 5);
+    EXPECT_EQ(bad_gateway, 5);
+}
+
 TEST(UpstreamFaults, EveryEndpointRefusingIs502) {
     temp_dir dir;
     veer_process v(dir, {dead_address()}, {dead_address()},

@@ -1,4 +1,5 @@
 // Upgrade: websocket is tunneled to the chosen pool, bytes relayed both ways (SPEC 4).
+#include <atomic>
 #include <string>
 
 #include "harness.hpp"
@@ -66,6 +67,48 @@ TEST(WebSocket, UpgradeIsTunneledAndBytesAreEchoed) {
     EXPECT_NE(got.get("Connection").find("pgrade"), std::string::npos) << got.head;
     EXPECT_EQ(got.get("Sec-WebSocket-Key"), "dGhlIHNhbXBsZSBub25jZQ==") << got.head;
     EXPECT_EQ(got.get("Sec-WebSocket-Version"), "13") << got.head;
+}
+
+TEST(WebSocket, EitherSideClosingEndsTheTunnel) {
+    temp_dir dir;
+    std::atomic<int> upstream_saw_close{0};
+    scripted_upstream up([&](script_conn& c, upstream_request& r) {
+        c.send(switching);
+        if (r.target == "/upstream-hangs-up") {
+            c.close();
+            return;
+        }
+        c.echo_until_closed(ms(10000));
+        ++upstream_saw_close;
+    });
+    veer_process v(dir, {up.address()}, {dead_address()});
+    ASSERT_TRUE(v.start());
+
+    {
+        // Firefox says "Connection: keep-alive, Upgrade".
+        tcp_conn c(v.port());
+        ASSERT_TRUE(c.send_all(make_request("GET", "/client-hangs-up",
+                                            {{"Upgrade", "websocket"},
+                                             {"Connection", "keep-alive, Upgrade"},
+                                             {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+                                             {"Sec-WebSocket-Version", "13"}})));
+        auto head = read_head(c, ms(5000));
+        ASSERT_TRUE(head);
+        ASSERT_EQ(head->status, 101);
+        ASSERT_TRUE(c.send_all("ping"));
+        ASSERT_TRUE(read_exactly(c, 4, ms(5000)));
+        c.close();
+        EXPECT_TRUE(wait_for([&] { return upstream_saw_close.load() == 1; }, ms(5000)))
+            << "the upstream side of the tunnel outlived the client";
+    }
+    {
+        tcp_conn c(v.port());
+        ASSERT_TRUE(c.send_all(upgrade_request("/upstream-hangs-up")));
+        auto head = read_head(c, ms(5000));
+        ASSERT_TRUE(head);
+        ASSERT_EQ(head->status, 101);
+        EXPECT_TRUE(c.read_until_close(ms(5000))) << "the client side of the tunnel outlived the upstream";
+    }
 }
 
 TEST(WebSocket, SwitchingProtocolsToAPlainRequestIs502) {
