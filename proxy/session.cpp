@@ -55,8 +55,14 @@ void session::cancel_if_idle() {
     if (idle_) client_.cancel();
 }
 
-void session::cancel_if_idle_since(std::int64_t before_ns) {
-    if (idle_ && idle_since_ns_ < before_ns) client_.cancel();
+void session::sweep(std::int64_t close_before_ns, std::int64_t park_before_ns) {
+    if (!idle_ || park_) return;
+    if (idle_since_ns_ < close_before_ns) {
+        client_.cancel();
+    } else if (in_ && idle_since_ns_ < park_before_ns) {
+        park_ = true;
+        client_.cancel();
+    }
 }
 
 asio::awaitable<void> session::run() {
@@ -64,19 +70,40 @@ asio::awaitable<void> session::run() {
         std::int64_t t_start = 0;
         if (!in_ || in_.empty()) {
             if (w_.draining_) co_return;
-            // Between requests the connection holds no buffer: it waits for readability
-            // and borrows one only when bytes arrive, so 10,000 idle connections stay
-            // cheap. The worker's sweeper closes it after timeouts.idle.
-            w_.buffers_.put(in_);
+            // Between requests. A busy keep-alive client's next request comes soon: it is
+            // read straight into the buffer in hand (a plain read, which epoll needs no
+            // new registration for). After a second without one, the worker's sweeper
+            // parks the connection: it gives its buffer back and waits for readability,
+            // so 10,000 idle connections stay cheap. The sweeper also enforces
+            // timeouts.idle; no timer is armed per idle wait.
             w_.buffers_.put(up_in_);
             idle_ = true;
             idle_since_ns_ = metrics::monotonic_ns();
             client_.expires_never();
-            auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow);
+            bool got = false;
+            if (in_ && w_.idle_reads_ < worker::max_idle_reads) {
+                std::size_t room = 0;
+                char* p = in_.space(room);
+                ++w_.idle_reads_;
+                auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, room), nothrow);
+                --w_.idle_reads_;
+                if (!ec) {
+                    in_.commit(n);
+                    got = true;
+                } else if (!(ec == asio::error::operation_aborted && park_)) {
+                    co_return;  // closed, idle timeout or drain
+                }
+            }
+            if (!got) {
+                park_ = false;
+                w_.buffers_.put(in_);
+                auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow);
+                if (ec) co_return;  // idle timeout or drain
+                in_ = w_.buffers_.get();
+            }
             idle_ = false;
-            if (ec) co_return;  // idle timeout or drain
+            park_ = false;
             t_start = metrics::monotonic_ns();
-            in_ = w_.buffers_.get();
         } else {
             t_start = metrics::monotonic_ns();  // a pipelined request already buffered
         }
@@ -170,7 +197,7 @@ asio::awaitable<session::upstream_choice> session::connect(const routing::snapsh
         const auto& ep = pool.endpoints[ei];
         c.pool = &pool;
         c.ep = &ep;
-        c.conn = w_.checkout(ep.id, metrics::monotonic_ns(), false);
+        c.conn = w_.checkout(ep.id, metrics::monotonic_ns(), req_.body == http::body_kind::none);
         if (c.conn) {
             c.reused = true;
             co_return c;

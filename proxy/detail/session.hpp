@@ -21,8 +21,9 @@ public:
     asio::awaitable<void> run();
     // Drain: a connection waiting for its next request is closed now.
     void cancel_if_idle();
-    // Idle timeout: closed if it has waited for its next request since before `before_ns`.
-    void cancel_if_idle_since(std::int64_t before_ns);
+    // Between requests: closed if idle since before `close_before_ns` (timeouts.idle),
+    // parked (its buffer given back) if idle since before `park_before_ns`.
+    void sweep(std::int64_t close_before_ns, std::int64_t park_before_ns);
 
     session* prev_ = nullptr;  // the worker's intrusive list
     session* next_ = nullptr;
@@ -65,6 +66,7 @@ private:
     std::uint64_t body_left_ = 0;  // request body bytes not yet relayed (chunked: 1 until done)
     bool idle_ = false;
     std::int64_t idle_since_ns_ = 0;
+    bool park_ = false;  // the sweeper asked an idle read to give its buffer back
     // The access log's view of the current request (only filled when the log is on).
     std::string log_request_;
     int status_ = 0;

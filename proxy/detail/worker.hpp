@@ -125,7 +125,7 @@ public:
     bool finished() const { return finished_.load(); }
 
     // Upstream connection pool, by endpoint id.
-    std::unique_ptr<upstream_conn> checkout(std::uint32_t endpoint_id, std::int64_t now_ns, bool must_be_fresh);
+    std::unique_ptr<upstream_conn> checkout(std::uint32_t endpoint_id, std::int64_t now_ns, bool replayable);
     void checkin(std::uint32_t endpoint_id, std::unique_ptr<upstream_conn> c, std::int64_t now_ns);
 
     void link(session* s);
@@ -142,6 +142,10 @@ public:
     std::vector<std::uint32_t> round_robin_;  // per pool index
     buffer_pool buffers_;
     bool draining_ = false;
+    // Idle connections waiting with a buffer in hand (session.cpp). Bounded, so a burst
+    // of connections never holds more than this many buffers between requests.
+    static constexpr std::size_t max_idle_reads = 256;
+    std::size_t idle_reads_ = 0;
     std::size_t index_;
     std::string access_buffer_;  // access log lines not yet written
     void flush_access_log();

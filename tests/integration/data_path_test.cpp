@@ -272,11 +272,13 @@ TEST(DataPath, MaxConnectionsRefusesTheOneTooMany) {
     upstream blue(dir, "blue");
     veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("limits", "max_connections", "2"));
     ASSERT_TRUE(v.start());
+    // The readiness probe's connection must be gone from the count first.
+    ASSERT_TRUE(v.wait_status([](const boost::json::object& s) { return json_number(s, "connections") == 0; }, ms(5000)));
 
     http_client first(v.port());
     http_client second(v.port());
-    ASSERT_TRUE(first.get("/one"));
-    ASSERT_TRUE(second.get("/two"));
+    ASSERT_TRUE(first.get("/one")) << first.last_error();
+    ASSERT_TRUE(second.get("/two")) << second.last_error();
     tcp_conn third(v.port());
     third.send_all(make_request("GET", "/three"));
     EXPECT_TRUE(third.read_until_close(ms(5000))) << "a third connection over max_connections = 2 was kept";

@@ -3,7 +3,9 @@
 // old one on error, and a corrupt state file is reported and ignored.
 #include <signal.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -99,14 +101,18 @@ TEST(Signals, DrainLimitEndsARequestThatTakesTooLong) {
     veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("timeouts", "drain", "\"500ms\""));
     ASSERT_TRUE(v.start());
 
-    tcp_conn slow(v.port());
-    ASSERT_TRUE(slow.send_all(make_request("GET", "/slow")));
-    ASSERT_TRUE(up.wait_requests(1, ms(5000)));
+    // Several requests stuck in flight, on every thread.
+    std::vector<std::unique_ptr<tcp_conn>> stuck;
+    for (int i = 0; i < 6; ++i) {
+        stuck.push_back(std::make_unique<tcp_conn>(v.port()));
+        ASSERT_TRUE(stuck.back()->send_all(make_request("GET", "/slow")));
+    }
+    ASSERT_TRUE(up.wait_requests(stuck.size(), ms(5000)));
     v.proc().send_signal(SIGTERM);
     const auto code = v.proc().wait_exit(ms(5000));
     ASSERT_TRUE(code) << "veer waited past timeouts.drain";
-    EXPECT_EQ(*code, 0);
-    EXPECT_TRUE(slow.read_until_close(ms(5000)));
+    EXPECT_EQ(*code, 0) << "SPEC 7: finish in-flight requests up to timeouts.drain, then exit 0\n" << v.log();
+    for (auto& c : stuck) EXPECT_TRUE(c->read_until_close(ms(5000)));
 }
 
 TEST(Signals, SighupAppliesANewSplitRuleWithoutDroppingConnections) {
