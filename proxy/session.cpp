@@ -186,7 +186,7 @@ void session::record(const routing::snapshot& snap, const routing::pool& pool, c
 }
 
 asio::awaitable<session::upstream_choice> session::connect(const routing::snapshot& snap, int pool_index,
-                                                           std::int64_t t_start) {
+                                                           std::int64_t t_start, bool fresh) {
     upstream_choice c;
     const int attempts = snap.retry.on_connect ? snap.retry.attempts : 1;
     std::uint32_t tried = ~0u;
@@ -197,7 +197,7 @@ asio::awaitable<session::upstream_choice> session::connect(const routing::snapsh
         const auto& ep = pool.endpoints[ei];
         c.pool = &pool;
         c.ep = &ep;
-        c.conn = w_.checkout(ep.id, metrics::monotonic_ns(), req_.body == http::body_kind::none);
+        c.conn = fresh ? nullptr : w_.checkout(ep.id, metrics::monotonic_ns(), req_.body == http::body_kind::none);
         if (c.conn) {
             c.reused = true;
             co_return c;
@@ -336,54 +336,42 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
         co_await reply(503, body_unread || !req_.keep_alive);
         co_return !body_unread && req_.keep_alive;
     }
-    auto choice = co_await connect(snap, pool_index, t_start);
+    auto choice = co_await connect(snap, pool_index, t_start, false);
     if (!choice.conn) {
         co_await reply(502, body_unread || !req_.keep_alive);
         co_return !body_unread && req_.keep_alive;
     }
-    const auto& pool = *choice.pool;
-    const auto& ep = *choice.ep;
     char id[24];
     out_.clear();
-    http::write_upstream_request(req_, {client_ip_, false, w_.next_request_id(id), ep.address}, out_);
+    http::write_upstream_request(req_, {client_ip_, false, w_.next_request_id(id), choice.ep->address}, out_);
     // From here on, nothing reads req_'s views: they point into in_, which the body reuses.
-    served_pool_ = &pool;
-    served_by_ = &ep;
-    ++w_.outstanding_[ep.id];
-    struct outstanding_guard {
-        std::uint32_t& n;
-        ~outstanding_guard() { --n; }
-    } guard{w_.outstanding_[ep.id]};
 
-    // A reused connection the upstream closed meanwhile fails before any response byte;
-    // the request is then sent again on a fresh connection if it is still whole in memory.
+    // A reused connection the upstream closed meanwhile fails before any response byte.
+    // A bodyless request is still whole (out_ holds its head), so it goes out again on a
+    // fresh connection, chosen as a first attempt is: a dead endpoint's connect failure
+    // then moves it to another endpoint or the stable pool.
     head_result head = head_result::closed;
     for (int attempt = 0; attempt < 2; ++attempt) {
+        ++w_.outstanding_[choice.ep->id];
         const auto s = co_await send_request(*choice.conn, snap);
+        if (s == send_result::ok) head = co_await read_response_head(*choice.conn, snap);
+        --w_.outstanding_[choice.ep->id];
         if (s == send_result::bad_body || s == send_result::body_too_large) {
             co_await reply(s == send_result::bad_body ? 400 : 413, true);
             co_return false;
         }
         if (s == send_result::client_failed) co_return false;
-        if (s == send_result::ok) {
-            head = co_await read_response_head(*choice.conn, snap);
-            if (head != head_result::closed) break;
-        }
-        // Only a bodyless request is still whole: out_ holds its head, unchanged.
-        const bool replayable = choice.reused && req_.body == http::body_kind::none;
-        if (!replayable || attempt == 1) {
-            head = head_result::reset;
-            break;
-        }
-        choice.conn = std::make_unique<upstream_conn>(w_.ioc_.get_executor());
-        choice.reused = false;
-        choice.conn->stream.expires_after(snap.timeouts.connect);
-        auto [ec] = co_await choice.conn->stream.async_connect(to_tcp(ep), nothrow);
-        if (ec) {
-            head = head_result::reset;
-            break;
-        }
+        if (s == send_result::ok && head != head_result::closed) break;
+        head = head_result::reset;
+        if (!choice.reused || req_.body != http::body_kind::none || attempt == 1) break;
+        auto again = co_await connect(snap, static_cast<int>(choice.pool - snap.pools.data()), t_start, true);
+        if (!again.conn) break;
+        choice = std::move(again);
     }
+    const auto& pool = *choice.pool;
+    const auto& ep = *choice.ep;
+    served_pool_ = &pool;
+    served_by_ = &ep;
     if (head != head_result::ok) {
         const bool timeout = head == head_result::timeout;
         record(snap, pool, ep, timeout ? metrics::result::timeout
@@ -393,6 +381,11 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
         co_await reply(timeout ? 504 : 502, body_left_ > 0 || !req_.keep_alive);
         co_return body_left_ == 0 && req_.keep_alive;
     }
+    ++w_.outstanding_[ep.id];
+    struct outstanding_guard {
+        std::uint32_t& n;
+        ~outstanding_guard() { --n; }
+    } guard{w_.outstanding_[ep.id]};
 
     if (resp_.status == 101) {
         if (!req_.upgrade_websocket) {

@@ -433,9 +433,8 @@ TEST(DataPath, Ipv6ListenerAndUpstreams) {
     scripted_upstream four(echo_requests);
     // IPv6 in, to an IPv6 blue endpoint; X-Canary sends a request to the IPv4 green one,
     // which shows what veer tells it about the client.
-    veer_process v(dir, {six.address()}, {four.address()}, toml_config().append(
-        "[[split.rules]]\nheader = \"X-Canary\"\nequals = \"always\"\npool = \"canary\"\n"));
-    v.rewrite_config(toml_config()
+    veer_process v(dir, {six.address()}, {four.address()});
+    v.rewrite_config(toml_config()  // the listener's port is only known once v exists
                          .set("listener", "address", toml_string("[::1]:" + std::to_string(v.port())))
                          .append("[[split.rules]]\nheader = \"X-Canary\"\nequals = \"always\"\npool = \"canary\"\n"));
     ASSERT_TRUE(v.start(ms(15000), "::1"));
@@ -512,19 +511,13 @@ TEST(DataPath, HopByHopHeadersAreNotForwardedAndVeerAddsItsOwn) {
         ASSERT_TRUE(r) << client.last_error();
         EXPECT_EQ(r->status, 200);
     }
-    // Several X-Forwarded-For fields are one list (RFC 9110 5.3): no hop may be lost.
-    {
-        http_client client(v.port());
-        auto r = client.get("/two-xff", {{"X-Forwarded-For", "192.0.2.1"}, {"X-Forwarded-For", "198.51.100.2"}});
-        ASSERT_TRUE(r) << client.last_error();
-    }
     // A client's own X-Request-Id is kept, and not doubled.
     {
         http_client client(v.port());
         auto r = client.get("/own-id", {{"X-Request-Id", "abc-123"}});
         ASSERT_TRUE(r) << client.last_error();
     }
-    ASSERT_TRUE(up.wait_requests(5, ms(5000)));
+    ASSERT_TRUE(up.wait_requests(4, ms(5000)));
     const auto all = up.requests();
     const auto& named = all.at(1);
     EXPECT_EQ(named.count("X-Forwarded-For"), 1) << named.head;
@@ -537,13 +530,26 @@ TEST(DataPath, HopByHopHeadersAreNotForwardedAndVeerAddsItsOwn) {
     EXPECT_EQ(named2.count("X-Request-Id"), 1)
         << "X-Request-Id named in Connection must not leave the request without one:\n" << named2.head;
 
-    const auto& two_xff = all.at(3);
-    EXPECT_EQ(two_xff.count("X-Forwarded-For"), 1) << two_xff.head;
-    EXPECT_EQ(two_xff.get("X-Forwarded-For"), "192.0.2.1, 198.51.100.2, 127.0.0.1") << two_xff.head;
-
-    const auto& own = all.at(4);
+    const auto& own = all.at(3);
     EXPECT_EQ(own.count("X-Request-Id"), 1) << own.head;
     EXPECT_EQ(own.get("X-Request-Id"), "abc-123") << own.head;
+}
+
+// Several X-Forwarded-For fields are one list (RFC 9110 5.3): veer appends the client's
+// address to all of it, no hop may be lost.
+TEST(DataPath, SeveralXForwardedForFieldsKeepEveryHop) {
+    temp_dir dir;
+    scripted_upstream up(echo_requests);
+    veer_process v(dir, {up.address()}, {dead_address()});
+    ASSERT_TRUE(v.start());
+
+    auto r = http_get(v.port(), "/two-xff", {{"X-Forwarded-For", "192.0.2.1"}, {"X-Forwarded-For", "198.51.100.2"}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    ASSERT_TRUE(up.wait_requests(1, ms(5000)));
+    const auto got = up.requests().at(0);
+    EXPECT_EQ(got.count("X-Forwarded-For"), 1) << got.head;
+    EXPECT_EQ(got.get("X-Forwarded-For"), "192.0.2.1, 198.51.100.2, 127.0.0.1") << got.head;
 }
 
 }  // namespace

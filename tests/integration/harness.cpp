@@ -139,15 +139,17 @@ int connect_unix(const std::string& path) {
     return fd;
 }
 
-// Waits for `events` on fd until the deadline; the revents, 0 on timeout.
+// Waits for `events` on fd until the deadline; the revents, 0 on timeout. Once the
+// deadline has passed it is always 0, so every caller's retry loop ends.
 short wait_fd(int fd, short events, const deadline& d) {
-    for (;;) {
+    while (!d.expired()) {
         pollfd p{fd, events, 0};
         const int n = ::poll(&p, 1, d.poll_ms());
         if (n > 0) return p.revents;
         if (n == 0) return 0;
         if (errno != EINTR) return POLLERR;
     }
+    return 0;
 }
 
 // Decodes a chunked body at the start of `in`: the data into `out`, and how many bytes

@@ -451,7 +451,7 @@ private:
     std::unique_ptr<process> proc_;
 };
 
-// The request counts per upstream name from echo bodies ("NAME METHOD TARGET N\n").
+// The upstream's name in a veer-upstream answer ("NAME METHOD TARGET BODYBYTES\n").
 std::string upstream_name_of(const http_response& r);
 
 }  // namespace veer::it
