@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <charconv>
 #include <chrono>
@@ -552,22 +553,38 @@ int controller::run() {
                 return;
             }
             log("info", "draining", {{"signal", sig}, {"limit_ms", cfg_.timeouts.drain.count()}});
-            draining_ = true;
+            draining_ = true;  // /healthz says 503 from now on; the admin side keeps answering
             server_->drain();
             checker_.stop();
             judge_timer_.cancel();
-            ioc_.stop();
+            watch_drain(std::chrono::steady_clock::now() + cfg_.timeouts.drain);
         });
     };
     wait_signal();
     ioc_.run();
-    // In-flight requests finish on their own threads; the admin side is no longer served.
-    const bool clean = server_->wait(cfg_.timeouts.drain);
-    if (!clean) log("warn", "drain limit reached; closing the remaining connections");
+    if (!server_->finished()) {
+        log("warn", "drain limit reached; closing the remaining connections");
+        // Closing their sockets ends the sessions' coroutines on their own threads.
+        server_->abort();
+        if (!server_->wait(std::chrono::seconds(2))) {
+            log("error", "connections did not close; exiting without waiting for them");
+            std::fflush(stderr);
+            std::_Exit(0);
+        }
+    }
     server_->stop();
     admin_->close();
     log("info", "veer stopped");
     return 0;
+}
+
+void controller::watch_drain(std::chrono::steady_clock::time_point deadline) {
+    if (server_->finished() || std::chrono::steady_clock::now() >= deadline) {
+        ioc_.stop();
+        return;
+    }
+    judge_timer_.expires_after(std::chrono::milliseconds(20));
+    judge_timer_.async_wait([this, deadline](const boost::system::error_code&) { watch_drain(deadline); });
 }
 
 }  // namespace veer::control

@@ -61,6 +61,8 @@ private:
     void start_health_checks();
     void evaluate();
     void schedule_evaluation();
+    // During a drain: stops the control loop once every connection is done or at `deadline`.
+    void watch_drain(std::chrono::steady_clock::time_point deadline);
     void on_health(std::uint32_t id, bool healthy, const std::string& why);
     void eject(std::uint32_t id);
     std::string reload();

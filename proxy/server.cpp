@@ -128,6 +128,16 @@ asio::awaitable<void> worker::access_log_flusher() {
     }
 }
 
+void worker::abort() {
+    asio::post(ioc_, [this] {
+        for (auto* s = sessions_; s;) {
+            auto* next = s->next_;
+            s->abort();
+            s = next;
+        }
+    });
+}
+
 asio::awaitable<void> worker::idle_sweeper() {
     // One timer per thread instead of one per idle connection: a connection's idle
     // deadline is checked at most a tenth of timeouts.idle late (and at least every 1 s).
@@ -254,6 +264,16 @@ bool server::wait(std::chrono::milliseconds limit) {
         if (!w->finished()) return false;
     }
     return true;
+}
+
+bool server::finished() const {
+    for (const auto& w : workers_)
+        if (!w->finished()) return false;
+    return true;
+}
+
+void server::abort() {
+    for (auto& w : workers_) w->abort();
 }
 
 void server::stop() {

@@ -52,6 +52,10 @@ public:
     void drain();
     // Waits for every connection to finish, up to `limit`; false if some did not.
     bool wait(std::chrono::milliseconds limit);
+    // Whether every thread has finished its connections (after drain()).
+    bool finished() const;
+    // Any thread, after drain(): closes every connection still open, client and upstream.
+    void abort();
     // Stops every event loop now and joins the threads.
     void stop();
 

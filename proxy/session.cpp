@@ -55,6 +55,12 @@ void session::cancel_if_idle() {
     if (idle_) client_.cancel();
 }
 
+void session::abort() {
+    boost::system::error_code ec;
+    client_.socket().close(ec);
+    if (current_up_) current_up_->stream.socket().close(ec);
+}
+
 void session::sweep(std::int64_t close_before_ns, std::int64_t park_before_ns) {
     if (!idle_ || park_) return;
     if (idle_since_ns_ < close_before_ns) {
@@ -341,6 +347,11 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
         co_await reply(502, body_unread || !req_.keep_alive);
         co_return !body_unread && req_.keep_alive;
     }
+    struct current_guard {
+        upstream_conn*& current;
+        ~current_guard() { current = nullptr; }
+    } current{current_up_};
+    current_up_ = choice.conn.get();
     char id[24];
     out_.clear();
     http::write_upstream_request(req_, {client_ip_, false, w_.next_request_id(id), choice.ep->address}, out_);
@@ -367,6 +378,7 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
         auto again = co_await connect(snap, static_cast<int>(choice.pool - snap.pools.data()), t_start, true);
         if (!again.conn) break;
         choice = std::move(again);
+        current_up_ = choice.conn.get();
     }
     const auto& pool = *choice.pool;
     const auto& ep = *choice.ep;

@@ -21,6 +21,8 @@ public:
     asio::awaitable<void> run();
     // Drain: a connection waiting for its next request is closed now.
     void cancel_if_idle();
+    // The drain limit passed: close the client and upstream sockets now.
+    void abort();
     // Between requests: closed if idle since before `close_before_ns` (timeouts.idle),
     // parked (its buffer given back) if idle since before `park_before_ns`.
     void sweep(std::int64_t close_before_ns, std::int64_t park_before_ns);
@@ -69,7 +71,8 @@ private:
     std::uint64_t body_left_ = 0;  // request body bytes not yet relayed (chunked: 1 until done)
     bool idle_ = false;
     std::int64_t idle_since_ns_ = 0;
-    bool park_ = false;  // the sweeper asked an idle read to give its buffer back
+    bool park_ = false;
+    upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress  // the sweeper asked an idle read to give its buffer back
     // The access log's view of the current request (only filled when the log is on).
     std::string log_request_;
     int status_ = 0;

@@ -118,6 +118,7 @@ public:
     void listen(const tcp::endpoint& at);
     void start();
     void drain();
+    void abort();  // closes every session's sockets (after the drain limit)
     void stop() { ioc_.stop(); }
     void join() {
         if (thread_.joinable()) thread_.join();

@@ -500,7 +500,11 @@ void write_upstream_request(const request_head& req, const forward_info& info, s
     if (!req.has_host && !info.host.empty()) append_field(out, "Host", info.host);
     if (req.upgrade_websocket) out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
     out.append("X-Forwarded-For: ");
-    if (!req.x_forwarded_for.empty()) out.append(req.x_forwarded_for).append(", ");
+    if (!req.x_forwarded_for.empty()) {
+        // Every hop the client's fields name, in order, even when split over several lines.
+        for (const auto& f : req.fields)
+            if (iequals(f.name, "x-forwarded-for") && !f.value.empty()) out.append(f.value).append(", ");
+    }
     out.append(info.client_ip).append("\r\n");
     out.append(info.tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
     if (own_id) append_field(out, "X-Request-Id", info.request_id);

@@ -49,7 +49,7 @@ struct request_head {
     bool has_host = false;
     bool explicit_zero_length = false;  // "Content-Length: 0": restated, some servers want it (411)
     std::string_view connection_tokens;  // the raw Connection value(s): names more hop-by-hop fields
-    std::string_view x_forwarded_for;    // the last one given by the client
+    std::string_view x_forwarded_for;    // the last one given by the client (all are forwarded)
     std::string_view x_request_id;
 
     // The value of the first field named `name` (case-insensitive), or empty.
