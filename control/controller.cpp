@@ -18,6 +18,7 @@
 #include "control/log.hpp"
 #include "control/state_file.hpp"
 #include "metrics/exposition.hpp"
+#include "proxy/tls.hpp"
 
 namespace veer::control {
 namespace {
@@ -71,6 +72,7 @@ controller::controller(config::config cfg)
         pool_slot(p.name);
         for (const auto& a : p.endpoints) endpoints_[endpoint_id(a)].pool = p.name;
     }
+    if (auto err = load_tls(cfg_); !err.empty()) throw std::runtime_error(err);
     restore_state();
     seen_weight_ = rollout_.canary_weight;
     seen_canary_ = rollout_.canary;
@@ -141,6 +143,22 @@ const std::string& controller::canary_of(const std::string& stable) const {
     return stable;
 }
 
+std::string controller::load_tls(const config::config& next) {
+    try {
+        std::shared_ptr<boost::asio::ssl::context> server;
+        if (next.listener.tls) server = proxy::make_server_tls(*next.listener.tls);
+        std::map<std::string, std::shared_ptr<void>> pools;
+        for (const auto& p : next.pools)
+            if (p.tls) pools[p.name] = proxy::make_client_tls(*p.tls);
+        // Only now that everything loaded: new connections take the new contexts.
+        shared_.server_tls.store(std::move(server));
+        pool_tls_ = std::move(pools);
+        return "";
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+}
+
 void controller::restore_state() {
     rollout_.stable = cfg_.split.stable;
     rollout_.canary = canary_of(rollout_.stable);
@@ -176,6 +194,11 @@ void controller::publish() {
         rp.name = p.name;
         rp.slot = pool_slot(p.name);
         rp.balance = p.balance_;
+        if (p.tls) {
+            rp.tls = pool_tls_[p.name];
+            rp.tls_name = p.tls->sni;
+            rp.tls_verify = p.tls->verify;
+        }
         for (const auto& a : p.endpoints) {
             routing::endpoint e;
             e.id = endpoint_id(a);
@@ -508,6 +531,10 @@ std::string controller::reload() {
         note = "listener.address change needs a restart; still listening on " + cfg_.listener.address;
         next.listener.address = cfg_.listener.address;
         log("warn", note);
+    }
+    if (auto err = load_tls(next); !err.empty()) {
+        log("error", "reload rejected", {{"errors", err}});
+        return "reload rejected, old config kept: " + err;
     }
     // The window's length is fixed by the shards' rings; it changes on restart.
     next.slo.window = cfg_.slo.window;

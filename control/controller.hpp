@@ -53,6 +53,8 @@ private:
     };
 
     void restore_state();
+    // Builds the TLS contexts `next` asks for into tls_; "" or the error (nothing changed).
+    std::string load_tls(const config::config& next);
     void publish();
     std::uint32_t endpoint_id(const std::string& address);
     std::uint32_t pool_slot(const std::string& name);
@@ -84,6 +86,7 @@ private:
     boost::asio::steady_timer judge_timer_;
 
     std::vector<endpoint_state> endpoints_;  // by endpoint id
+    std::map<std::string, std::shared_ptr<void>> pool_tls_;  // by pool name: asio::ssl::context
     std::vector<std::string> pool_slots_;    // by metrics slot
     gating::rollout_state rollout_;
     std::deque<gating::event> events_;

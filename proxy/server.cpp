@@ -35,7 +35,7 @@ tcp::endpoint listen_endpoint(const std::string& address) {
 // cannot carry the next request.
 bool still_open(upstream_conn& c) {
     char byte;
-    const auto n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const auto n = ::recv(c.stream.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -208,7 +208,7 @@ void worker::checkin(std::uint32_t endpoint_id, std::unique_ptr<upstream_conn> c
     auto& conns = idle_[endpoint_id];
     if (draining_ || conns.size() >= max_idle_per_endpoint) return;
     c->idle_since_ns = now_ns;
-    c->stream.expires_never();
+    c->stream.tcp().expires_never();
     conns.push_back(std::move(c));
 }
 

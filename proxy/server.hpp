@@ -17,6 +17,10 @@
 #include "metrics/registry.hpp"
 #include "routing/snapshot.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace veer::proxy {
 
 // What the data path shares with the control side.
@@ -32,6 +36,8 @@ struct shared_state {
     std::function<void(std::uint32_t endpoint_id)> on_eject;
     std::atomic<std::int64_t> active_connections{0};
     int access_log_fd = -1;  // log.access_log opened for appending, or -1; set before start
+    // listener.tls: new connections take the current context (reload swaps it); null = plain.
+    std::atomic<std::shared_ptr<boost::asio::ssl::context>> server_tls;
     std::atomic<std::uint64_t> refused_connections{0};
 };
 

@@ -2,6 +2,8 @@
 // request to an upstream and the response back, both bodies streamed through two bounded
 // buffers, then the next request. Every wait has a deadline.
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -34,14 +36,15 @@ bool is_timeout(const boost::system::error_code& ec) { return ec == beast::error
 session::session(worker& w, tcp::socket socket)
     : w_(w), client_(std::move(socket)), snap_timeouts_(w.routes_.get()->timeouts) {
     boost::system::error_code ec;
-    const auto remote = client_.socket().remote_endpoint(ec);
+    const auto remote = client_.tcp().socket().remote_endpoint(ec);
     if (!ec) {
         auto addr = remote.address();
         if (addr.is_v6() && addr.to_v6().is_v4_mapped())
             addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
         client_ip_ = addr.to_string();
     }
-    client_.socket().set_option(tcp::no_delay(true), ec);
+    client_.tcp().socket().set_option(tcp::no_delay(true), ec);
+    if (auto tls = w_.shared_.server_tls.load()) client_.use_tls(*tls);
     w_.link(this);
 }
 
@@ -52,26 +55,34 @@ session::~session() {
 }
 
 void session::cancel_if_idle() {
-    if (idle_) client_.cancel();
+    if (idle_) client_.tcp().cancel();
 }
 
 void session::abort() {
     boost::system::error_code ec;
-    client_.socket().close(ec);
-    if (current_up_) current_up_->stream.socket().close(ec);
+    client_.tcp().socket().close(ec);
+    if (current_up_) current_up_->stream.tcp().socket().close(ec);
 }
 
 void session::sweep(std::int64_t close_before_ns, std::int64_t park_before_ns) {
     if (!idle_ || park_) return;
     if (idle_since_ns_ < close_before_ns) {
-        client_.cancel();
-    } else if (in_ && idle_since_ns_ < park_before_ns) {
+        client_.tcp().cancel();
+    } else if (in_ && !client_.tls() && idle_since_ns_ < park_before_ns) {
         park_ = true;
-        client_.cancel();
+        client_.tcp().cancel();
     }
 }
 
 asio::awaitable<void> session::run() {
+    if (auto* tls = client_.tls()) {
+        client_.tcp().expires_after(snap_timeouts_.header_read);  // the handshake is part of the head
+        auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, nothrow);
+        if (ec) co_return;
+        // OpenSSL may hold decrypted bytes that the socket no longer shows: a TLS
+        // connection always reads with a buffer in hand, never waits for readability.
+        in_ = w_.buffers_.get();
+    }
     for (;;) {
         std::int64_t t_start = 0;
         if (!in_ || in_.empty()) {
@@ -85,13 +96,13 @@ asio::awaitable<void> session::run() {
             w_.buffers_.put(up_in_);
             idle_ = true;
             idle_since_ns_ = metrics::monotonic_ns();
-            client_.expires_never();
+            client_.tcp().expires_never();
             bool got = false;
-            if (in_ && w_.idle_reads_ < worker::max_idle_reads) {
+            if (in_ && (client_.tls() || w_.idle_reads_ < worker::max_idle_reads)) {
                 std::size_t room = 0;
                 char* p = in_.space(room);
                 ++w_.idle_reads_;
-                auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, room), nothrow);
+                auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
                 --w_.idle_reads_;
                 if (!ec) {
                     in_.commit(n);
@@ -103,7 +114,7 @@ asio::awaitable<void> session::run() {
             if (!got) {
                 park_ = false;
                 w_.buffers_.put(in_);
-                auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow);
+                auto [ec] = co_await client_.tcp().socket().async_wait(tcp::socket::wait_read, nothrow);
                 if (ec) co_return;  // idle timeout or drain
                 in_ = w_.buffers_.get();
             }
@@ -116,7 +127,7 @@ asio::awaitable<void> session::run() {
 
         auto snap = w_.routes_.get();
         snap_timeouts_ = snap->timeouts;
-        client_.expires_after(snap->timeouts.header_read);
+        client_.tcp().expires_after(snap->timeouts.header_read);
         const std::size_t max_head = snap->limits.max_header_bytes;
         for (;;) {
             const auto r = http::parse_request(in_.view(), max_head, req_);
@@ -131,7 +142,7 @@ asio::awaitable<void> session::run() {
                 in_.grow(max_head + 1024);
                 p = in_.space(room);
             }
-            auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, room), nothrow);
+            auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
             if (ec) co_return;  // a timeout closed the socket already (slowloris)
             in_.commit(n);
         }
@@ -147,7 +158,7 @@ asio::awaitable<void> session::run() {
         if (!keep || w_.draining_) break;
     }
     boost::system::error_code ec;
-    client_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    client_.tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
 void session::log_access(std::int64_t t_start) {
@@ -172,8 +183,8 @@ asio::awaitable<void> session::reply(int status, bool close) {
     status_ = status;
     out_.clear();
     http::write_simple_response(status, close, http::reason_of(status), out_);
-    client_.expires_after(snap_timeouts_.idle);
-    co_await asio::async_write(client_, asio::buffer(out_), nothrow);
+    client_.tcp().expires_after(snap_timeouts_.idle);
+    co_await client_.write(asio::buffer(out_));
 }
 
 void session::record(const routing::snapshot& snap, const routing::pool& pool, const routing::endpoint& ep,
@@ -209,11 +220,12 @@ asio::awaitable<session::upstream_choice> session::connect(const routing::snapsh
             co_return c;
         }
         c.conn = std::make_unique<upstream_conn>(w_.ioc_.get_executor());
-        c.conn->stream.expires_after(snap.timeouts.connect);
-        auto [ec] = co_await c.conn->stream.async_connect(to_tcp(ep), nothrow);
+        c.conn->stream.tcp().expires_after(snap.timeouts.connect);
+        auto [ec] = co_await c.conn->stream.tcp().async_connect(to_tcp(ep), nothrow);
         if (!ec) {
-            c.conn->stream.socket().set_option(tcp::no_delay(true), ec);
-            co_return c;
+            c.conn->stream.tcp().socket().set_option(tcp::no_delay(true), ec);
+            if (pool.tls) ec = co_await start_upstream_tls(*c.conn, pool, ep);
+            if (!ec) co_return c;
         }
         // A failed attempt counts against its endpoint and pool; the client is not told yet.
         record(snap, pool, ep, is_timeout(ec) ? metrics::result::timeout : metrics::result::connect, t_start);
@@ -231,6 +243,23 @@ asio::awaitable<session::upstream_choice> session::connect(const routing::snapsh
         }
     }
     co_return c;
+}
+
+asio::awaitable<boost::system::error_code> session::start_upstream_tls(upstream_conn& up, const routing::pool& pool,
+                                                                      const routing::endpoint& ep) {
+    auto& ctx = *static_cast<asio::ssl::context*>(pool.tls.get());
+    up.stream.use_tls(ctx);
+    auto* tls = up.stream.tls();
+    std::string name = pool.tls_name;
+    if (name.empty()) {  // the endpoint's host, without the port or an IPv6 literal's brackets
+        name = ep.address.substr(0, ep.address.rfind(':'));
+        if (name.size() > 2 && name.front() == '[') name = name.substr(1, name.size() - 2);
+    }
+    SSL_set_tlsext_host_name(tls->native_handle(), name.c_str());
+    if (pool.tls_verify) tls->set_verify_callback(asio::ssl::host_name_verification(name));
+    // The handshake shares the connect deadline set by the caller.
+    auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::client, nothrow);
+    co_return ec;
 }
 
 asio::awaitable<session::send_result> session::send_request(upstream_conn& up, const routing::snapshot& snap) {
@@ -251,13 +280,13 @@ asio::awaitable<session::send_result> session::send_request(upstream_conn& up, c
     if (req_.expect_continue && body_left_ > 0 && body_now == 0) {
         // nginx's choice too: veer answers 100 itself, the upstream never sees Expect.
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        client_.expires_after(snap.timeouts.idle);
-        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(cont), nothrow);
+        client_.tcp().expires_after(snap.timeouts.idle);
+        auto [ec, n] = co_await client_.write(asio::buffer(cont));
         if (ec) co_return send_result::client_failed;
     }
     const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.view().data(), body_now)};
-    up.stream.expires_after(snap.timeouts.upstream_response);
-    auto [ec, n] = co_await asio::async_write(up.stream, bufs, nothrow);
+    up.stream.tcp().expires_after(snap.timeouts.upstream_response);
+    auto [ec, n] = co_await up.stream.write(bufs);
     if (ec) co_return send_result::upstream_failed;
     in_.consume(body_now);
 
@@ -265,8 +294,8 @@ asio::awaitable<session::send_result> session::send_request(upstream_conn& up, c
         if (in_.empty()) {
             std::size_t room = 0;
             char* p = in_.space(room);
-            client_.expires_after(snap.timeouts.idle);
-            auto [rec, rn] = co_await client_.async_read_some(asio::buffer(p, room), nothrow);
+            client_.tcp().expires_after(snap.timeouts.idle);
+            auto [rec, rn] = co_await client_.read_some(asio::buffer(p, room));
             if (rec) co_return send_result::client_failed;
             in_.commit(rn);
         }
@@ -280,8 +309,8 @@ asio::awaitable<session::send_result> session::send_request(upstream_conn& up, c
             chunk = chunk_consumed_;
             body_left_ = chunks_.done() ? 0 : 1;
         }
-        up.stream.expires_after(snap.timeouts.upstream_response);
-        auto [wec, wn] = co_await asio::async_write(up.stream, asio::buffer(in_.view().data(), chunk), nothrow);
+        up.stream.tcp().expires_after(snap.timeouts.upstream_response);
+        auto [wec, wn] = co_await up.stream.write(asio::buffer(in_.view().data(), chunk));
         if (wec) co_return send_result::upstream_failed;
         in_.consume(chunk);
     }
@@ -303,7 +332,7 @@ session::send_result session::feed_chunks(std::string_view in, const routing::sn
 
 asio::awaitable<session::head_result> session::read_response_head(upstream_conn& up, const routing::snapshot& snap) {
     if (!up_in_) up_in_ = w_.buffers_.get();
-    up.stream.expires_after(snap.timeouts.upstream_response);
+    up.stream.tcp().expires_after(snap.timeouts.upstream_response);
     bool got_bytes = !up_in_.empty();
     for (;;) {
         if (!up_in_.empty()) {
@@ -323,7 +352,7 @@ asio::awaitable<session::head_result> session::read_response_head(upstream_conn&
             p = up_in_.space(room);
         }
         if (room == 0) co_return head_result::bad;
-        auto [ec, n] = co_await up.stream.async_read_some(asio::buffer(p, room), nothrow);
+        auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
         if (ec) co_return is_timeout(ec) ? head_result::timeout : (got_bytes ? head_result::reset : head_result::closed);
         got_bytes = true;
         up_in_.commit(n);
@@ -354,7 +383,8 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
     current_up_ = choice.conn.get();
     char id[24];
     out_.clear();
-    http::write_upstream_request(req_, {client_ip_, false, w_.next_request_id(id), choice.ep->address}, out_);
+    http::write_upstream_request(req_, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), choice.ep->address},
+                                 out_);
     // From here on, nothing reads req_'s views: they point into in_, which the body reuses.
 
     // A reused connection the upstream closed meanwhile fails before any response byte.
@@ -470,8 +500,8 @@ asio::awaitable<session::relay_result> session::relay_response(upstream_conn& up
             }
         }
         if (bufs[0].size() + bufs[1].size() > 0) {
-            client_.expires_after(snap.timeouts.idle);
-            auto [ec, n] = co_await asio::async_write(client_, bufs, nothrow);
+            client_.tcp().expires_after(snap.timeouts.idle);
+            auto [ec, n] = co_await client_.write(bufs);
             if (ec) co_return relay_result::client_failed;
         }
         head_sent = true;
@@ -481,8 +511,8 @@ asio::awaitable<session::relay_result> session::relay_response(upstream_conn& up
 
         std::size_t room = 0;
         char* p = up_in_.space(room);
-        up.stream.expires_after(snap.timeouts.upstream_response);
-        auto [ec, n] = co_await up.stream.async_read_some(asio::buffer(p, room), nothrow);
+        up.stream.tcp().expires_after(snap.timeouts.upstream_response);
+        auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
         if (ec) {
             if (kind == http::body_kind::until_close && ec == asio::error::eof) co_return relay_result::ok;
             co_return relay_result::upstream_failed;  // the caller closes the client: never a spliced response
@@ -497,26 +527,26 @@ asio::awaitable<void> session::tunnel(upstream_conn& up, const routing::snapshot
     http::write_client_response(resp_, req_.version_minor, false, false, out_);
     up_in_.consume(resp_.size);
     const std::array<asio::const_buffer, 2> head{asio::buffer(out_), asio::buffer(up_in_.view())};
-    client_.expires_after(snap.timeouts.idle);
-    auto [ec, n] = co_await asio::async_write(client_, head, nothrow);
+    client_.tcp().expires_after(snap.timeouts.idle);
+    auto [ec, n] = co_await client_.write(head);
     if (ec) co_return;
     up_in_.consume(up_in_.size());
     if (!in_.empty()) {
-        up.stream.expires_after(snap.timeouts.idle);
-        auto [wec, wn] = co_await asio::async_write(up.stream, asio::buffer(in_.view()), nothrow);
+        up.stream.tcp().expires_after(snap.timeouts.idle);
+        auto [wec, wn] = co_await up.stream.write(asio::buffer(in_.view()));
         if (wec) co_return;
         in_.consume(in_.size());
     }
     const auto idle = snap.timeouts.idle;
-    auto pump = [idle](beast::tcp_stream& from, beast::tcp_stream& to, io_buffer& buf) -> asio::awaitable<void> {
+    auto pump = [idle](stream& from, stream& to, io_buffer& buf) -> asio::awaitable<void> {
         for (;;) {
             std::size_t room = 0;
             char* p = buf.space(room);
-            from.expires_after(idle);
-            auto [rec, rn] = co_await from.async_read_some(asio::buffer(p, room), nothrow);
+            from.tcp().expires_after(idle);
+            auto [rec, rn] = co_await from.read_some(asio::buffer(p, room));
             if (rec) co_return;
-            to.expires_after(idle);
-            auto [wec, wn] = co_await asio::async_write(to, asio::buffer(p, rn), nothrow);
+            to.tcp().expires_after(idle);
+            auto [wec, wn] = co_await to.write(asio::buffer(p, rn));
             if (wec) co_return;
         }
     };

@@ -35,6 +35,11 @@ struct pool {
     config::balance balance = config::balance::p2c;
     std::vector<endpoint> endpoints;
     std::vector<std::uint32_t> usable;  // indexes into endpoints
+    // pools.NAME.tls: an asio::ssl::context, opaque here so routing stays free of Asio;
+    // null = plain TCP. `tls_name` is the SNI and the name the certificate must match.
+    std::shared_ptr<void> tls;
+    std::string tls_name;
+    bool tls_verify = true;
 };
 
 enum class rule_match : std::uint8_t { equals, prefix, present };

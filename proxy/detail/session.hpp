@@ -47,6 +47,8 @@ private:
     // pool of idle connections.
     asio::awaitable<upstream_choice> connect(const routing::snapshot& snap, int pool_index, std::int64_t t_start,
                                              bool fresh);
+    asio::awaitable<boost::system::error_code> start_upstream_tls(upstream_conn& up, const routing::pool& pool,
+                                                                  const routing::endpoint& ep);
     asio::awaitable<send_result> send_request(upstream_conn& up, const routing::snapshot& snap);
     send_result feed_chunks(std::string_view in, const routing::snapshot& snap);
     asio::awaitable<head_result> read_response_head(upstream_conn& up, const routing::snapshot& snap);
@@ -58,7 +60,7 @@ private:
                 metrics::result r, std::int64_t t_start);
 
     worker& w_;
-    beast::tcp_stream client_;
+    stream client_;
     std::string client_ip_;
     config::timeouts snap_timeouts_;
     io_buffer in_;      // bytes from the client

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/detail/stream.hpp"
 #include "proxy/server.hpp"
 #include "routing/router.hpp"
 
@@ -104,7 +105,7 @@ private:
 
 struct upstream_conn {
     explicit upstream_conn(const asio::any_io_executor& ex) : stream(ex) {}
-    beast::tcp_stream stream;
+    proxy::stream stream;
     std::int64_t idle_since_ns = 0;
 };
 

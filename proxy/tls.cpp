@@ -1,0 +1,82 @@
+#include "proxy/tls.hpp"
+
+#include <boost/asio/ssl/context.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <stdexcept>
+
+namespace veer::proxy {
+namespace {
+
+namespace ssl = boost::asio::ssl;
+
+// TLS 1.2 suites: forward secrecy (ECDHE) and authenticated encryption (GCM, ChaCha20)
+// only. TLS 1.3's suites are all AEAD already.
+constexpr const char* tls12_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+std::string openssl_reason() {
+    const unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (!e) return "unknown error";
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    return buf;
+}
+
+void harden(SSL_CTX* ctx) {
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) throw std::runtime_error("TLS: cipher list: " + openssl_reason());
+}
+
+int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
+                  void*) {
+    static constexpr unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    unsigned char* selected = nullptr;
+    if (SSL_select_next_proto(&selected, outlen, http11, sizeof http11, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;  // a client that offers only h2 gets no ALPN, not a failure
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings) {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+    SSL_CTX* native = ctx->native_handle();
+    harden(native);
+    if (SSL_CTX_use_certificate_chain_file(native, settings.cert.c_str()) != 1)
+        throw std::runtime_error("listener.tls.cert: " + settings.cert + ": " + openssl_reason());
+    if (SSL_CTX_use_PrivateKey_file(native, settings.key.c_str(), SSL_FILETYPE_PEM) != 1)
+        throw std::runtime_error("listener.tls.key: " + settings.key + ": " + openssl_reason());
+    if (SSL_CTX_check_private_key(native) != 1)
+        throw std::runtime_error("listener.tls.key: " + settings.key + " does not match " + settings.cert);
+    SSL_CTX_set_alpn_select_cb(native, select_http11, nullptr);
+    return ctx;
+}
+
+std::shared_ptr<ssl::context> make_client_tls(const config::tls_client& settings) {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    SSL_CTX* native = ctx->native_handle();
+    harden(native);
+    if (settings.verify) {
+        if (!settings.ca.empty()) {
+            if (SSL_CTX_load_verify_locations(native, settings.ca.c_str(), nullptr) != 1)
+                throw std::runtime_error("tls.ca: " + settings.ca + ": " + openssl_reason());
+        } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
+            throw std::runtime_error("tls: system CA store: " + openssl_reason());
+        }
+        SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+    } else {
+        SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
+    }
+    static constexpr unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(native, http11, sizeof http11);
+    return ctx;
+}
+
+}  // namespace veer::proxy

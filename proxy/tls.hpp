@@ -1,0 +1,25 @@
+// TLS contexts for the listener (termination) and for pools (upstream TLS), OpenSSL 3
+// through Asio. Built on the control thread at start and on reload.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace veer::proxy {
+
+// TLS 1.2 and 1.3 only, ECDHE with AEAD ciphers only, no compression, no renegotiation,
+// ALPN http/1.1; the certificate chain and key from PEM files. Throws std::runtime_error
+// naming the file and OpenSSL's reason (a key that does not match the certificate too).
+std::shared_ptr<boost::asio::ssl::context> make_server_tls(const config::tls_server& settings);
+
+// Same protocol floor for upstream connections; verification against `ca` or the system
+// store unless verify = false.
+std::shared_ptr<boost::asio::ssl::context> make_client_tls(const config::tls_client& settings);
+
+}  // namespace veer::proxy
