@@ -6,6 +6,7 @@
 
 #include "config/config.hpp"
 #include "control/controller.hpp"
+#include "proxy/tls.hpp"
 
 namespace {
 
@@ -40,6 +41,16 @@ int main(int argc, char** argv) {
     std::optional<veer::config::config> cfg;
     if (load_or_report(argv[2], cfg) != 0) return 1;
     if (std::strcmp(argv[1], "--check-config") == 0) {
+        // TLS files are read as a start would read them: missing, unreadable or
+        // mismatched certificates and keys fail the check too (as `nginx -t` does).
+        try {
+            if (cfg->listener.tls) veer::proxy::make_server_tls(*cfg->listener.tls);
+            for (const auto& p : cfg->pools)
+                if (p.tls) veer::proxy::make_client_tls(*p.tls, "pools." + p.name + ".tls");
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "%s: %s\n", argv[2], e.what());
+            return 1;
+        }
         std::printf("%s: ok\n", argv[2]);
         return 0;
     }

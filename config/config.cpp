@@ -197,14 +197,6 @@ std::string check_non_empty(std::string_view text) {
     return text.empty() ? "must not be empty" : "";
 }
 
-// A PEM file veer must read at startup and on reload (certificates, keys, CAs).
-std::string check_readable_file(std::string_view text) {
-    if (text.empty()) return "must not be empty";
-    std::ifstream in{std::string(text)};
-    if (!in || std::filesystem::is_directory(std::string(text))) return "cannot read " + in_quotes(text);
-    return "";
-}
-
 std::string check_address(std::string_view text, unsigned min_port) {
     if (canonical_address(text, min_port)) return "";
     return "must be \"host:port\" or \"[v6]:port\" with a port from " + std::to_string(min_port) +
@@ -603,8 +595,8 @@ void read_listener(walker& root, listener& out) {
         tls_server t;
         tls->require("cert");
         tls->require("key");
-        tls->read_string("cert", t.cert, check_readable_file);
-        tls->read_string("key", t.key, check_readable_file);
+        tls->read_string("cert", t.cert, check_non_empty);
+        tls->read_string("key", t.key, check_non_empty);
         tls->reject_unknown();
         out.tls = t;
     }
@@ -665,7 +657,6 @@ void read_pools(walker& root, config& cfg) {
             tls->read_string("sni", t.sni);
             tls->read_bool("verify", t.verify);
             tls->read_string("ca", t.ca);
-            if (!t.ca.empty()) tls->read_string("ca", t.ca, check_readable_file);
             tls->reject_unknown();
             out.tls = t;
         }

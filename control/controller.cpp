@@ -149,7 +149,7 @@ std::string controller::load_tls(const config::config& next) {
         if (next.listener.tls) server = proxy::make_server_tls(*next.listener.tls);
         std::map<std::string, std::shared_ptr<void>> pools;
         for (const auto& p : next.pools)
-            if (p.tls) pools[p.name] = proxy::make_client_tls(*p.tls);
+            if (p.tls) pools[p.name] = proxy::make_client_tls(*p.tls, "pools." + p.name + ".tls");
         // Only now that everything loaded: new connections take the new contexts.
         shared_.server_tls.store(std::move(server));
         pool_tls_ = std::move(pools);
@@ -271,6 +271,7 @@ void controller::apply(std::vector<gating::event> events) {
         log("info", "event", {{"event", o}});
         notifier_.post(json::serialize(o));
         if (e.kind == gating::event_kind::rollback) ++rollbacks_;
+        ++events_by_kind_[e.kind];
         events_.push_back(std::move(e));
         if (events_.size() > max_events) events_.pop_front();
     }
@@ -429,6 +430,7 @@ std::string controller::prometheus() const {
     in.rollbacks = rollbacks_;
     in.active_connections = shared_.active_connections.load(std::memory_order_relaxed);
     in.refused_connections = shared_.refused_connections.load(std::memory_order_relaxed);
+    in.events = {events_by_kind_.begin(), events_by_kind_.end()};
     in.webhook_sent = notifier_.sent();
     in.webhook_dropped = notifier_.dropped();
     const auto now = metrics::monotonic_ns();

@@ -98,6 +98,7 @@ private:
     int seen_weight_ = 0;
     std::string seen_canary_;
     std::uint64_t rollbacks_ = 0;
+    std::map<std::string, std::uint64_t> events_by_kind_;  // since start, for /metrics
     std::uint64_t snapshot_version_ = 0;
     bool draining_ = false;
 };

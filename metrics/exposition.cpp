@@ -70,6 +70,10 @@ std::string render(const exposition_input& in) {
     head(out, "veer_rollbacks_total", "counter", "Rollbacks since start, by the judge or an operator.");
     out += "veer_rollbacks_total " + std::to_string(in.rollbacks) + "\n";
 
+    head(out, "veer_events_total", "counter", "Rollout, health and operator events since start, by kind.");
+    for (const auto& [kind, n] : in.events)
+        out += "veer_events_total{kind=\"" + esc(kind) + "\"} " + std::to_string(n) + "\n";
+
     head(out, "veer_endpoint_healthy", "gauge", "1 while an endpoint passes health checks and is not ejected.");
     for (const auto& p : in.pools)
         for (const auto& e : p.endpoints)

@@ -28,6 +28,7 @@ struct exposition_input {
     std::uint64_t rollbacks = 0;
     std::int64_t active_connections = 0;
     std::uint64_t refused_connections = 0;
+    std::vector<std::pair<std::string, std::uint64_t>> events;  // by kind, since start
     std::uint64_t webhook_sent = 0;
     std::uint64_t webhook_dropped = 0;
 };

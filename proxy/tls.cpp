@@ -59,16 +59,16 @@ std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings
     return ctx;
 }
 
-std::shared_ptr<ssl::context> make_client_tls(const config::tls_client& settings) {
+std::shared_ptr<ssl::context> make_client_tls(const config::tls_client& settings, const std::string& key) {
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
     SSL_CTX* native = ctx->native_handle();
     harden(native);
     if (settings.verify) {
         if (!settings.ca.empty()) {
             if (SSL_CTX_load_verify_locations(native, settings.ca.c_str(), nullptr) != 1)
-                throw std::runtime_error("tls.ca: " + settings.ca + ": " + openssl_reason());
+                throw std::runtime_error(key + ".ca: cannot load " + settings.ca + ": " + openssl_reason());
         } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
-            throw std::runtime_error("tls: system CA store: " + openssl_reason());
+            throw std::runtime_error(key + ": system CA store: " + openssl_reason());
         }
         SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
     } else {

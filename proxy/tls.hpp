@@ -19,7 +19,7 @@ namespace veer::proxy {
 std::shared_ptr<boost::asio::ssl::context> make_server_tls(const config::tls_server& settings);
 
 // Same protocol floor for upstream connections; verification against `ca` or the system
-// store unless verify = false.
-std::shared_ptr<boost::asio::ssl::context> make_client_tls(const config::tls_client& settings);
+// store unless verify = false. `key` names the setting in errors ("pools.blue.tls").
+std::shared_ptr<boost::asio::ssl::context> make_client_tls(const config::tls_client& settings, const std::string& key);
 
 }  // namespace veer::proxy

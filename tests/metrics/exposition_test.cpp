@@ -18,6 +18,7 @@ exposition_input sample() {
     in.state = "progressing";
     in.rollbacks = 2;
     in.active_connections = 7;
+    in.events = {{"rollback", 2}, {"step", 3}};
     for (const char* name : {"blue", "green"}) {
         exposition_input::pool p;
         p.name = name;
@@ -44,7 +45,7 @@ TEST(exposition, has_the_spec_names) {
           "veer_request_duration_seconds_bucket{pool=\"green\",le=\"+Inf\"} 100", "veer_request_duration_seconds_sum",
           "veer_request_duration_seconds_count{pool=\"blue\"} 100", "veer_canary_weight 10",
           "veer_rollout_state{state=\"progressing\"} 1", "veer_rollout_state{state=\"idle\"} 0",
-          "veer_rollbacks_total 2", "veer_endpoint_healthy{pool=\"blue\",endpoint=\"127.0.0.1:9001\"} 1",
+          "veer_rollbacks_total 2", "veer_events_total{kind=\"step\"} 3", "veer_endpoint_healthy{pool=\"blue\",endpoint=\"127.0.0.1:9001\"} 1",
           "veer_connections_active 7", "veer_slo_window_error_rate{pool=\"blue\"} 0.03",
           "veer_slo_window_latency_seconds{pool=\"blue\",quantile=\"0.99\"}", "veer_slo_window_latency_seconds_count"})
         EXPECT_NE(text.find(name), std::string::npos) << name;
