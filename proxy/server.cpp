@@ -139,20 +139,18 @@ void worker::abort() {
 }
 
 asio::awaitable<void> worker::idle_sweeper() {
-    // One timer per thread instead of one per idle connection: a connection's idle
-    // deadline is checked at most a tenth of timeouts.idle late (and at least every 1 s).
+    // One timer per thread instead of one per idle connection: an idle deadline is
+    // checked at most a tenth of the shorter limit late (and at least every second).
     while (!draining_) {
-        const auto idle = routes_.get()->timeouts.idle;
-        const auto period = std::clamp<std::chrono::milliseconds>(idle / 10, std::chrono::milliseconds(10),
-                                                                   std::chrono::seconds(1));
+        const auto t = routes_.get()->timeouts;
+        const auto period = std::clamp<std::chrono::milliseconds>(std::min(t.idle, t.header_read) / 10,
+                                                                   std::chrono::milliseconds(10), std::chrono::seconds(1));
         sweep_timer_.expires_after(period);
         co_await sweep_timer_.async_wait(nothrow);
         const auto now = metrics::monotonic_ns();
-        const auto idle_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(idle).count();
-        const auto park_ns = std::min<std::int64_t>(idle_ns, 1'000'000'000);
         for (auto* s = sessions_; s;) {
             auto* next = s->next_;  // cancelling never unlinks synchronously, but stay safe
-            s->sweep(now - idle_ns, now - park_ns);
+            s->sweep(now);
             s = next;
         }
     }

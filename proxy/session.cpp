@@ -64,11 +64,16 @@ void session::abort() {
     if (current_up_) current_up_->stream.tcp().socket().close(ec);
 }
 
-void session::sweep(std::int64_t close_before_ns, std::int64_t park_before_ns) {
+void session::sweep(std::int64_t now_ns) {
     if (!idle_ || park_) return;
-    if (idle_since_ns_ < close_before_ns) {
+    // Before its first request a connection gets header_read, as a slow head would:
+    // a client that connects and sends nothing is the laziest slowloris.
+    const auto limit = served_ ? snap_timeouts_.idle : snap_timeouts_.header_read;
+    const auto limit_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count();
+    constexpr std::int64_t park_ns = 1'000'000'000;
+    if (now_ns - idle_since_ns_ >= limit_ns) {
         client_.tcp().cancel();
-    } else if (in_ && !client_.tls() && idle_since_ns_ < park_before_ns) {
+    } else if (in_ && !client_.tls() && now_ns - idle_since_ns_ >= park_ns) {
         park_ = true;
         client_.tcp().cancel();
     }
@@ -153,6 +158,7 @@ asio::awaitable<void> session::run() {
             served_by_ = nullptr;
         }
         in_.consume(req_.size);
+        served_ = true;
         const bool keep = co_await serve(*snap, t_start);
         if (logging) log_access(t_start);
         if (!keep || w_.draining_) break;

@@ -23,9 +23,9 @@ public:
     void cancel_if_idle();
     // The drain limit passed: close the client and upstream sockets now.
     void abort();
-    // Between requests: closed if idle since before `close_before_ns` (timeouts.idle),
-    // parked (its buffer given back) if idle since before `park_before_ns`.
-    void sweep(std::int64_t close_before_ns, std::int64_t park_before_ns);
+    // Between requests: closed once idle for timeouts.idle (header_read before the first
+    // request), parked (its buffer given back) once idle for a second.
+    void sweep(std::int64_t now_ns);
 
     session* prev_ = nullptr;  // the worker's intrusive list
     session* next_ = nullptr;
@@ -74,6 +74,7 @@ private:
     bool idle_ = false;
     std::int64_t idle_since_ns_ = 0;
     bool park_ = false;
+    bool served_ = false;  // a request was read: idle limits apply, not header_read
     upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress  // the sweeper asked an idle read to give its buffer back
     // The access log's view of the current request (only filled when the log is on).
     std::string log_request_;
