@@ -30,6 +30,17 @@ TEST(SlowClients, HalfAHeadIsCutAfterHeaderReadWhileOthersAreServed) {
     EXPECT_TRUE(stalled.buffer().empty() || stalled.buffer().starts_with("HTTP/1.1 408")) << stalled.buffer();
 }
 
+TEST(SlowClients, SilentConnectionIsCutAfterHeaderReadNotIdle) {
+    temp_dir dir;
+    upstream blue(dir, "blue");
+    veer_process v(dir, {blue.address()}, {dead_address()},
+                   toml_config().set("timeouts", "header_read", "\"300ms\"").set("timeouts", "idle", "\"60s\""));
+    ASSERT_TRUE(v.start());
+    tcp_conn silent(v.port());  // connects, never sends a byte
+    EXPECT_TRUE(silent.read_until_close(ms(3000))) << "a connection that sends nothing was held past header_read";
+    EXPECT_TRUE(silent.buffer().empty()) << silent.buffer();
+}
+
 TEST(SlowClients, TrickledHeadIsCutAfterHeaderRead) {
     temp_dir dir;
     upstream blue(dir, "blue");

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include <boost/json/serialize.hpp>
+
 #include "harness.hpp"
 
 namespace veer::it {
@@ -164,6 +166,12 @@ handshake s_client(const temp_dir& dir, int port, const std::vector<std::string>
     h.alpn = after(r.output, "ALPN protocol: ");
     h.ok = r.exit_code == 0 && !h.cipher.empty() && h.cipher != "(NONE)";
     return h;
+}
+
+// Up to `n` characters of `text` from the first `marker` on ("" if there is none).
+std::string around(const std::string& text, std::string_view marker, std::size_t n = 300) {
+    const auto at = text.find(marker);
+    return at == std::string::npos ? std::string() : text.substr(at, n);
 }
 
 std::string describe(const handshake& h) {
@@ -604,8 +612,6 @@ TEST(Tls, ReloadSwapsCertificateAndKeepsTheOldOneOnABadKey) {
     EXPECT_EQ(served_fingerprint(dir, v.port()), fp_a);
     EXPECT_EQ(curl(dir, a.ca, {https_url(v.port(), "/a")}).exit_code, 0);
 
-    // A keep-alive connection opened before the reload (plain socket, to see it survive:
-    // the TLS session itself is curl's; here only that veer keeps serving TLS).
     write_file(cert, read_file(b.cert));
     write_file(key, read_file(b.key));
     v.proc().send_signal(SIGHUP);
@@ -661,9 +667,10 @@ TEST(Tls, UpstreamTlsVerifiedAgainstCaAndSni) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << r->head << r->body;
     EXPECT_EQ(r->body, "hello from the TLS upstream\n");
-    // The SNI veer sent is the configured name.
-    EXPECT_TRUE(contains(origin.log(), "extension_type=server_name")) << origin.log().substr(0, 3000);
-    EXPECT_TRUE(contains(origin.log(), ".localhost")) << origin.log().substr(0, 3000);
+    // The SNI veer sent is the configured name (s_server -trace dumps it in hex and ASCII).
+    const auto sni = around(origin.log(), "extension_type=server_name", 200);
+    EXPECT_TRUE(contains(sni, "localhost")) << "no SNI \"localhost\" in the ClientHello:\n"
+                                            << origin.log().substr(0, 3000);
 }
 
 // No sni: the certificate is checked against the endpoint's host, here 127.0.0.1 (the
@@ -684,7 +691,7 @@ TEST(Tls, UpstreamTlsWithoutSniChecksEndpointIpAndSendsNoIpSni) {
     const auto log = origin.log();
     ASSERT_TRUE(contains(log, "ClientHello")) << "s_server -trace printed no handshake:\n" << log.substr(0, 2000);
     EXPECT_FALSE(contains(log, "extension_type=server_name"))
-        << "veer sent an IP literal as SNI:\n" << log.substr(log.find("server_name"), 300);
+        << "veer sent an IP literal as SNI:\n" << around(log, "extension_type=server_name");
 }
 
 // A certificate that fails verification (a name it was not issued for, or a CA that did
@@ -724,7 +731,6 @@ TEST(Tls, UpstreamCertificateThatFailsVerificationGets502AndNoRequest) {
     const auto log = observer.log();
     EXPECT_FALSE(contains(log, "secret-wrong-name")) << log.substr(0, 3000);
     EXPECT_FALSE(contains(log, "secret-wrong-ca")) << log.substr(0, 3000);
-    EXPECT_FALSE(contains(log, "http request")) << "plain HTTP reached the TLS upstream:\n" << log.substr(0, 3000);
 }
 
 // verify = false accepts a self-signed certificate for another name; the default
