@@ -10,7 +10,7 @@
 #include <stdexcept>
 
 #include "proxy/http/codec.hpp"
-#include "routing/snapshot.hpp"
+#include "proxy/address.hpp"
 
 namespace veer::admin {
 namespace {
@@ -22,16 +22,9 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 http_server::http_server(asio::io_context& ioc, const std::string& address, handler h)
     : ioc_(ioc), acceptor_(ioc), handler_(std::move(h)) {
-    routing::endpoint e;
-    if (!routing::parse_ip_endpoint(address, e)) throw std::runtime_error("admin.http: not an IP:port: " + address);
-    tcp::endpoint at;
-    if (e.v6) {
-        asio::ip::address_v6::bytes_type b;
-        std::copy(e.ip.begin(), e.ip.end(), b.begin());
-        at = {asio::ip::address_v6(b), e.port};
-    } else {
-        at = {asio::ip::address_v4({e.ip[0], e.ip[1], e.ip[2], e.ip[3]}), e.port};
-    }
+    const auto parsed = proxy::parse_tcp(address);
+    if (!parsed) throw std::runtime_error("admin.http: not an IP:port: " + address);
+    const tcp::endpoint at = *parsed;
     boost::system::error_code ec;
     acceptor_.open(at.protocol(), ec);
     if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);

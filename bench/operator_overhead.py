@@ -8,62 +8,19 @@
 (b) the time from sending `reload` (a new split rule in the file) to the first request
     that the new rule routes, over 20 reloads.
 """
-import argparse, http.client, json, os, re, socket, statistics, subprocess, tempfile, threading, time
+import argparse, http.client, re, statistics, subprocess, threading, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from veerbench import BUILD, Setup
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--seconds", type=int, default=10)
-ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+ap.add_argument("--build", default=BUILD)
 a = ap.parse_args()
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    end = time.time() + 10
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"port {port} not listening")
-
-
-def admin(sock, line):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(sock)
-        s.sendall(line.encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            data += s.recv(65536)
-    return json.loads(data)
-
-
-d = tempfile.mkdtemp(prefix="veer-op-")
-bp, gp, vp, hp = free_port(), free_port(), free_port(), free_port()
-sock = os.path.join(d, "a.sock")
-procs = []
-base = f"""[listener]\naddress = "127.0.0.1:{vp}"\nthreads = 1\n[admin]\nsocket = "{sock}"\nhttp = "127.0.0.1:{hp}"\n
-[pools.blue]\nendpoints = ["127.0.0.1:{bp}"]\n[pools.green]\nendpoints = ["127.0.0.1:{gp}"]\n
-[split]\ncanary_weight = 10\n[state]\npath = "{d}/state.json"\n"""
-cfg = os.path.join(d, "veer.toml")
-with open(cfg, "w") as f:
-    f.write(base)
+s = Setup(a.build, weight=10, admin_http=True)
+vp, hp = s.vp, s.hp
 try:
-    for name, port in (("blue", bp), ("green", gp)):
-        procs.append(subprocess.Popen([f"{a.build}/veer-upstream", "--name", name, "--port", str(port)],
-                                      stderr=subprocess.DEVNULL))
-        wait_port(port)
-    procs.append(subprocess.Popen([f"{a.build}/veer", "--config", cfg], stderr=subprocess.DEVNULL))
-    wait_port(vp)
-
     def wrk():
         out = subprocess.run(["wrk", "-t1", "-c50", f"-d{a.seconds}s", f"http://127.0.0.1:{vp}/"],
                              capture_output=True, text=True, timeout=a.seconds + 30).stdout
@@ -88,18 +45,17 @@ try:
         scraped.append(wrk())
         stop.set()
         t.join()
-    q, s = statistics.median(quiet), statistics.median(scraped)
-    print(f"(a) requests/s, median of {a.reps}: {q:,.0f} without scraping, {s:,.0f} with /metrics every 100 ms "
-          f"and /status every 1 s: {100 * (s - q) / q:+.1f}%  (runs: {[round(x) for x in quiet]} vs {[round(x) for x in scraped]})")
+    q, sc = statistics.median(quiet), statistics.median(scraped)
+    print(f"(a) requests/s, median of {a.reps}: {q:,.0f} without scraping, {sc:,.0f} with /metrics every 100 ms "
+          f"and /status every 1 s: {100 * (sc - q) / q:+.1f}%  (runs: {[round(x) for x in quiet]} vs {[round(x) for x in scraped]})")
 
     times = []
     for i in range(20):
         header = f"X-Reload-{i}"
-        with open(cfg, "w") as f:
-            f.write(base + f'\n[[split.rules]]\nheader = "{header}"\nequals = "yes"\npool = "green"\n')
+        s.write_config(s.base + f'\n[[split.rules]]\nheader = "{header}"\nequals = "yes"\npool = "green"\n')
         conn = http.client.HTTPConnection("127.0.0.1", vp, timeout=5)
         t0 = time.perf_counter()
-        assert admin(sock, "reload")["ok"]
+        assert s.admin("reload")["ok"]
         while True:
             conn.request("GET", "/", headers={header: "yes"})
             r = conn.getresponse()
@@ -110,6 +66,4 @@ try:
     print(f"(b) reload to the new rule serving, over 20 reloads: median {statistics.median(times):.2f} ms, "
           f"max {max(times):.2f} ms (includes the admin round trip and one proxied request)")
 finally:
-    for p in procs:
-        p.terminate()
-        p.wait(10)
+    s.close()

@@ -9,67 +9,25 @@ evaluate_every 200ms, min_requests 20, window 5s) on loopback, drives --rate req
 turns green bad, and records (a) when the first 500 from green arrived and (b) when a
 status poll first showed weight 0, plus the rollback event's own timestamp.
 """
-import argparse, http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, http.client, statistics, sys, threading, time
 from datetime import datetime
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from veerbench import BUILD, Setup
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--rate", type=float, default=400)
 ap.add_argument("--error-rate", type=float, default=0.5)
 ap.add_argument("--runs", type=int, default=5)
-ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+ap.add_argument("--build", default=BUILD)
 a = ap.parse_args()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def admin(sock, line):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(sock)
-        s.sendall(line.encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
-
-
-def wait_port(port, deadline=10):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"port {port} not listening")
+GATING = ('[health]\ninterval = "200ms"\ntimeout = "200ms"\n'
+          '[slo]\nwindow = "5s"\nevaluate_every = "200ms"\nmin_requests = 20\n')
 
 
 def one_run():
-    d = tempfile.mkdtemp(prefix="veer-rb-")
-    bp, gp, vp = free_port(), free_port(), free_port()
-    sock = os.path.join(d, "a.sock")
-    procs = []
+    s = Setup(a.build, threads=2, weight=50, extra=GATING)
+    vp, gp = s.vp, s.gp
     try:
-        for name, port in (("blue", bp), ("green", gp)):
-            procs.append(subprocess.Popen([f"{a.build}/veer-upstream", "--name", name, "--port", str(port)],
-                                          stderr=subprocess.DEVNULL))
-            wait_port(port)
-        with open(os.path.join(d, "veer.toml"), "w") as f:
-            f.write(f"""[listener]\naddress = "127.0.0.1:{vp}"\nthreads = 2\n[admin]\nsocket = "{sock}"\nhttp = ""\n
-[pools.blue]\nendpoints = ["127.0.0.1:{bp}"]\n[pools.green]\nendpoints = ["127.0.0.1:{gp}"]\n
-[split]\ncanary_weight = 50\n[health]\ninterval = "200ms"\ntimeout = "200ms"\n
-[slo]\nwindow = "5s"\nevaluate_every = "200ms"\nmin_requests = 20\n[state]\npath = "{d}/state.json"\n""")
-        procs.append(subprocess.Popen([f"{a.build}/veer", "--config", os.path.join(d, "veer.toml")],
-                                      stderr=open(os.path.join(d, "veer.log"), "wb")))
-        wait_port(vp)
         stop = threading.Event()
         first_fail = []
         lock = threading.Lock()
@@ -101,24 +59,20 @@ def one_run():
         seen_zero = None
         end = time.time() + 10
         while time.time() < end:
-            s = admin(sock, "status")
-            if s["canary_weight"] == 0:
+            if s.admin("status")["canary_weight"] == 0:
                 seen_zero = time.time()
                 break
             time.sleep(0.01)
         stop.set()
         for t in threads:
             t.join(5)
-        ev = [e for e in admin(sock, "events 50")["events"] if e["kind"] == "rollback"]
+        ev = [e for e in s.admin("events 50")["events"] if e["kind"] == "rollback"]
         if not first_fail or not seen_zero or not ev:
             return None
         event_t = datetime.fromisoformat(ev[-1]["time"].replace("Z", "+00:00")).timestamp()
         return seen_zero - first_fail[0], event_t - first_fail[0], ev[-1]["reason"]
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+        s.close()
 
 
 results = []

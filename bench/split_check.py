@@ -4,60 +4,21 @@
 
     bench/split_check.py [--requests 10000] [--wrk-seconds 10]
 """
-import argparse, http.client, os, re, socket, subprocess, tempfile, threading, time
+import argparse, http.client, re, subprocess, threading, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from veerbench import BUILD, Setup
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--requests", type=int, default=10000)
 ap.add_argument("--wrk-seconds", type=int, default=10)
-ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+ap.add_argument("--build", default=BUILD)
 a = ap.parse_args()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    end = time.time() + 10
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"port {port} not listening")
-
-
-class Setup:
-    def __init__(self, weight):
-        self.dir = tempfile.mkdtemp(prefix="veer-split-")
-        self.bp, self.gp, self.vp = free_port(), free_port(), free_port()
-        self.procs = {}
-        for name, port in (("blue", self.bp), ("green", self.gp)):
-            self.procs[name] = subprocess.Popen([f"{a.build}/veer-upstream", "--name", name, "--port", str(port)],
-                                                stderr=subprocess.DEVNULL)
-            wait_port(port)
-        cfg = os.path.join(self.dir, "veer.toml")
-        with open(cfg, "w") as f:
-            f.write(f"""[listener]\naddress = "127.0.0.1:{self.vp}"\nthreads = 1\n[admin]\nsocket = "{self.dir}/a.sock"\nhttp = ""\n
-[pools.blue]\nendpoints = ["127.0.0.1:{self.bp}"]\n[pools.green]\nendpoints = ["127.0.0.1:{self.gp}"]\n
-[split]\ncanary_weight = {weight}\n[health]\ninterval = "500ms"\ntimeout = "200ms"\n
-[slo]\ndry_run = true\n[state]\npath = "{self.dir}/state.json"\n""")
-        self.procs["veer"] = subprocess.Popen([f"{a.build}/veer", "--config", cfg], stderr=subprocess.DEVNULL)
-        wait_port(self.vp)
-
-    def close(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
+# Judging is left out (dry run): these runs measure the split, not the judge.
+NO_ACTION = "[slo]\ndry_run = true\n[health]\ninterval = \"500ms\"\ntimeout = \"200ms\"\n"
 
 
 def share(weight):
-    s = Setup(weight)
+    s = Setup(a.build, weight=weight, extra=NO_ACTION)
     try:
         counts = {"blue": 0, "green": 0, "other": 0}
         lock = threading.Lock()
@@ -88,7 +49,7 @@ def share(weight):
 
 
 def dead_green():
-    s = Setup(30)
+    s = Setup(a.build, weight=30, extra=NO_ACTION)
     try:
         wrk = subprocess.Popen(["wrk", "-t1", "-c50", f"-d{a.wrk_seconds}s", f"http://127.0.0.1:{s.vp}/"],
                                stdout=subprocess.PIPE, text=True)

@@ -18,6 +18,7 @@
 #include "control/log.hpp"
 #include "control/state_file.hpp"
 #include "metrics/exposition.hpp"
+#include "proxy/address.hpp"
 #include "proxy/tls.hpp"
 
 namespace veer::control {
@@ -43,15 +44,6 @@ std::string error_json(std::string_view error) {
     o["ok"] = false;
     o["error"] = error;
     return json::serialize(o);
-}
-
-asio::ip::tcp::endpoint to_tcp(const routing::endpoint& e) {
-    if (e.v6) {
-        asio::ip::address_v6::bytes_type b;
-        std::copy(e.ip.begin(), e.ip.end(), b.begin());
-        return {asio::ip::address_v6(b), e.port};
-    }
-    return {asio::ip::address_v4({e.ip[0], e.ip[1], e.ip[2], e.ip[3]}), e.port};
 }
 
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
@@ -285,7 +277,7 @@ void controller::start_health_checks() {
         for (const auto& a : p.endpoints) {
             routing::endpoint e;
             if (!routing::parse_ip_endpoint(a, e)) continue;
-            targets.push_back({endpoint_id(a), a, to_tcp(e)});
+            targets.push_back({endpoint_id(a), a, proxy::to_tcp(e)});
         }
     checker_.run(std::move(targets), cfg_.health);
 }

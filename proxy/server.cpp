@@ -12,6 +12,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "proxy/address.hpp"
 #include "proxy/detail/session.hpp"
 
 namespace veer::proxy {
@@ -19,17 +20,6 @@ namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t max_idle_per_endpoint = 256;
-
-tcp::endpoint listen_endpoint(const std::string& address) {
-    routing::endpoint e;
-    if (!routing::parse_ip_endpoint(address, e)) throw std::runtime_error("listener.address: not an IP:port: " + address);
-    if (e.v6) {
-        asio::ip::address_v6::bytes_type b;
-        std::copy(e.ip.begin(), e.ip.end(), b.begin());
-        return {asio::ip::address_v6(b), e.port};
-    }
-    return {asio::ip::address_v4({e.ip[0], e.ip[1], e.ip[2], e.ip[3]}), e.port};
-}
 
 // Whether the upstream closed (or wrote to) an idle pooled connection: either way it
 // cannot carry the next request.
@@ -232,7 +222,9 @@ std::string_view worker::next_request_id(char (&out)[24]) {
 }
 
 server::server(const config::config& cfg, shared_state& shared) {
-    const auto at = listen_endpoint(cfg.listener.address);
+    const auto parsed = parse_tcp(cfg.listener.address);
+    if (!parsed) throw std::runtime_error("listener.address: not an IP:port: " + cfg.listener.address);
+    const auto at = *parsed;
     const auto n = shared.metrics.threads();
     for (std::size_t i = 0; i < n; ++i) {
         workers_.push_back(std::make_unique<worker>(i, cfg, shared));

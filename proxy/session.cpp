@@ -12,6 +12,7 @@
 
 #include <sys/socket.h>
 
+#include "proxy/address.hpp"
 #include "proxy/detail/session.hpp"
 
 namespace veer::proxy {
@@ -19,15 +20,6 @@ namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 using steady = std::chrono::steady_clock;
-
-tcp::endpoint to_tcp(const routing::endpoint& e) {
-    if (e.v6) {
-        asio::ip::address_v6::bytes_type b;
-        std::copy(e.ip.begin(), e.ip.end(), b.begin());
-        return {asio::ip::address_v6(b), e.port};
-    }
-    return {asio::ip::address_v4({e.ip[0], e.ip[1], e.ip[2], e.ip[3]}), e.port};
-}
 
 bool is_timeout(const boost::system::error_code& ec) { return ec == beast::error::timeout; }
 
