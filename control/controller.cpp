@@ -277,7 +277,13 @@ void controller::start_health_checks() {
         for (const auto& a : p.endpoints) {
             routing::endpoint e;
             if (!routing::parse_ip_endpoint(a, e)) continue;
-            targets.push_back({endpoint_id(a), a, proxy::to_tcp(e)});
+            health::target t{endpoint_id(a), a, proxy::to_tcp(e)};
+            if (p.tls) {
+                t.tls = pool_tls_[p.name];
+                t.tls_name = proxy::tls_name(p.tls->sni, a);
+                t.tls_verify = p.tls->verify;
+            }
+            targets.push_back(std::move(t));
         }
     checker_.run(std::move(targets), cfg_.health);
 }

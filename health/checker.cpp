@@ -1,5 +1,7 @@
 #include "health/checker.hpp"
 
+#include <boost/asio/ssl/context.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -7,6 +9,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+
+#include "proxy/stream.hpp"
 
 namespace veer::health {
 namespace {
@@ -46,18 +50,22 @@ asio::awaitable<void> checker::loop(target t, config::health settings, std::uint
 
 // One check: "" when it passed, else why it failed.
 asio::awaitable<std::string> checker::probe(const target& t, const config::health& settings) {
-    beast::tcp_stream s(ioc_);
-    s.expires_after(settings.timeout);
-    auto [cec] = co_await s.async_connect(t.at, nothrow);
+    proxy::stream s(ioc_.get_executor());
+    s.tcp().expires_after(settings.timeout);
+    auto [cec] = co_await s.tcp().async_connect(t.at, nothrow);
     if (cec) co_return "health check of " + t.address + ": connect: " + cec.message();
+    if (t.tls) {
+        const auto hec = co_await s.handshake_client(*static_cast<asio::ssl::context*>(t.tls.get()), t.tls_name, t.tls_verify);
+        if (hec) co_return "health check of " + t.address + ": TLS: " + hec.message();
+    }
     const std::string req = "GET " + settings.path + " HTTP/1.1\r\nHost: " + t.address +
                             "\r\nUser-Agent: veer-health\r\nConnection: close\r\n\r\n";
-    auto [wec, wn] = co_await asio::async_write(s, asio::buffer(req), nothrow);
+    auto [wec, wn] = co_await s.write(asio::buffer(req));
     if (wec) co_return "health check of " + t.address + ": write: " + wec.message();
     char buf[64];
     std::size_t got = 0;
     while (got < 12) {
-        auto [rec, rn] = co_await s.async_read_some(asio::buffer(buf + got, sizeof buf - got), nothrow);
+        auto [rec, rn] = co_await s.read_some(asio::buffer(buf + got, sizeof buf - got));
         if (rec) co_return "health check of " + t.address + ": " + (rec == beast::error::timeout ? "timed out" : rec.message());
         got += rn;
     }

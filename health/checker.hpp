@@ -21,6 +21,10 @@ struct target {
     std::uint32_t id = 0;
     std::string address;  // for Host and logs
     boost::asio::ip::tcp::endpoint at;
+    // A TLS pool's endpoints are checked over TLS, as requests reach them.
+    std::shared_ptr<void> tls;  // asio::ssl::context, or null
+    std::string tls_name;
+    bool tls_verify = true;
 };
 
 class checker {

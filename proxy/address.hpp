@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "routing/snapshot.hpp"
@@ -27,6 +28,15 @@ inline std::optional<boost::asio::ip::tcp::endpoint> parse_tcp(std::string_view 
     routing::endpoint e;
     if (!routing::parse_ip_endpoint(address, e)) return std::nullopt;
     return to_tcp(e);
+}
+
+// The name an upstream's TLS certificate must match: the pool's sni, else the endpoint's
+// host ("10.0.0.1:443", "[::1]:443") without the port or an IPv6 literal's brackets.
+inline std::string tls_name(std::string_view sni, std::string_view address) {
+    if (!sni.empty()) return std::string(sni);
+    auto host = address.substr(0, address.rfind(':'));
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    return std::string(host);
 }
 
 }  // namespace veer::proxy

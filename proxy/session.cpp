@@ -76,6 +76,17 @@ asio::awaitable<void> session::run() {
         client_.tcp().expires_after(snap_timeouts_.header_read);  // the handshake is part of the head
         auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, nothrow);
         if (ec) co_return;
+        co_await serve_requests();
+        co_await client_.close_tls(std::chrono::seconds(1));
+    } else {
+        co_await serve_requests();
+    }
+    boost::system::error_code ec;
+    client_.tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+asio::awaitable<void> session::serve_requests() {
+    if (client_.tls()) {
         // OpenSSL may hold decrypted bytes that the socket no longer shows: a TLS
         // connection always reads with a buffer in hand, never waits for readability.
         in_ = w_.buffers_.get();
@@ -155,8 +166,6 @@ asio::awaitable<void> session::run() {
         if (logging) log_access(t_start);
         if (!keep || w_.draining_) break;
     }
-    boost::system::error_code ec;
-    client_.tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
 void session::log_access(std::int64_t t_start) {
@@ -222,7 +231,9 @@ asio::awaitable<session::upstream_choice> session::connect(const routing::snapsh
         auto [ec] = co_await c.conn->stream.tcp().async_connect(to_tcp(ep), nothrow);
         if (!ec) {
             c.conn->stream.tcp().socket().set_option(tcp::no_delay(true), ec);
-            if (pool.tls) ec = co_await start_upstream_tls(*c.conn, pool, ep);
+            if (pool.tls)
+                ec = co_await c.conn->stream.handshake_client(*static_cast<asio::ssl::context*>(pool.tls.get()),
+                                                              proxy::tls_name(pool.tls_name, ep.address), pool.tls_verify);
             if (!ec) co_return c;
         }
         // A failed attempt counts against its endpoint and pool; the client is not told yet.
@@ -241,23 +252,6 @@ asio::awaitable<session::upstream_choice> session::connect(const routing::snapsh
         }
     }
     co_return c;
-}
-
-asio::awaitable<boost::system::error_code> session::start_upstream_tls(upstream_conn& up, const routing::pool& pool,
-                                                                      const routing::endpoint& ep) {
-    auto& ctx = *static_cast<asio::ssl::context*>(pool.tls.get());
-    up.stream.use_tls(ctx);
-    auto* tls = up.stream.tls();
-    std::string name = pool.tls_name;
-    if (name.empty()) {  // the endpoint's host, without the port or an IPv6 literal's brackets
-        name = ep.address.substr(0, ep.address.rfind(':'));
-        if (name.size() > 2 && name.front() == '[') name = name.substr(1, name.size() - 2);
-    }
-    SSL_set_tlsext_host_name(tls->native_handle(), name.c_str());
-    if (pool.tls_verify) tls->set_verify_callback(asio::ssl::host_name_verification(name));
-    // The handshake shares the connect deadline set by the caller.
-    auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::client, nothrow);
-    co_return ec;
 }
 
 asio::awaitable<session::send_result> session::send_request(upstream_conn& up, const routing::snapshot& snap) {

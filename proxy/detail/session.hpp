@@ -41,14 +41,14 @@ private:
     enum class head_result { ok, timeout, closed, reset, bad };
     enum class relay_result { ok, upstream_failed, client_failed };
 
+    // Requests one after another until the connection ends (run() adds TLS around it).
+    asio::awaitable<void> serve_requests();
     // Serves the parsed request in req_; true if the connection stays open for the next.
     asio::awaitable<bool> serve(const routing::snapshot& snap, std::int64_t t_start);
     // Picks an endpoint of the pool and connects, retrying per [retry]; `fresh` skips the
     // pool of idle connections.
     asio::awaitable<upstream_choice> connect(const routing::snapshot& snap, int pool_index, std::int64_t t_start,
                                              bool fresh);
-    asio::awaitable<boost::system::error_code> start_upstream_tls(upstream_conn& up, const routing::pool& pool,
-                                                                  const routing::endpoint& ep);
     asio::awaitable<send_result> send_request(upstream_conn& up, const routing::snapshot& snap);
     send_result feed_chunks(std::string_view in, const routing::snapshot& snap);
     asio::awaitable<head_result> read_response_head(upstream_conn& up, const routing::snapshot& snap);

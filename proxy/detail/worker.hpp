@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "proxy/detail/stream.hpp"
+#include "proxy/stream.hpp"
 #include "proxy/server.hpp"
 #include "routing/router.hpp"
 
