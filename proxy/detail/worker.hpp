@@ -76,7 +76,8 @@ private:
     std::size_t end_ = 0;
 };
 
-inline constexpr std::size_t buffer_size = 16 * 1024;
+// A request in progress borrows two of these (client and upstream bytes).
+inline constexpr std::size_t buffer_size = 32 * 1024;
 
 class buffer_pool {
 public:

@@ -992,3 +992,26 @@ TEST(load_file, missing_file_is_an_error_not_an_exception) {
 
 }  // namespace
 }  // namespace veer::config
+
+namespace veer::config {
+namespace {
+
+// Inputs that break toml++ 3.3's own assumptions (an assert, or UB in a release build),
+// found by fuzz_config and kept in tests/fuzz/seeds/config: each is a clean parse error.
+TEST(config_fuzz_regressions, table_header_starting_with_a_non_key_character) {
+    EXPECT_EQ(errors_of("[+tate]\npath = \"x\"\n"),
+              (errors{"test.toml:1:2: parse error: expected a key in the table header"}));
+    EXPECT_EQ(errors_of("[[ +rules]]\n"), (errors{"test.toml:1:4: parse error: expected a key in the table header"}));
+}
+
+TEST(config_fuzz_regressions, non_ascii_outside_comments) {
+    // U+FEFB at the start of the file sent toml++ into an unreachable branch.
+    EXPECT_EQ(errors_of("\xEF\xBB\xBB[slo]\n"),
+              (errors{"test.toml:1:1: parse error: non-ASCII character outside a comment"}));
+    // In a comment anything goes, also after a quoted '#'.
+    const auto c = valid("# r\xC3\xA9sum\xC3\xA9 \xE2\x86\x92 fine\n[slo]\nwindow = \"10s\" # \xE2\x80\x94 also fine\n");
+    EXPECT_EQ(c.slo.window, duration(10000));
+}
+
+}  // namespace
+}  // namespace veer::config
