@@ -7,13 +7,6 @@
 
 namespace veer::routing {
 
-const endpoint* snapshot::find_endpoint(std::string_view address) const {
-    for (const auto& p : pools)
-        for (const auto& e : p.endpoints)
-            if (e.address == address) return &e;
-    return nullptr;
-}
-
 bool parse_ip_endpoint(std::string_view address, endpoint& out) {
     std::string_view host, port;
     if (!address.empty() && address.front() == '[') {

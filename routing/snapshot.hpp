@@ -70,7 +70,6 @@ struct snapshot {
     config::error_kinds errors;
     int eject_after_failures = 5;
 
-    const endpoint* find_endpoint(std::string_view address) const;
 };
 
 // Holds the current snapshot. publish() from the control thread; threads keep their own

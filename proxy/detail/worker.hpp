@@ -48,12 +48,6 @@ public:
         return data_.get() + end_;
     }
     void commit(std::size_t n) { end_ += n; }
-    void append(std::string_view s) {
-        std::size_t n = 0;
-        char* p = space(n);
-        std::memcpy(p, s.data(), s.size() < n ? s.size() : n);
-        commit(s.size() < n ? s.size() : n);
-    }
     std::size_t capacity() const { return capacity_; }
     // Moves the unread bytes into a larger buffer (a head bigger than the pool's buffers).
     void grow(std::size_t capacity) {
@@ -94,7 +88,6 @@ public:
         auto p = b.release();
         if (pooled && free_.size() < max_free) free_.push_back(std::move(p));
     }
-    std::size_t buffer_size() const { return size_; }
 
 private:
     // Enough for the requests a thread has in flight at once in steady state; more are

@@ -507,14 +507,6 @@ TEST(ParseIpEndpoint, Refused) {
     }
 }
 
-TEST(Snapshot, FindEndpointByAddress) {
-    const auto s = three_pools();
-    const auto* e = s.find_endpoint("10.0.2.2:80");
-    ASSERT_NE(e, nullptr);
-    EXPECT_EQ(e->id, 3u);
-    EXPECT_EQ(s.find_endpoint("10.0.2.9:80"), nullptr);
-}
-
 TEST(Snapshot, CacheFollowsThePublisher) {
     publisher pub;
     auto first = std::make_shared<snapshot>(three_pools(100));
