@@ -75,9 +75,8 @@ controller::controller(config::config cfg)
         if (shared_.access_log_fd < 0)
             throw std::runtime_error("log.access_log: cannot open " + cfg_.log.access_log + ": " + std::strerror(errno));
     }
-    server_ = std::make_unique<proxy::server>(cfg_, shared_);
-    admin_ = std::make_unique<admin::socket_server>(ioc_, cfg_.admin.socket, cfg_.admin.socket_mode,
-                                                    [this](std::string_view line) { return command(line); });
+    // Bound in this order so that the data listener accepting is the last sign of
+    // readiness: by then the admin socket and the admin HTTP listener accept as well.
     if (!cfg_.admin.http.empty()) {
         http_ = std::make_unique<admin::http_server>(ioc_, cfg_.admin.http, [this](std::string_view target) {
             admin::http_response r;
@@ -101,6 +100,9 @@ controller::controller(config::config cfg)
             return r;
         });
     }
+    admin_ = std::make_unique<admin::socket_server>(ioc_, cfg_.admin.socket, cfg_.admin.socket_mode,
+                                                    [this](std::string_view line) { return command(line); });
+    server_ = std::make_unique<proxy::server>(cfg_, shared_);
 }
 
 controller::~controller() {
