@@ -48,8 +48,9 @@ const std::array<field, 6> fields{{{"Host", "example.com"},
                                    {"Cookie", "a=1; session=abcdef"},
                                    {"Accept-Encoding", "gzip"}}};
 
-void BM_route_weighted(benchmark::State& state) {
-    const auto s = make_snapshot(false);
+// Arg 0: by weight; arg 1: by the sticky header's hash.
+void BM_route(benchmark::State& state) {
+    const auto s = make_snapshot(state.range(0) == 1);
     fast_random rng(42);
     std::array<std::uint32_t, 8> outstanding{};
     std::uint32_t rr = 0;
@@ -58,21 +59,9 @@ void BM_route_weighted(benchmark::State& state) {
         const int e = pick_endpoint(s.pools[p], outstanding.data(), rng, rr);
         benchmark::DoNotOptimize(e);
     }
+    state.SetLabel(state.range(0) == 1 ? "sticky" : "weighted");
 }
-BENCHMARK(BM_route_weighted);
-
-void BM_route_sticky(benchmark::State& state) {
-    const auto s = make_snapshot(true);
-    fast_random rng(42);
-    std::array<std::uint32_t, 8> outstanding{};
-    std::uint32_t rr = 0;
-    for (auto _ : state) {
-        const int p = choose_pool(s, fields, rng.below(buckets));
-        const int e = pick_endpoint(s.pools[p], outstanding.data(), rng, rr);
-        benchmark::DoNotOptimize(e);
-    }
-}
-BENCHMARK(BM_route_sticky);
+BENCHMARK(BM_route)->Arg(0)->Arg(1);
 
 void BM_sticky_bucket(benchmark::State& state) {
     for (auto _ : state) benchmark::DoNotOptimize(sticky_bucket("user-123456"));
