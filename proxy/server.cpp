@@ -5,6 +5,7 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -138,11 +139,20 @@ asio::awaitable<void> worker::idle_sweeper() {
         sweep_timer_.expires_after(period);
         co_await sweep_timer_.async_wait(nothrow);
         const auto now = metrics::monotonic_ns();
+        if (trim_pending_ && now - last_trim_ns_ >= 5'000'000'000) {
+            // Many connections parked at once gave their buffers back: return that memory
+            // to the kernel, or a burst of clients would stay in RSS (at most every 5 s).
+            ::malloc_trim(0);
+            trim_pending_ = false;
+            last_trim_ns_ = now;
+        }
+        std::size_t parked = 0;
         for (auto* s = sessions_; s;) {
             auto* next = s->next_;  // cancelling never unlinks synchronously, but stay safe
-            s->sweep(now);
+            parked += s->sweep(now) ? 1 : 0;
             s = next;
         }
+        if (parked > buffer_pool::max_free) trim_pending_ = true;  // trimmed once they have let go
     }
 }
 

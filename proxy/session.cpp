@@ -56,8 +56,8 @@ void session::abort() {
     if (current_up_) current_up_->stream.tcp().socket().close(ec);
 }
 
-void session::sweep(std::int64_t now_ns) {
-    if (!idle_ || park_) return;
+bool session::sweep(std::int64_t now_ns) {
+    if (!idle_ || park_) return false;
     // Before its first request a connection gets header_read, as a slow head would:
     // a client that connects and sends nothing is the laziest slowloris.
     const auto limit = served_ ? snap_timeouts_.idle : snap_timeouts_.header_read;
@@ -68,7 +68,9 @@ void session::sweep(std::int64_t now_ns) {
     } else if (in_ && !client_.tls() && now_ns - idle_since_ns_ >= park_ns) {
         park_ = true;
         client_.tcp().cancel();
+        return true;
     }
+    return false;
 }
 
 asio::awaitable<void> session::run() {
@@ -122,6 +124,12 @@ asio::awaitable<void> session::serve_requests() {
             if (!got) {
                 park_ = false;
                 w_.buffers_.put(in_);
+                // A parked connection keeps no per-request memory either: the next request
+                // after a long idle pays a few small allocations instead.
+                out_ = std::string();
+                req_.fields = {};
+                resp_.fields = {};
+                log_request_ = std::string();
                 auto [ec] = co_await client_.tcp().socket().async_wait(tcp::socket::wait_read, nothrow);
                 if (ec) co_return;  // idle timeout or drain
                 in_ = w_.buffers_.get();

@@ -25,7 +25,8 @@ public:
     void abort();
     // Between requests: closed once idle for timeouts.idle (header_read before the first
     // request), parked (its buffer given back) once idle for a second.
-    void sweep(std::int64_t now_ns);
+    // True if it parked the connection.
+    bool sweep(std::int64_t now_ns);
 
     session* prev_ = nullptr;  // the worker's intrusive list
     session* next_ = nullptr;

@@ -89,10 +89,11 @@ public:
         if (pooled && free_.size() < max_free) free_.push_back(std::move(p));
     }
 
-private:
     // Enough for the requests a thread has in flight at once in steady state; more are
     // freed, so that a burst does not stay resident.
     static constexpr std::size_t max_free = 64;
+
+private:
     std::size_t size_;
     std::vector<std::unique_ptr<char[]>> free_;
 };
@@ -154,6 +155,8 @@ private:
     tcp::acceptor acceptor_;
     asio::steady_timer flush_timer_{ioc_};
     asio::steady_timer sweep_timer_{ioc_};
+    bool trim_pending_ = false;
+    std::int64_t last_trim_ns_ = 0;
     std::vector<std::vector<std::unique_ptr<upstream_conn>>> idle_;
     std::int64_t idle_timeout_ns_;
     session* sessions_ = nullptr;  // intrusive list of live sessions
