@@ -1091,6 +1091,7 @@ toml_config veer_process::defaults() const {
 }
 
 void veer_process::rewrite_config(const toml_config& overrides) {
+    overrides_ = overrides;
     write_file(config_path_, defaults().merged(overrides).render());
 }
 
@@ -1102,9 +1103,20 @@ void veer_process::launch() {
 ::testing::AssertionResult veer_process::start(ms timeout, const std::string& host) {
     launch();
     const deadline d(timeout);
+    int port_retries = 3;
     while (!d.expired()) {
-        if (auto code = proc_->wait_exit(ms(0)))
+        if (auto code = proc_->wait_exit(ms(0))) {
+            // free_port() only found a port free a moment ago; a test running in parallel
+            // may have taken it since. Other ports then, a bounded number of times.
+            if (port_retries-- > 0 && log().find("Address already in use") != std::string::npos) {
+                port_ = free_port();
+                admin_http_port_ = free_port();
+                rewrite_config(overrides_);
+                launch();
+                continue;
+            }
             return ::testing::AssertionFailure() << "veer exited with " << *code << ":\n" << log();
+        }
         // A socket file left by an earlier veer is not enough: it must answer.
         if (tcp_accepts(port_, host) && unix_accepts(socket_)) return ::testing::AssertionSuccess();
         std::this_thread::sleep_for(ms(20));

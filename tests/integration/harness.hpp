@@ -445,6 +445,7 @@ private:
     std::vector<std::string> green_;
     int port_;
     int admin_http_port_;
+    toml_config overrides_;  // the last written, for a restart on other ports
     std::string socket_;
     std::string state_path_;
     std::string config_path_;
