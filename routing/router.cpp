@@ -1,24 +1,11 @@
 #include "routing/router.hpp"
 
+#include "common/ascii.hpp"
+
 namespace veer::routing {
-namespace {
+using ascii::trim;
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-}  // namespace
-
-bool header_name_equals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
+bool header_name_equals(std::string_view a, std::string_view b) { return ascii::iequals(a, b); }
 
 std::uint32_t sticky_bucket(std::string_view key) {
     // FNV-1a, then a splitmix64 finalizer so that similar keys spread over all buckets.

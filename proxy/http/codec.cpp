@@ -1,5 +1,7 @@
 #include "proxy/http/codec.hpp"
 
+#include "common/ascii.hpp"
+
 #include <array>
 #include <charconv>
 #include <cstring>
@@ -19,13 +21,8 @@ constexpr std::array<bool, 256> make_tchar() {
 }
 constexpr auto tchar = make_tchar();
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+using ascii::trim;
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 parse_result fail(error e, std::string_view why) { return {parse_status::failed, e, why}; }
 
@@ -181,12 +178,7 @@ void append_uint(std::string& out, std::uint64_t n) {
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
+bool iequals(std::string_view a, std::string_view b) { return ascii::iequals(a, b); }
 
 bool has_token(std::string_view list, std::string_view token) {
     std::size_t pos = 0;
