@@ -2,22 +2,14 @@
 
 #include <boost/asio/ssl/context.hpp>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-
-#include "proxy/stream.hpp"
 
 namespace veer::health {
-namespace {
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-}  // namespace
+using proxy::nothrow;
 
 check_state& checker::state_of(std::uint32_t id) {
     for (auto& [i, s] : states_)
@@ -34,8 +26,8 @@ void checker::run(std::vector<target> targets, const config::health& settings) {
     }
 }
 
-asio::awaitable<void> checker::loop(target t, config::health settings, std::uint64_t generation) {
-    asio::steady_timer timer(ioc_);
+proxy::task<> checker::loop(target t, config::health settings, std::uint64_t generation) {
+    proxy::timer timer(ioc_.get_executor());
     while (generation == generation_) {
         const auto why = co_await probe(t, settings);
         if (generation != generation_) co_return;
@@ -48,11 +40,20 @@ asio::awaitable<void> checker::loop(target t, config::health settings, std::uint
     }
 }
 
-// One check: "" when it passed, else why it failed.
-asio::awaitable<std::string> checker::probe(const target& t, const config::health& settings) {
+proxy::task<std::string> checker::probe(const target& t, const config::health& settings) {
+    // Whichever ends first: the losing side is cancelled and awaited, so nothing outlives
+    // this frame.
+    using namespace asio::experimental::awaitable_operators;
+    proxy::timer limit(ioc_.get_executor());
+    limit.expires_after(settings.timeout);
+    auto r = co_await (exchange(t, settings) || limit.async_wait(nothrow));
+    if (r.index() == 1) co_return "health check of " + t.address + ": timed out";
+    co_return std::get<0>(std::move(r));
+}
+
+proxy::task<std::string> checker::exchange(const target& t, const config::health& settings) {
     proxy::stream s(ioc_.get_executor());
-    s.tcp().expires_after(settings.timeout);
-    auto [cec] = co_await s.tcp().async_connect(t.at, nothrow);
+    auto [cec] = co_await s.sock().async_connect(t.at, nothrow);
     if (cec) co_return "health check of " + t.address + ": connect: " + cec.message();
     if (t.tls) {
         const auto hec = co_await s.handshake_client(*static_cast<asio::ssl::context*>(t.tls.get()), t.tls_name, t.tls_verify);
@@ -66,7 +67,7 @@ asio::awaitable<std::string> checker::probe(const target& t, const config::healt
     std::size_t got = 0;
     while (got < 12) {
         auto [rec, rn] = co_await s.read_some(asio::buffer(buf + got, sizeof buf - got));
-        if (rec) co_return "health check of " + t.address + ": " + (rec == beast::error::timeout ? "timed out" : rec.message());
+        if (rec) co_return "health check of " + t.address + ": " + rec.message();
         got += rn;
     }
     const std::string_view line(buf, got);

@@ -2,7 +2,6 @@
 // off the data path. Results go to a callback that republishes the routing snapshot.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -14,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "health/state.hpp"
+#include "proxy/stream.hpp"
 
 namespace veer::health {
 
@@ -37,8 +37,10 @@ public:
     void stop() { ++generation_; }
 
 private:
-    boost::asio::awaitable<void> loop(target t, config::health settings, std::uint64_t generation);
-    boost::asio::awaitable<std::string> probe(const target& t, const config::health& settings);
+    proxy::task<> loop(target t, config::health settings, std::uint64_t generation);
+    // One check within settings.timeout: "" when it passed, else why it failed.
+    proxy::task<std::string> probe(const target& t, const config::health& settings);
+    proxy::task<std::string> exchange(const target& t, const config::health& settings);
 
     boost::asio::io_context& ioc_;
     on_change cb_;

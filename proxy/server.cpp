@@ -19,14 +19,13 @@
 namespace veer::proxy {
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t max_idle_per_endpoint = 256;
 
 // Whether the upstream closed (or wrote to) an idle pooled connection: either way it
 // cannot carry the next request.
 bool still_open(upstream_conn& c) {
     char byte;
-    const auto n = ::recv(c.stream.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const auto n = ::recv(c.stream.sock().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -49,7 +48,7 @@ worker::worker(std::size_t index, const config::config& cfg, shared_state& share
       // head in one read; a larger head grows its buffer up to max_header_bytes.
       buffers_(buffer_size),
       index_(index),
-      acceptor_(ioc_),
+      acceptor_(ioc_.get_executor()),
       idle_(metrics::max_endpoints),
       idle_timeout_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
       request_prefix_(std::random_device{}()) {
@@ -111,7 +110,7 @@ void worker::flush_access_log() {
     access_buffer_.clear();
 }
 
-asio::awaitable<void> worker::access_log_flusher() {
+task<> worker::access_log_flusher() {
     while (!draining_) {
         flush_timer_.expires_after(std::chrono::seconds(1));
         co_await flush_timer_.async_wait(nothrow);
@@ -129,16 +128,19 @@ void worker::abort() {
     });
 }
 
-asio::awaitable<void> worker::idle_sweeper() {
-    // One timer per thread instead of one per idle connection: an idle deadline is
-    // checked at most a tenth of the shorter limit late (and at least every second).
-    while (!draining_) {
+task<> worker::idle_sweeper() {
+    // One timer per thread instead of one per connection or per operation: a deadline
+    // (session::sweep) is enforced at most a tenth of the shortest timeout late, within
+    // 10 ms to 1 s. The 1 s floor is the TLS close_notify limit.
+    // It goes on during a drain: requests still in progress keep their deadlines.
+    while (!draining_ || sessions_) {
         const auto t = routes_.get()->timeouts;
-        const auto period = std::clamp<std::chrono::milliseconds>(std::min(t.idle, t.header_read) / 10,
-                                                                   std::chrono::milliseconds(10), std::chrono::seconds(1));
+        const auto shortest = std::min({t.idle, t.header_read, t.connect, t.upstream_response,
+                                        std::chrono::milliseconds(1000)});
+        const auto period = std::max<std::chrono::milliseconds>(shortest / 10, std::chrono::milliseconds(10));
         sweep_timer_.expires_after(period);
         co_await sweep_timer_.async_wait(nothrow);
-        const auto now = metrics::monotonic_ns();
+        const auto now = coarse_now_ns();
         if (trim_pending_ && now - last_trim_ns_ >= 5'000'000'000) {
             // Many connections parked at once gave their buffers back: return that memory
             // to the kernel, or a burst of clients would stay in RSS (at most every 5 s).
@@ -156,8 +158,8 @@ asio::awaitable<void> worker::idle_sweeper() {
     }
 }
 
-asio::awaitable<void> worker::accept_loop() {
-    asio::steady_timer backoff(ioc_);
+task<> worker::accept_loop() {
+    timer backoff(ioc_.get_executor());
     for (;;) {
         auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
         if (!acceptor_.is_open() || ec == asio::error::operation_aborted) co_return;
@@ -206,7 +208,7 @@ void worker::checkin(std::uint32_t endpoint_id, std::unique_ptr<upstream_conn> c
     auto& conns = idle_[endpoint_id];
     if (draining_ || conns.size() >= max_idle_per_endpoint) return;
     c->idle_since_ns = now_ns;
-    c->stream.tcp().expires_never();
+    c->stream.expires_never();
     conns.push_back(std::move(c));
 }
 

@@ -16,26 +16,17 @@
 #include "proxy/detail/session.hpp"
 
 namespace veer::proxy {
-namespace {
-
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-using steady = std::chrono::steady_clock;
-
-bool is_timeout(const boost::system::error_code& ec) { return ec == beast::error::timeout; }
-
-}  // namespace
-
-session::session(worker& w, tcp::socket socket)
+session::session(worker& w, tcp_socket socket)
     : w_(w), client_(std::move(socket)), snap_timeouts_(w.routes_.get()->timeouts) {
     boost::system::error_code ec;
-    const auto remote = client_.tcp().socket().remote_endpoint(ec);
+    const auto remote = client_.sock().remote_endpoint(ec);
     if (!ec) {
         auto addr = remote.address();
         if (addr.is_v6() && addr.to_v6().is_v4_mapped())
             addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
         client_ip_ = addr.to_string();
     }
-    client_.tcp().socket().set_option(tcp::no_delay(true), ec);
+    client_.sock().set_option(tcp::no_delay(true), ec);
     if (auto tls = w_.shared_.server_tls.load()) client_.use_tls(*tls);
     w_.link(this);
 }
@@ -47,35 +38,40 @@ session::~session() {
 }
 
 void session::cancel_if_idle() {
-    if (idle_) client_.tcp().cancel();
+    if (idle_) client_.sock().cancel();
 }
 
 void session::abort() {
     boost::system::error_code ec;
-    client_.tcp().socket().close(ec);
-    if (current_up_) current_up_->stream.tcp().socket().close(ec);
+    client_.sock().close(ec);
+    if (current_up_) current_up_->stream.sock().close(ec);
 }
 
 bool session::sweep(std::int64_t now_ns) {
-    if (!idle_ || park_) return false;
+    if (!idle_) {  // a request in progress: the deadline of whatever it waits for
+        client_.expire_if_due(now_ns);
+        if (current_up_) current_up_->stream.expire_if_due(now_ns);
+        return false;
+    }
+    if (park_) return false;
     // Before its first request a connection gets header_read, as a slow head would:
     // a client that connects and sends nothing is the laziest slowloris.
     const auto limit = served_ ? snap_timeouts_.idle : snap_timeouts_.header_read;
     const auto limit_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count();
     constexpr std::int64_t park_ns = 1'000'000'000;
     if (now_ns - idle_since_ns_ >= limit_ns) {
-        client_.tcp().cancel();
+        client_.sock().cancel();
     } else if (in_ && !client_.tls() && now_ns - idle_since_ns_ >= park_ns) {
         park_ = true;
-        client_.tcp().cancel();
+        client_.sock().cancel();
         return true;
     }
     return false;
 }
 
-asio::awaitable<void> session::run() {
+task<void> session::run() {
     if (auto* tls = client_.tls()) {
-        client_.tcp().expires_after(snap_timeouts_.header_read);  // the handshake is part of the head
+        client_.expires_after(snap_timeouts_.header_read);  // the handshake is part of the head
         auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, nothrow);
         if (ec) co_return;
         co_await serve_requests();
@@ -84,10 +80,10 @@ asio::awaitable<void> session::run() {
         co_await serve_requests();
     }
     boost::system::error_code ec;
-    client_.tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+    client_.sock().shutdown(tcp_socket::shutdown_send, ec);
 }
 
-asio::awaitable<void> session::serve_requests() {
+task<void> session::serve_requests() {
     if (client_.tls()) {
         // OpenSSL may hold decrypted bytes that the socket no longer shows: a TLS
         // connection always reads with a buffer in hand, never waits for readability.
@@ -105,8 +101,8 @@ asio::awaitable<void> session::serve_requests() {
             // timeouts.idle; no timer is armed per idle wait.
             w_.buffers_.put(up_in_);
             idle_ = true;
-            idle_since_ns_ = metrics::monotonic_ns();
-            client_.tcp().expires_never();
+            idle_since_ns_ = coarse_now_ns();
+            client_.expires_never();
             bool got = false;
             if (in_ && (client_.tls() || w_.idle_reads_ < worker::max_idle_reads)) {
                 std::size_t room = 0;
@@ -130,7 +126,7 @@ asio::awaitable<void> session::serve_requests() {
                 req_.fields = {};
                 resp_.fields = {};
                 log_request_ = std::string();
-                auto [ec] = co_await client_.tcp().socket().async_wait(tcp::socket::wait_read, nothrow);
+                auto [ec] = co_await client_.sock().async_wait(tcp_socket::wait_read, nothrow);
                 if (ec) co_return;  // idle timeout or drain
                 in_ = w_.buffers_.get();
             }
@@ -143,7 +139,7 @@ asio::awaitable<void> session::serve_requests() {
 
         auto snap = w_.routes_.get();
         snap_timeouts_ = snap->timeouts;
-        client_.tcp().expires_after(snap->timeouts.header_read);
+        client_.expires_after(snap->timeouts.header_read);
         const std::size_t max_head = snap->limits.max_header_bytes;
         for (;;) {
             const auto r = http::parse_request(in_.view(), max_head, req_);
@@ -194,11 +190,11 @@ void session::log_access(std::int64_t t_start) {
     if (out.size() > 16 * 1024) w_.flush_access_log();
 }
 
-asio::awaitable<void> session::reply(int status, bool close) {
+task<void> session::reply(int status, bool close) {
     status_ = status;
     out_.clear();
     http::write_simple_response(status, close, http::reason_of(status), out_);
-    client_.tcp().expires_after(snap_timeouts_.idle);
+    client_.expires_after(snap_timeouts_.idle);
     co_await client_.write(asio::buffer(out_));
 }
 
@@ -217,7 +213,7 @@ void session::record(const routing::snapshot& snap, const routing::pool& pool, c
     }
 }
 
-asio::awaitable<session::upstream_choice> session::connect(const routing::snapshot& snap, int pool_index,
+task<session::upstream_choice> session::connect(const routing::snapshot& snap, int pool_index,
                                                            std::int64_t t_start, bool fresh) {
     upstream_choice c;
     const int attempts = snap.retry.on_connect ? snap.retry.attempts : 1;
@@ -235,17 +231,19 @@ asio::awaitable<session::upstream_choice> session::connect(const routing::snapsh
             co_return c;
         }
         c.conn = std::make_unique<upstream_conn>(w_.ioc_.get_executor());
-        c.conn->stream.tcp().expires_after(snap.timeouts.connect);
-        auto [ec] = co_await c.conn->stream.tcp().async_connect(to_tcp(ep), nothrow);
+        current_up_ = c.conn.get();  // for the sweeper's deadline check
+        c.conn->stream.expires_after(snap.timeouts.connect);
+        auto [ec] = co_await c.conn->stream.sock().async_connect(to_tcp(ep), nothrow);
         if (!ec) {
-            c.conn->stream.tcp().socket().set_option(tcp::no_delay(true), ec);
+            c.conn->stream.sock().set_option(tcp::no_delay(true), ec);
             if (pool.tls)
                 ec = co_await c.conn->stream.handshake_client(*static_cast<asio::ssl::context*>(pool.tls.get()),
                                                               proxy::tls_name(pool.tls_name, ep.address), pool.tls_verify);
             if (!ec) co_return c;
         }
         // A failed attempt counts against its endpoint and pool; the client is not told yet.
-        record(snap, pool, ep, is_timeout(ec) ? metrics::result::timeout : metrics::result::connect, t_start);
+        record(snap, pool, ep, c.conn->stream.timed_out() ? metrics::result::timeout : metrics::result::connect, t_start);
+        current_up_ = nullptr;
         c.conn.reset();
         tried = ep.id;
         // Next: another usable endpoint of the same pool, else the stable pool.
@@ -262,7 +260,7 @@ asio::awaitable<session::upstream_choice> session::connect(const routing::snapsh
     co_return c;
 }
 
-asio::awaitable<session::send_result> session::send_request(upstream_conn& up, const routing::snapshot& snap) {
+task<session::send_result> session::send_request(upstream_conn& up, const routing::snapshot& snap) {
     // The body bytes already read with the head go out with it, in one gathered write.
     std::size_t body_now = 0;
     if (req_.body == http::body_kind::length) {
@@ -280,12 +278,12 @@ asio::awaitable<session::send_result> session::send_request(upstream_conn& up, c
     if (req_.expect_continue && body_left_ > 0 && body_now == 0) {
         // nginx's choice too: veer answers 100 itself, the upstream never sees Expect.
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        client_.tcp().expires_after(snap.timeouts.idle);
+        client_.expires_after(snap.timeouts.idle);
         auto [ec, n] = co_await client_.write(asio::buffer(cont));
         if (ec) co_return send_result::client_failed;
     }
     const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.view().data(), body_now)};
-    up.stream.tcp().expires_after(snap.timeouts.upstream_response);
+    up.stream.expires_after(snap.timeouts.upstream_response);
     auto [ec, n] = co_await up.stream.write(bufs);
     if (ec) co_return send_result::upstream_failed;
     in_.consume(body_now);
@@ -294,7 +292,7 @@ asio::awaitable<session::send_result> session::send_request(upstream_conn& up, c
         if (in_.empty()) {
             std::size_t room = 0;
             char* p = in_.space(room);
-            client_.tcp().expires_after(snap.timeouts.idle);
+            client_.expires_after(snap.timeouts.idle);
             auto [rec, rn] = co_await client_.read_some(asio::buffer(p, room));
             if (rec) co_return send_result::client_failed;
             in_.commit(rn);
@@ -309,7 +307,7 @@ asio::awaitable<session::send_result> session::send_request(upstream_conn& up, c
             chunk = chunk_consumed_;
             body_left_ = chunks_.done() ? 0 : 1;
         }
-        up.stream.tcp().expires_after(snap.timeouts.upstream_response);
+        up.stream.expires_after(snap.timeouts.upstream_response);
         auto [wec, wn] = co_await up.stream.write(asio::buffer(in_.view().data(), chunk));
         if (wec) co_return send_result::upstream_failed;
         in_.consume(chunk);
@@ -330,9 +328,9 @@ session::send_result session::feed_chunks(std::string_view in, const routing::sn
     return send_result::ok;
 }
 
-asio::awaitable<session::head_result> session::read_response_head(upstream_conn& up, const routing::snapshot& snap) {
+task<session::head_result> session::read_response_head(upstream_conn& up, const routing::snapshot& snap) {
     if (!up_in_) up_in_ = w_.buffers_.get();
-    up.stream.tcp().expires_after(snap.timeouts.upstream_response);
+    up.stream.expires_after(snap.timeouts.upstream_response);
     bool got_bytes = !up_in_.empty();
     for (;;) {
         if (!up_in_.empty()) {
@@ -353,13 +351,13 @@ asio::awaitable<session::head_result> session::read_response_head(upstream_conn&
         }
         if (room == 0) co_return head_result::bad;
         auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
-        if (ec) co_return is_timeout(ec) ? head_result::timeout : (got_bytes ? head_result::reset : head_result::closed);
+        if (ec) co_return up.stream.timed_out() ? head_result::timeout : (got_bytes ? head_result::reset : head_result::closed);
         got_bytes = true;
         up_in_.commit(n);
     }
 }
 
-asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t t_start) {
+task<bool> session::serve(const routing::snapshot& snap, std::int64_t t_start) {
     if (req_.body == http::body_kind::length && snap.limits.max_body_bytes &&
         req_.content_length > snap.limits.max_body_bytes) {
         co_await reply(413, true);
@@ -456,7 +454,7 @@ asio::awaitable<bool> session::serve(const routing::snapshot& snap, std::int64_t
     co_return relayed == relay_result::ok && !close;
 }
 
-asio::awaitable<session::relay_result> session::relay_response(upstream_conn& up, const routing::snapshot& snap,
+task<session::relay_result> session::relay_response(upstream_conn& up, const routing::snapshot& snap,
                                                                bool chunked_to_client) {
     const auto kind = resp_.body;
     const bool dechunk = kind == http::body_kind::chunked && !chunked_to_client;
@@ -500,7 +498,7 @@ asio::awaitable<session::relay_result> session::relay_response(upstream_conn& up
             }
         }
         if (bufs[0].size() + bufs[1].size() > 0) {
-            client_.tcp().expires_after(snap.timeouts.idle);
+            client_.expires_after(snap.timeouts.idle);
             auto [ec, n] = co_await client_.write(bufs);
             if (ec) co_return relay_result::client_failed;
         }
@@ -511,7 +509,7 @@ asio::awaitable<session::relay_result> session::relay_response(upstream_conn& up
 
         std::size_t room = 0;
         char* p = up_in_.space(room);
-        up.stream.tcp().expires_after(snap.timeouts.upstream_response);
+        up.stream.expires_after(snap.timeouts.upstream_response);
         auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
         if (ec) {
             if (kind == http::body_kind::until_close && ec == asio::error::eof) co_return relay_result::ok;
@@ -521,31 +519,31 @@ asio::awaitable<session::relay_result> session::relay_response(upstream_conn& up
     }
 }
 
-asio::awaitable<void> session::tunnel(upstream_conn& up, const routing::snapshot& snap) {
+task<void> session::tunnel(upstream_conn& up, const routing::snapshot& snap) {
     using namespace asio::experimental::awaitable_operators;
     out_.clear();
     http::write_client_response(resp_, req_.version_minor, false, false, out_);
     up_in_.consume(resp_.size);
     const std::array<asio::const_buffer, 2> head{asio::buffer(out_), asio::buffer(up_in_.view())};
-    client_.tcp().expires_after(snap.timeouts.idle);
+    client_.expires_after(snap.timeouts.idle);
     auto [ec, n] = co_await client_.write(head);
     if (ec) co_return;
     up_in_.consume(up_in_.size());
     if (!in_.empty()) {
-        up.stream.tcp().expires_after(snap.timeouts.idle);
+        up.stream.expires_after(snap.timeouts.idle);
         auto [wec, wn] = co_await up.stream.write(asio::buffer(in_.view()));
         if (wec) co_return;
         in_.consume(in_.size());
     }
     const auto idle = snap.timeouts.idle;
-    auto pump = [idle](stream& from, stream& to, io_buffer& buf) -> asio::awaitable<void> {
+    auto pump = [idle](stream& from, stream& to, io_buffer& buf) -> task<void> {
         for (;;) {
             std::size_t room = 0;
             char* p = buf.space(room);
-            from.tcp().expires_after(idle);
+            from.expires_after(idle);
             auto [rec, rn] = co_await from.read_some(asio::buffer(p, room));
             if (rec) co_return;
-            to.tcp().expires_after(idle);
+            to.expires_after(idle);
             auto [wec, wn] = co_await to.write(asio::buffer(p, rn));
             if (wec) co_return;
         }
@@ -553,7 +551,7 @@ asio::awaitable<void> session::tunnel(upstream_conn& up, const routing::snapshot
     co_await (pump(client_, up.stream, in_) || pump(up.stream, client_, up_in_));
 }
 
-asio::awaitable<void> run_session(worker& w, tcp::socket socket) {
+task<> run_session(worker& w, tcp_socket socket) {
     session s(w, std::move(socket));
     co_await s.run();
 }

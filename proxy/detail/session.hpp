@@ -13,12 +13,12 @@ namespace veer::proxy {
 
 class session {
 public:
-    session(worker& w, tcp::socket socket);
+    session(worker& w, tcp_socket socket);
     ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
-    asio::awaitable<void> run();
+    task<void> run();
     // Drain: a connection waiting for its next request is closed now.
     void cancel_if_idle();
     // The drain limit passed: close the client and upstream sockets now.
@@ -43,19 +43,19 @@ private:
     enum class relay_result { ok, upstream_failed, client_failed };
 
     // Requests one after another until the connection ends (run() adds TLS around it).
-    asio::awaitable<void> serve_requests();
+    task<void> serve_requests();
     // Serves the parsed request in req_; true if the connection stays open for the next.
-    asio::awaitable<bool> serve(const routing::snapshot& snap, std::int64_t t_start);
+    task<bool> serve(const routing::snapshot& snap, std::int64_t t_start);
     // Picks an endpoint of the pool and connects, retrying per [retry]; `fresh` skips the
     // pool of idle connections.
-    asio::awaitable<upstream_choice> connect(const routing::snapshot& snap, int pool_index, std::int64_t t_start,
+    task<upstream_choice> connect(const routing::snapshot& snap, int pool_index, std::int64_t t_start,
                                              bool fresh);
-    asio::awaitable<send_result> send_request(upstream_conn& up, const routing::snapshot& snap);
+    task<send_result> send_request(upstream_conn& up, const routing::snapshot& snap);
     send_result feed_chunks(std::string_view in, const routing::snapshot& snap);
-    asio::awaitable<head_result> read_response_head(upstream_conn& up, const routing::snapshot& snap);
-    asio::awaitable<relay_result> relay_response(upstream_conn& up, const routing::snapshot& snap, bool chunked_to_client);
-    asio::awaitable<void> tunnel(upstream_conn& up, const routing::snapshot& snap);
-    asio::awaitable<void> reply(int status, bool close);
+    task<head_result> read_response_head(upstream_conn& up, const routing::snapshot& snap);
+    task<relay_result> relay_response(upstream_conn& up, const routing::snapshot& snap, bool chunked_to_client);
+    task<void> tunnel(upstream_conn& up, const routing::snapshot& snap);
+    task<void> reply(int status, bool close);
     void log_access(std::int64_t t_start);
     void record(const routing::snapshot& snap, const routing::pool& pool, const routing::endpoint& ep,
                 metrics::result r, std::int64_t t_start);

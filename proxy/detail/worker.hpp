@@ -6,7 +6,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include <cstring>
 #include <memory>
@@ -20,7 +19,6 @@
 namespace veer::proxy {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
 // A byte buffer with a read and a write position, borrowed from the worker's pool while a
@@ -99,7 +97,7 @@ private:
 };
 
 struct upstream_conn {
-    explicit upstream_conn(const asio::any_io_executor& ex) : stream(ex) {}
+    explicit upstream_conn(const executor& ex) : stream(ex) {}
     proxy::stream stream;
     std::int64_t idle_since_ns = 0;
 };
@@ -148,13 +146,13 @@ public:
     void flush_access_log();
 
 private:
-    asio::awaitable<void> accept_loop();
-    asio::awaitable<void> access_log_flusher();
-    asio::awaitable<void> idle_sweeper();
+    task<> accept_loop();
+    task<> access_log_flusher();
+    task<> idle_sweeper();
 
-    tcp::acceptor acceptor_;
-    asio::steady_timer flush_timer_{ioc_};
-    asio::steady_timer sweep_timer_{ioc_};
+    tcp_acceptor acceptor_;
+    timer flush_timer_{ioc_.get_executor()};
+    timer sweep_timer_{ioc_.get_executor()};
     bool trim_pending_ = false;
     std::int64_t last_trim_ns_ = 0;
     std::vector<std::vector<std::unique_ptr<upstream_conn>>> idle_;
@@ -167,6 +165,6 @@ private:
 };
 
 // Runs one client connection to its end.
-asio::awaitable<void> run_session(worker& w, tcp::socket socket);
+task<> run_session(worker& w, tcp_socket socket);
 
 }  // namespace veer::proxy
