@@ -59,6 +59,7 @@ worker::~worker() {
     stop();
     join();
     if (shared_.access_log_fd >= 0) flush_access_log();
+    while (parked_) delete std::exchange(parked_, parked_->next);  // their waits die with ioc_
 }
 
 void worker::listen(const tcp::endpoint& at) {
@@ -92,6 +93,7 @@ void worker::drain() {
         boost::system::error_code ec;
         acceptor_.close(ec);
         for (auto* s = sessions_; s; s = s->next_) s->cancel_if_idle();
+        for (auto* p = parked_; p; p = p->next) p->sock.cancel();
         for (auto& conns : idle_) conns.clear();
         flush_timer_.cancel();
         sweep_timer_.cancel();
@@ -125,6 +127,7 @@ void worker::abort() {
             s->abort();
             s = next;
         }
+        for (auto* p = parked_; p; p = p->next) p->sock.cancel();
     });
 }
 
@@ -133,7 +136,7 @@ task<> worker::idle_sweeper() {
     // (session::sweep) is enforced at most a tenth of the shortest timeout late, within
     // 10 ms to 1 s. The 1 s floor is the TLS close_notify limit.
     // It goes on during a drain: requests still in progress keep their deadlines.
-    while (!draining_ || sessions_) {
+    while (!draining_ || sessions_ || parked_) {
         const auto t = routes_.get()->timeouts;
         const auto shortest = std::min({t.idle, t.header_read, t.connect, t.upstream_response,
                                         std::chrono::milliseconds(1000)});
@@ -154,6 +157,9 @@ task<> worker::idle_sweeper() {
             parked += s->sweep(now) ? 1 : 0;
             s = next;
         }
+        const auto idle_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.idle).count();
+        for (auto* p = parked_; p; p = p->next)
+            if (now - p->idle_since_ns >= idle_ns) p->sock.cancel();  // unpark() closes it
         if (parked > buffer_pool::max_free) trim_pending_ = true;  // trimmed once they have let go
     }
 }
@@ -176,17 +182,43 @@ task<> worker::accept_loop() {
             continue;  // the socket closes as it goes out of scope: refused, not queued
         }
         shared_.active_connections.fetch_add(1, std::memory_order_relaxed);
-        asio::co_spawn(ioc_, run_session(*this, std::move(socket)), [this](std::exception_ptr e) {
-            shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"session failed: %s\"}\n", ex.what());
-                }
-            }
-        });
+        start_session(std::move(socket), false);
     }
+}
+
+void worker::start_session(tcp_socket s, bool woken) {
+    asio::co_spawn(ioc_, run_session(*this, std::move(s), woken), [this](std::exception_ptr e, bool parked) {
+        if (parked) return;  // still a connection, now in parked_
+        shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"session failed: %s\"}\n", ex.what());
+            }
+        }
+    });
+}
+
+void worker::park(tcp_socket s, std::int64_t idle_since_ns) {
+    auto* p = new parked_conn(std::move(s), idle_since_ns);
+    p->next = parked_;
+    if (parked_) parked_->prev = p;
+    parked_ = p;
+    p->sock.async_wait(tcp_socket::wait_read, [this, p](const boost::system::error_code& ec) { unpark(p, ec); });
+}
+
+void worker::unpark(parked_conn* p, const boost::system::error_code& ec) {
+    if (p->prev) p->prev->next = p->next;
+    else parked_ = p->next;
+    if (p->next) p->next->prev = p->prev;
+    tcp_socket s = std::move(p->sock);
+    delete p;
+    if (ec || draining_) {  // idle timeout, drain or abort: the socket closes here
+        shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+        return;
+    }
+    start_session(std::move(s), true);
 }
 
 std::unique_ptr<upstream_conn> worker::checkout(std::uint32_t endpoint_id, std::int64_t now_ns, bool replayable) {

@@ -16,8 +16,8 @@
 #include "proxy/detail/session.hpp"
 
 namespace veer::proxy {
-session::session(worker& w, tcp_socket socket)
-    : w_(w), client_(std::move(socket)), snap_timeouts_(w.routes_.get()->timeouts) {
+session::session(worker& w, tcp_socket socket, bool woken)
+    : w_(w), client_(std::move(socket)), snap_timeouts_(w.routes_.get()->timeouts), served_(woken), woken_(woken) {
     boost::system::error_code ec;
     const auto remote = client_.sock().remote_endpoint(ec);
     if (!ec) {
@@ -26,8 +26,12 @@ session::session(worker& w, tcp_socket socket)
             addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
         client_ip_ = addr.to_string();
     }
-    client_.sock().set_option(tcp::no_delay(true), ec);
-    if (auto tls = w_.shared_.server_tls.load()) client_.use_tls(*tls);
+    if (woken) {
+        in_ = w_.buffers_.get();  // its next request is there to read
+    } else {
+        client_.sock().set_option(tcp::no_delay(true), ec);
+        if (auto tls = w_.shared_.server_tls.load()) client_.use_tls(*tls);
+    }
     w_.link(this);
 }
 
@@ -58,10 +62,9 @@ bool session::sweep(std::int64_t now_ns) {
     // a client that connects and sends nothing is the laziest slowloris.
     const auto limit = served_ ? snap_timeouts_.idle : snap_timeouts_.header_read;
     const auto limit_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count();
-    constexpr std::int64_t park_ns = 1'000'000'000;
     if (now_ns - idle_since_ns_ >= limit_ns) {
         client_.sock().cancel();
-    } else if (in_ && !client_.tls() && now_ns - idle_since_ns_ >= park_ns) {
+    } else if (in_ && served_ && !client_.tls() && now_ns - idle_since_ns_ >= worker::park_after_ns) {
         park_ = true;
         client_.sock().cancel();
         return true;
@@ -69,84 +72,79 @@ bool session::sweep(std::int64_t now_ns) {
     return false;
 }
 
-task<void> session::run() {
+task<bool> session::run() {
     if (auto* tls = client_.tls()) {
         client_.expires_after(snap_timeouts_.header_read);  // the handshake is part of the head
         auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, nothrow);
-        if (ec) co_return;
-        co_await serve_requests();
+        if (ec) co_return false;
+        co_await serve_requests();  // TLS connections never park: OpenSSL holds their state
         co_await client_.close_tls(std::chrono::seconds(1));
-    } else {
-        co_await serve_requests();
+    } else if (co_await serve_requests()) {
+        w_.park(std::move(client_.sock()), idle_since_ns_);
+        co_return true;
     }
     boost::system::error_code ec;
     client_.sock().shutdown(tcp_socket::shutdown_send, ec);
+    co_return false;
 }
 
-task<void> session::serve_requests() {
+// The whole request cycle runs in this one coroutine frame: a keep-alive request that
+// reuses a pooled upstream connection allocates nothing. Sub-coroutines (a frame each)
+// are left for what steady state does not do: new upstream connections, request bodies
+// beyond the first read, error replies and tunnels.
+task<bool> session::serve_requests() {
     if (client_.tls()) {
         // OpenSSL may hold decrypted bytes that the socket no longer shows: a TLS
         // connection always reads with a buffer in hand, never waits for readability.
         in_ = w_.buffers_.get();
     }
     for (;;) {
-        std::int64_t t_start = 0;
+        // --- between requests -------------------------------------------------------
         if (!in_ || in_.empty()) {
-            if (w_.draining_) co_return;
-            // Between requests. A busy keep-alive client's next request comes soon: it is
-            // read straight into the buffer in hand (a plain read, which epoll needs no
-            // new registration for). After a second without one, the worker's sweeper
-            // parks the connection: it gives its buffer back and waits for readability,
-            // so 10,000 idle connections stay cheap. The sweeper also enforces
-            // timeouts.idle; no timer is armed per idle wait.
+            if (w_.draining_) co_return false;
+            // A busy keep-alive client's next request comes soon: it is read straight
+            // into the buffer in hand (a plain read, which epoll needs no new registration
+            // for). After a second without one the worker's sweeper parks the connection:
+            // this frame ends and the worker keeps only the socket (worker::park), so
+            // 10,000 idle connections stay cheap. The sweeper also enforces timeouts.idle;
+            // no timer is armed per idle wait.
             w_.buffers_.put(up_in_);
             idle_ = true;
             idle_since_ns_ = coarse_now_ns();
             client_.expires_never();
-            bool got = false;
-            if (in_ && (client_.tls() || w_.idle_reads_ < worker::max_idle_reads)) {
-                std::size_t room = 0;
-                char* p = in_.space(room);
-                ++w_.idle_reads_;
-                auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
-                --w_.idle_reads_;
-                if (!ec) {
-                    in_.commit(n);
-                    got = true;
-                } else if (!(ec == asio::error::operation_aborted && park_)) {
-                    co_return;  // closed, idle timeout or drain
-                }
-            }
-            if (!got) {
-                park_ = false;
-                w_.buffers_.put(in_);
-                // A parked connection keeps no per-request memory either: the next request
-                // after a long idle pays a few small allocations instead.
-                out_ = std::string();
-                req_.fields = {};
-                resp_.fields = {};
-                log_request_ = std::string();
+            if (!in_) {
+                // A new connection: its first bytes are awaited without a buffer.
                 auto [ec] = co_await client_.sock().async_wait(tcp_socket::wait_read, nothrow);
-                if (ec) co_return;  // idle timeout or drain
+                if (ec) co_return false;  // header_read passed, or drain
                 in_ = w_.buffers_.get();
+            } else if (!woken_ && !client_.tls() && w_.idle_reads_ >= worker::max_idle_reads) {
+                co_return true;  // enough connections wait with a buffer already
             }
+            woken_ = false;
+            std::size_t room = 0;
+            char* p = in_.space(room);
+            ++w_.idle_reads_;
+            auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
+            --w_.idle_reads_;
+            if (ec) co_return ec == asio::error::operation_aborted && park_;  // parked, or closed / timed out / drain
+            in_.commit(n);
             idle_ = false;
-            park_ = false;
-            t_start = metrics::monotonic_ns();
-        } else {
-            t_start = metrics::monotonic_ns();  // a pipelined request already buffered
+            park_ = false;  // the sweeper may have asked after the read had completed
         }
+        const std::int64_t t_start = metrics::monotonic_ns();
 
-        auto snap = w_.routes_.get();
-        snap_timeouts_ = snap->timeouts;
-        client_.expires_after(snap->timeouts.header_read);
-        const std::size_t max_head = snap->limits.max_header_bytes;
+        // --- the request head -------------------------------------------------------
+        auto snap_ref = w_.routes_.get();
+        const routing::snapshot& snap = *snap_ref;
+        snap_timeouts_ = snap.timeouts;
+        client_.expires_after(snap.timeouts.header_read);
+        const std::size_t max_head = snap.limits.max_header_bytes;
         for (;;) {
             const auto r = http::parse_request(in_.view(), max_head, req_);
             if (r.status == http::parse_status::done) break;
             if (r.status == http::parse_status::failed) {
                 co_await reply(http::status_of(r.err), true);
-                co_return;
+                co_return false;
             }
             std::size_t room = 0;
             char* p = in_.space(room);
@@ -155,7 +153,7 @@ task<void> session::serve_requests() {
                 p = in_.space(room);
             }
             auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
-            if (ec) co_return;  // a timeout closed the socket already (slowloris)
+            if (ec) co_return false;  // a timeout closed the socket already (slowloris)
             in_.commit(n);
         }
         const bool logging = w_.shared_.access_log_fd >= 0;
@@ -166,9 +164,204 @@ task<void> session::serve_requests() {
         }
         in_.consume(req_.size);
         served_ = true;
-        const bool keep = co_await serve(*snap, t_start);
+
+        // --- route and pick an upstream connection ----------------------------------
+        const bool body_unread = req_.body != http::body_kind::none;
+        int refuse = 0;
+        upstream_choice choice;
+        if (req_.body == http::body_kind::length && snap.limits.max_body_bytes &&
+            req_.content_length > snap.limits.max_body_bytes) {
+            refuse = 413;
+        } else if (const int pool_index = routing::choose_pool(snap, req_.fields, w_.rng_.below(routing::buckets));
+                   pool_index < 0) {
+            refuse = 503;
+        } else {
+            choice = pick(snap, pool_index, ~0u, false);
+            if (choice.ep && !choice.conn) choice = co_await connect(snap, std::move(choice), t_start, false);
+            if (!choice.conn) refuse = 502;
+        }
+        if (refuse) {
+            const bool keep = refuse != 413 && !body_unread && req_.keep_alive;
+            co_await reply(refuse, !keep);
+            if (logging) log_access(t_start);
+            if (!keep || w_.draining_) co_return false;
+            continue;
+        }
+        struct current_guard {
+            upstream_conn*& current;
+            ~current_guard() { current = nullptr; }
+        } current{current_up_};
+        current_up_ = choice.conn.get();
+        char id[24];
+        out_.clear();
+        http::write_upstream_request(req_, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), choice.ep->address},
+                                     out_);
+        // From here on, nothing reads req_'s views: they point into in_, which the body reuses.
+
+        // --- send the request, read the response head -------------------------------
+        // A reused connection the upstream closed meanwhile fails before any response byte.
+        // A bodyless request is still whole (out_ holds its head), so it goes out again on a
+        // fresh connection, chosen as a first attempt is: a dead endpoint's connect failure
+        // then moves it to another endpoint or the stable pool.
+        head_result head = head_result::closed;
+        send_result sent = send_result::ok;
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            upstream_conn& up = *choice.conn;
+            ++w_.outstanding_[choice.ep->id];
+            std::size_t body_now = 0;
+            sent = start_body(snap, body_now);
+            if (sent == send_result::ok && req_.expect_continue && body_left_ > 0 && body_now == 0) {
+                // nginx's choice too: veer answers 100 itself, the upstream never sees Expect.
+                static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+                client_.expires_after(snap.timeouts.idle);
+                auto [ec, n] = co_await client_.write(asio::buffer(cont));
+                if (ec) sent = send_result::client_failed;
+            }
+            if (sent == send_result::ok) {
+                // The body bytes already read with the head go out with it, in one gathered write.
+                const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.view().data(), body_now)};
+                up.stream.expires_after(snap.timeouts.upstream_response);
+                auto [ec, n] = co_await up.stream.write(bufs);
+                if (ec) {
+                    sent = send_result::upstream_failed;
+                } else {
+                    in_.consume(body_now);
+                    if (body_left_ > 0) sent = co_await send_body(up, snap);
+                }
+            }
+            if (sent == send_result::ok) {
+                if (!up_in_) up_in_ = w_.buffers_.get();
+                up.stream.expires_after(snap.timeouts.upstream_response);
+                bool got_bytes = !up_in_.empty();
+                for (;;) {
+                    const auto step = parse_response_head(snap);
+                    if (step != head_result::closed) {  // closed: more bytes needed
+                        head = step;
+                        break;
+                    }
+                    std::size_t room = 0;
+                    char* p = response_room(snap, room);
+                    if (!p) {
+                        head = head_result::bad;
+                        break;
+                    }
+                    auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
+                    if (ec) {
+                        head = up.stream.timed_out() ? head_result::timeout
+                                                     : (got_bytes ? head_result::reset : head_result::closed);
+                        break;
+                    }
+                    got_bytes = true;
+                    up_in_.commit(n);
+                }
+            }
+            --w_.outstanding_[choice.ep->id];
+            if (sent == send_result::bad_body || sent == send_result::body_too_large || sent == send_result::client_failed)
+                break;
+            if (sent == send_result::ok && head != head_result::closed) break;
+            head = head_result::reset;
+            if (!choice.reused || req_.body != http::body_kind::none || attempt == 1) break;
+            auto again = pick(snap, static_cast<int>(choice.pool - snap.pools.data()), ~0u, true);
+            if (!again.ep) break;
+            again = co_await connect(snap, std::move(again), t_start, true);
+            if (!again.conn) break;
+            choice = std::move(again);
+            current_up_ = choice.conn.get();
+        }
+        if (sent == send_result::bad_body || sent == send_result::body_too_large) {
+            co_await reply(sent == send_result::bad_body ? 400 : 413, true);
+            if (logging) log_access(t_start);
+            co_return false;
+        }
+        if (sent == send_result::client_failed) {
+            if (logging) log_access(t_start);
+            co_return false;
+        }
+        upstream_conn& up = *choice.conn;
+        const auto& pool = *choice.pool;
+        const auto& ep = *choice.ep;
+        served_pool_ = &pool;
+        served_by_ = &ep;
+        if (sent == send_result::upstream_failed) head = head_result::reset;
+        if (head != head_result::ok) {
+            const bool timeout = head == head_result::timeout;
+            record(snap, pool, ep, timeout ? metrics::result::timeout
+                                  : head == head_result::bad ? metrics::result::s5xx
+                                                             : metrics::result::reset, t_start);
+            if (up_in_) up_in_.consume(up_in_.size());
+            const bool keep = body_left_ == 0 && req_.keep_alive;
+            co_await reply(timeout ? 504 : 502, !keep);
+            if (logging) log_access(t_start);
+            if (!keep || w_.draining_) co_return false;
+            continue;
+        }
+
+        // --- relay the response -----------------------------------------------------
+        ++w_.outstanding_[ep.id];
+        struct outstanding_guard {
+            std::uint32_t& n;
+            ~outstanding_guard() { --n; }
+        } guard{w_.outstanding_[ep.id]};
+
+        if (resp_.status == 101) {
+            const bool upgraded = req_.upgrade_websocket;
+            record(snap, pool, ep, upgraded ? metrics::result::s1xx : metrics::result::s5xx, t_start);
+            if (upgraded) co_await tunnel(up, snap);
+            else co_await reply(502, true);
+            if (logging) log_access(t_start);
+            co_return false;
+        }
+        status_ = resp_.status;
+        const bool chunked_to_client = req_.version_minor == 1;
+        const bool close = !req_.keep_alive || w_.draining_ || resp_.body == http::body_kind::until_close ||
+                           (resp_.body == http::body_kind::chunked && !chunked_to_client);
+        out_.clear();
+        http::write_client_response(resp_, req_.version_minor, chunked_to_client, close, out_);
+        up_in_.consume(resp_.size);
+
+        relay_state relay(resp_, chunked_to_client);
+        relay_result relayed = relay_result::ok;
+        bool head_sent = false;
+        for (;;) {
+            // What of up_in_ belongs to this response, and what of it goes to the client.
+            std::array<asio::const_buffer, 2> bufs{asio::buffer(out_, head_sent ? 0 : out_.size()), asio::const_buffer()};
+            std::size_t take = 0;
+            if (!next_slice(relay, bufs[1], take)) {
+                relayed = relay_result::upstream_failed;
+                break;
+            }
+            if (bufs[0].size() + bufs[1].size() > 0) {
+                client_.expires_after(snap.timeouts.idle);
+                auto [ec, n] = co_await client_.write(bufs);
+                if (ec) {
+                    relayed = relay_result::client_failed;
+                    break;
+                }
+            }
+            head_sent = true;
+            up_in_.consume(take);
+            if (relay.done) break;
+            if (!up_in_.empty()) continue;  // the rest of what was read (dechunking)
+
+            std::size_t room = 0;
+            char* p = up_in_.space(room);
+            up.stream.expires_after(snap.timeouts.upstream_response);
+            auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
+            if (ec) {
+                // The caller closes the client: never a spliced response.
+                if (!(relay.kind == http::body_kind::until_close && ec == asio::error::eof))
+                    relayed = relay_result::upstream_failed;
+                break;
+            }
+            up_in_.commit(n);
+        }
+        record(snap, pool, ep,
+               relayed == relay_result::upstream_failed ? metrics::result::reset : metrics::result_of_status(resp_.status),
+               t_start);
+        if (relayed == relay_result::ok && resp_.keep_alive && up_in_.empty())
+            w_.checkin(ep.id, std::move(choice.conn), metrics::monotonic_ns());
         if (logging) log_access(t_start);
-        if (!keep || w_.draining_) break;
+        if (relayed != relay_result::ok || close || w_.draining_) co_return false;
     }
 }
 
@@ -213,23 +406,24 @@ void session::record(const routing::snapshot& snap, const routing::pool& pool, c
     }
 }
 
-task<session::upstream_choice> session::connect(const routing::snapshot& snap, int pool_index,
-                                                           std::int64_t t_start, bool fresh) {
+session::upstream_choice session::pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried, bool fresh) {
     upstream_choice c;
+    const auto& pool = snap.pools[pool_index];
+    const int ei = routing::pick_endpoint(pool, w_.outstanding_.data(), w_.rng_, w_.round_robin_[pool_index], tried);
+    if (ei < 0) return c;
+    c.pool = &pool;
+    c.ep = &pool.endpoints[ei];
+    if (!fresh) c.conn = w_.checkout(c.ep->id, metrics::monotonic_ns(), req_.body == http::body_kind::none);
+    c.reused = c.conn != nullptr;
+    return c;
+}
+
+task<session::upstream_choice> session::connect(const routing::snapshot& snap, upstream_choice c, std::int64_t t_start,
+                                                bool fresh) {
     const int attempts = snap.retry.on_connect ? snap.retry.attempts : 1;
-    std::uint32_t tried = ~0u;
-    for (int a = 0; a < attempts && pool_index >= 0; ++a) {
-        const auto& pool = snap.pools[pool_index];
-        const int ei = routing::pick_endpoint(pool, w_.outstanding_.data(), w_.rng_, w_.round_robin_[pool_index], tried);
-        if (ei < 0) break;
-        const auto& ep = pool.endpoints[ei];
-        c.pool = &pool;
-        c.ep = &ep;
-        c.conn = fresh ? nullptr : w_.checkout(ep.id, metrics::monotonic_ns(), req_.body == http::body_kind::none);
-        if (c.conn) {
-            c.reused = true;
-            co_return c;
-        }
+    for (int a = 1;; ++a) {
+        const auto& pool = *c.pool;
+        const auto& ep = *c.ep;
         c.conn = std::make_unique<upstream_conn>(w_.ioc_.get_executor());
         current_up_ = c.conn.get();  // for the sweeper's deadline check
         c.conn->stream.expires_after(snap.timeouts.connect);
@@ -245,8 +439,10 @@ task<session::upstream_choice> session::connect(const routing::snapshot& snap, i
         record(snap, pool, ep, c.conn->stream.timed_out() ? metrics::result::timeout : metrics::result::connect, t_start);
         current_up_ = nullptr;
         c.conn.reset();
-        tried = ep.id;
+        if (a >= attempts) break;
         // Next: another usable endpoint of the same pool, else the stable pool.
+        const std::uint32_t tried = ep.id;
+        int pool_index = static_cast<int>(c.pool - snap.pools.data());
         const bool other_here = pool.usable.size() > 1 || (pool.usable.size() == 1 && pool.endpoints[pool.usable[0]].id != tried);
         if (!other_here) {
             int stable = routing::serving_pool(snap, snap.stable);
@@ -256,38 +452,30 @@ task<session::upstream_choice> session::connect(const routing::snapshot& snap, i
             }
             pool_index = stable;
         }
+        if (pool_index < 0) break;
+        c = pick(snap, pool_index, tried, fresh);
+        if (!c.ep || c.conn) break;  // nothing left to try, or a pooled connection
     }
     co_return c;
 }
 
-task<session::send_result> session::send_request(upstream_conn& up, const routing::snapshot& snap) {
-    // The body bytes already read with the head go out with it, in one gathered write.
-    std::size_t body_now = 0;
+session::send_result session::start_body(const routing::snapshot& snap, std::size_t& body_now) {
+    body_now = 0;
+    body_left_ = 0;
     if (req_.body == http::body_kind::length) {
         body_now = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), req_.content_length));
         body_left_ = req_.content_length - body_now;
     } else if (req_.body == http::body_kind::chunked) {
         chunks_.reset();
         const auto r = feed_chunks(in_.view(), snap);
-        if (r != send_result::ok) co_return r;
+        if (r != send_result::ok) return r;
         body_now = chunk_consumed_;
         body_left_ = chunks_.done() ? 0 : 1;
-    } else {
-        body_left_ = 0;
     }
-    if (req_.expect_continue && body_left_ > 0 && body_now == 0) {
-        // nginx's choice too: veer answers 100 itself, the upstream never sees Expect.
-        static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        client_.expires_after(snap.timeouts.idle);
-        auto [ec, n] = co_await client_.write(asio::buffer(cont));
-        if (ec) co_return send_result::client_failed;
-    }
-    const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.view().data(), body_now)};
-    up.stream.expires_after(snap.timeouts.upstream_response);
-    auto [ec, n] = co_await up.stream.write(bufs);
-    if (ec) co_return send_result::upstream_failed;
-    in_.consume(body_now);
+    return send_result::ok;
+}
 
+task<session::send_result> session::send_body(upstream_conn& up, const routing::snapshot& snap) {
     while (body_left_ > 0) {
         if (in_.empty()) {
             std::size_t room = 0;
@@ -328,195 +516,70 @@ session::send_result session::feed_chunks(std::string_view in, const routing::sn
     return send_result::ok;
 }
 
-task<session::head_result> session::read_response_head(upstream_conn& up, const routing::snapshot& snap) {
-    if (!up_in_) up_in_ = w_.buffers_.get();
-    up.stream.expires_after(snap.timeouts.upstream_response);
-    bool got_bytes = !up_in_.empty();
-    for (;;) {
-        if (!up_in_.empty()) {
-            const auto r = http::parse_response(up_in_.view(), snap.limits.max_header_bytes, req_.is_head, resp_);
-            if (r.status == http::parse_status::failed) co_return head_result::bad;
-            if (r.status == http::parse_status::done) {
-                if (resp_.status >= 200 || resp_.status == 101) co_return head_result::ok;
-                // Interim responses: 100 was answered by veer already; others are dropped.
-                up_in_.consume(resp_.size);
-                continue;
-            }
-        }
-        std::size_t room = 0;
-        char* p = up_in_.space(room);
-        if (room == 0 && up_in_.capacity() < snap.limits.max_header_bytes + 1024) {
-            up_in_.grow(snap.limits.max_header_bytes + 1024);
-            p = up_in_.space(room);
-        }
-        if (room == 0) co_return head_result::bad;
-        auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
-        if (ec) co_return up.stream.timed_out() ? head_result::timeout : (got_bytes ? head_result::reset : head_result::closed);
-        got_bytes = true;
-        up_in_.commit(n);
+session::head_result session::parse_response_head(const routing::snapshot& snap) {
+    while (!up_in_.empty()) {
+        const auto r = http::parse_response(up_in_.view(), snap.limits.max_header_bytes, req_.is_head, resp_);
+        if (r.status == http::parse_status::failed) return head_result::bad;
+        if (r.status != http::parse_status::done) break;
+        if (resp_.status >= 200 || resp_.status == 101) return head_result::ok;
+        // Interim responses: 100 was answered by veer already; others are dropped.
+        up_in_.consume(resp_.size);
     }
+    return head_result::closed;
 }
 
-task<bool> session::serve(const routing::snapshot& snap, std::int64_t t_start) {
-    if (req_.body == http::body_kind::length && snap.limits.max_body_bytes &&
-        req_.content_length > snap.limits.max_body_bytes) {
-        co_await reply(413, true);
-        co_return false;
+char* session::response_room(const routing::snapshot& snap, std::size_t& room) {
+    char* p = up_in_.space(room);
+    if (room == 0 && up_in_.capacity() < snap.limits.max_header_bytes + 1024) {
+        up_in_.grow(snap.limits.max_header_bytes + 1024);
+        p = up_in_.space(room);
     }
-    const bool body_unread = req_.body != http::body_kind::none;
-    const int pool_index = routing::choose_pool(snap, req_.fields, w_.rng_.below(routing::buckets));
-    if (pool_index < 0) {
-        co_await reply(503, body_unread || !req_.keep_alive);
-        co_return !body_unread && req_.keep_alive;
-    }
-    auto choice = co_await connect(snap, pool_index, t_start, false);
-    if (!choice.conn) {
-        co_await reply(502, body_unread || !req_.keep_alive);
-        co_return !body_unread && req_.keep_alive;
-    }
-    struct current_guard {
-        upstream_conn*& current;
-        ~current_guard() { current = nullptr; }
-    } current{current_up_};
-    current_up_ = choice.conn.get();
-    char id[24];
-    out_.clear();
-    http::write_upstream_request(req_, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), choice.ep->address},
-                                 out_);
-    // From here on, nothing reads req_'s views: they point into in_, which the body reuses.
-
-    // A reused connection the upstream closed meanwhile fails before any response byte.
-    // A bodyless request is still whole (out_ holds its head), so it goes out again on a
-    // fresh connection, chosen as a first attempt is: a dead endpoint's connect failure
-    // then moves it to another endpoint or the stable pool.
-    head_result head = head_result::closed;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        ++w_.outstanding_[choice.ep->id];
-        const auto s = co_await send_request(*choice.conn, snap);
-        if (s == send_result::ok) head = co_await read_response_head(*choice.conn, snap);
-        --w_.outstanding_[choice.ep->id];
-        if (s == send_result::bad_body || s == send_result::body_too_large) {
-            co_await reply(s == send_result::bad_body ? 400 : 413, true);
-            co_return false;
-        }
-        if (s == send_result::client_failed) co_return false;
-        if (s == send_result::ok && head != head_result::closed) break;
-        head = head_result::reset;
-        if (!choice.reused || req_.body != http::body_kind::none || attempt == 1) break;
-        auto again = co_await connect(snap, static_cast<int>(choice.pool - snap.pools.data()), t_start, true);
-        if (!again.conn) break;
-        choice = std::move(again);
-        current_up_ = choice.conn.get();
-    }
-    const auto& pool = *choice.pool;
-    const auto& ep = *choice.ep;
-    served_pool_ = &pool;
-    served_by_ = &ep;
-    if (head != head_result::ok) {
-        const bool timeout = head == head_result::timeout;
-        record(snap, pool, ep, timeout ? metrics::result::timeout
-                              : head == head_result::bad ? metrics::result::s5xx
-                                                         : metrics::result::reset, t_start);
-        if (up_in_) up_in_.consume(up_in_.size());
-        co_await reply(timeout ? 504 : 502, body_left_ > 0 || !req_.keep_alive);
-        co_return body_left_ == 0 && req_.keep_alive;
-    }
-    ++w_.outstanding_[ep.id];
-    struct outstanding_guard {
-        std::uint32_t& n;
-        ~outstanding_guard() { --n; }
-    } guard{w_.outstanding_[ep.id]};
-
-    if (resp_.status == 101) {
-        if (!req_.upgrade_websocket) {
-            record(snap, pool, ep, metrics::result::s5xx, t_start);
-            co_await reply(502, true);
-            co_return false;
-        }
-        record(snap, pool, ep, metrics::result::s1xx, t_start);
-        co_await tunnel(*choice.conn, snap);
-        co_return false;
-    }
-
-    status_ = resp_.status;
-    const bool chunked_to_client = req_.version_minor == 1;
-    const bool close = !req_.keep_alive || w_.draining_ || resp_.body == http::body_kind::until_close ||
-                       (resp_.body == http::body_kind::chunked && !chunked_to_client);
-    out_.clear();
-    http::write_client_response(resp_, req_.version_minor, chunked_to_client, close, out_);
-    up_in_.consume(resp_.size);
-    const auto relayed = co_await relay_response(*choice.conn, snap, chunked_to_client);
-    const auto result = relayed == relay_result::upstream_failed ? metrics::result::reset
-                                                                 : metrics::result_of_status(resp_.status);
-    record(snap, pool, ep, result, t_start);
-    if (relayed == relay_result::ok && resp_.keep_alive && up_in_.empty())
-        w_.checkin(ep.id, std::move(choice.conn), metrics::monotonic_ns());
-    co_return relayed == relay_result::ok && !close;
+    return room ? p : nullptr;
 }
 
-task<session::relay_result> session::relay_response(upstream_conn& up, const routing::snapshot& snap,
-                                                               bool chunked_to_client) {
-    const auto kind = resp_.body;
-    const bool dechunk = kind == http::body_kind::chunked && !chunked_to_client;
-    std::uint64_t left = kind == http::body_kind::length ? resp_.content_length : 0;
-    if (kind == http::body_kind::chunked) chunks_.reset();
-    bool head_sent = false;
-    bool done = kind == http::body_kind::none || (kind == http::body_kind::length && left == 0);
+session::relay_state::relay_state(const http::response_head& resp, bool chunked_to_client)
+    : kind(resp.body),
+      dechunk(resp.body == http::body_kind::chunked && !chunked_to_client),
+      left(resp.body == http::body_kind::length ? resp.content_length : 0),
+      done(resp.body == http::body_kind::none || (resp.body == http::body_kind::length && resp.content_length == 0)) {}
 
-    for (;;) {
-        // What of up_in_ belongs to this response, and what of it goes to the client.
-        std::size_t take = 0;
-        std::string_view data = up_in_.view();
-        std::array<asio::const_buffer, 2> bufs{asio::buffer(out_, head_sent ? 0 : out_.size()), asio::const_buffer()};
-        if (!done) {
-            if (kind == http::body_kind::length) {
-                take = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), left));
-                left -= take;
-                done = left == 0;
-                bufs[1] = asio::buffer(data.data(), take);
-            } else if (kind == http::body_kind::until_close) {
-                take = data.size();
-                bufs[1] = asio::buffer(data.data(), take);
-            } else {
-                // Chunked: passed through as is, or unwrapped for an HTTP/1.0 client (one
-                // data run per write then: such clients are rare).
-                std::size_t data_off = 0, data_len = 0;
-                while (take < data.size() && !chunks_.done()) {
-                    const auto s = chunks_.feed(data.substr(take));
-                    if (s.failed) co_return relay_result::upstream_failed;
-                    if (dechunk && s.data_size) {
-                        data_off = take + s.data_offset;
-                        data_len = s.data_size;
-                        take += s.consumed;
-                        break;
-                    }
-                    take += s.consumed;
-                    if (s.consumed == 0) break;
-                }
-                done = chunks_.done();
-                bufs[1] = dechunk ? asio::buffer(data.data() + data_off, data_len) : asio::buffer(data.data(), take);
-            }
-        }
-        if (bufs[0].size() + bufs[1].size() > 0) {
-            client_.expires_after(snap.timeouts.idle);
-            auto [ec, n] = co_await client_.write(bufs);
-            if (ec) co_return relay_result::client_failed;
-        }
-        head_sent = true;
-        up_in_.consume(take);
-        if (done) co_return relay_result::ok;
-        if (!up_in_.empty()) continue;  // the rest of what was read (dechunking)
-
-        std::size_t room = 0;
-        char* p = up_in_.space(room);
-        up.stream.expires_after(snap.timeouts.upstream_response);
-        auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
-        if (ec) {
-            if (kind == http::body_kind::until_close && ec == asio::error::eof) co_return relay_result::ok;
-            co_return relay_result::upstream_failed;  // the caller closes the client: never a spliced response
-        }
-        up_in_.commit(n);
+bool session::next_slice(relay_state& st, asio::const_buffer& out, std::size_t& take) {
+    if (st.done) return true;
+    const std::string_view data = up_in_.view();
+    if (st.kind == http::body_kind::length) {
+        take = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), st.left));
+        st.left -= take;
+        st.done = st.left == 0;
+        out = asio::buffer(data.data(), take);
+        return true;
     }
+    if (st.kind == http::body_kind::until_close) {
+        take = data.size();
+        out = asio::buffer(data.data(), take);
+        return true;
+    }
+    // Chunked: passed through as is, or unwrapped for an HTTP/1.0 client (one data run
+    // per write then: such clients are rare).
+    if (!st.chunks_started) {
+        chunks_.reset();
+        st.chunks_started = true;
+    }
+    std::size_t data_off = 0, data_len = 0;
+    while (take < data.size() && !chunks_.done()) {
+        const auto s = chunks_.feed(data.substr(take));
+        if (s.failed) return false;
+        if (st.dechunk && s.data_size) {
+            data_off = take + s.data_offset;
+            data_len = s.data_size;
+            take += s.consumed;
+            break;
+        }
+        take += s.consumed;
+        if (s.consumed == 0) break;
+    }
+    st.done = chunks_.done();
+    out = st.dechunk ? asio::buffer(data.data() + data_off, data_len) : asio::buffer(data.data(), take);
+    return true;
 }
 
 task<void> session::tunnel(upstream_conn& up, const routing::snapshot& snap) {
@@ -551,9 +614,9 @@ task<void> session::tunnel(upstream_conn& up, const routing::snapshot& snap) {
     co_await (pump(client_, up.stream, in_) || pump(up.stream, client_, up_in_));
 }
 
-task<> run_session(worker& w, tcp_socket socket) {
-    session s(w, std::move(socket));
-    co_await s.run();
+task<bool> run_session(worker& w, tcp_socket socket, bool woken) {
+    session s(w, std::move(socket), woken);
+    co_return co_await s.run();
 }
 
 }  // namespace veer::proxy

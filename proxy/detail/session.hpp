@@ -13,19 +13,21 @@ namespace veer::proxy {
 
 class session {
 public:
-    session(worker& w, tcp_socket socket);
+    // `woken`: a parked connection that became readable (worker::park), not a new one.
+    session(worker& w, tcp_socket socket, bool woken);
     ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
-    task<void> run();
+    // Serves the connection; true if it was parked (its socket handed to the worker).
+    task<bool> run();
     // Drain: a connection waiting for its next request is closed now.
     void cancel_if_idle();
     // The drain limit passed: close the client and upstream sockets now.
     void abort();
-    // Between requests: closed once idle for timeouts.idle (header_read before the first
-    // request), parked (its buffer given back) once idle for a second.
-    // True if it parked the connection.
+    // Called by the worker's sweeper. During a request: closes a socket whose deadline
+    // passed. Between requests: closed once idle for timeouts.idle (header_read before the
+    // first request), parked once idle for worker::park_after_ns. True if it parked.
     bool sweep(std::int64_t now_ns);
 
     session* prev_ = nullptr;  // the worker's intrusive list
@@ -41,21 +43,38 @@ private:
     enum class send_result { ok, upstream_failed, client_failed, bad_body, body_too_large };
     enum class head_result { ok, timeout, closed, reset, bad };
     enum class relay_result { ok, upstream_failed, client_failed };
+    // Where the relay of a response body stands.
+    struct relay_state {
+        relay_state(const http::response_head& resp, bool chunked_to_client);
+        http::body_kind kind;
+        bool dechunk;           // chunked upstream, HTTP/1.0 client
+        std::uint64_t left;     // Content-Length bytes still to come
+        bool done;
+        bool chunks_started = false;
+    };
 
-    // Requests one after another until the connection ends (run() adds TLS around it).
-    task<void> serve_requests();
-    // Serves the parsed request in req_; true if the connection stays open for the next.
-    task<bool> serve(const routing::snapshot& snap, std::int64_t t_start);
-    // Picks an endpoint of the pool and connects, retrying per [retry]; `fresh` skips the
-    // pool of idle connections.
-    task<upstream_choice> connect(const routing::snapshot& snap, int pool_index, std::int64_t t_start,
-                                             bool fresh);
-    task<send_result> send_request(upstream_conn& up, const routing::snapshot& snap);
+    // Requests one after another until the connection ends or parks (true).
+    task<bool> serve_requests();
+    // An endpoint of the pool other than `tried`, with a pooled idle connection to it
+    // unless `fresh` (or none is idle).
+    upstream_choice pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried, bool fresh);
+    // Connects to c's endpoint, on failure to others per [retry]; conn is null if all failed.
+    task<upstream_choice> connect(const routing::snapshot& snap, upstream_choice c, std::int64_t t_start, bool fresh);
+    // The request body bytes that go out with the head (body_now); sets body_left_.
+    send_result start_body(const routing::snapshot& snap, std::size_t& body_now);
+    // The rest of the request body, read from the client as it comes.
+    task<send_result> send_body(upstream_conn& up, const routing::snapshot& snap);
     send_result feed_chunks(std::string_view in, const routing::snapshot& snap);
-    task<head_result> read_response_head(upstream_conn& up, const routing::snapshot& snap);
-    task<relay_result> relay_response(upstream_conn& up, const routing::snapshot& snap, bool chunked_to_client);
-    task<void> tunnel(upstream_conn& up, const routing::snapshot& snap);
-    task<void> reply(int status, bool close);
+    // ok or bad once up_in_ holds a final response head (interim ones are dropped);
+    // closed while more bytes are needed.
+    head_result parse_response_head(const routing::snapshot& snap);
+    // Room at the end of up_in_ for more of a response head; null if the head is too large.
+    char* response_room(const routing::snapshot& snap, std::size_t& room);
+    // The next piece of the response body in up_in_: `out` goes to the client, `take`
+    // bytes of up_in_ are used up. False if the upstream's chunked framing is broken.
+    bool next_slice(relay_state& st, asio::const_buffer& out, std::size_t& take);
+    task<> tunnel(upstream_conn& up, const routing::snapshot& snap);
+    task<> reply(int status, bool close);
     void log_access(std::int64_t t_start);
     void record(const routing::snapshot& snap, const routing::pool& pool, const routing::endpoint& ep,
                 metrics::result r, std::int64_t t_start);
@@ -74,9 +93,10 @@ private:
     std::uint64_t body_left_ = 0;  // request body bytes not yet relayed (chunked: 1 until done)
     bool idle_ = false;
     std::int64_t idle_since_ns_ = 0;
-    bool park_ = false;
+    bool park_ = false;    // the sweeper asked an idle read to end so that the connection parks
     bool served_ = false;  // a request was read: idle limits apply, not header_read
-    upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress  // the sweeper asked an idle read to give its buffer back
+    bool woken_ = false;   // unparked, its first read not done yet
+    upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress
     // The access log's view of the current request (only filled when the log is on).
     std::string log_request_;
     int status_ = 0;

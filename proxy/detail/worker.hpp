@@ -125,6 +125,9 @@ public:
 
     void link(session* s);
     void unlink(session* s);
+    // Takes over an idle connection whose session ended to save memory: the worker keeps
+    // only its socket until it becomes readable, then starts a new session for it.
+    void park(tcp_socket s, std::int64_t idle_since_ns);
     // Writes a new request id (24 hex digits) into `out`.
     std::string_view next_request_id(char (&out)[24]);
 
@@ -140,12 +143,24 @@ public:
     // Idle connections waiting with a buffer in hand (session.cpp). Bounded, so a burst
     // of connections never holds more than this many buffers between requests.
     static constexpr std::size_t max_idle_reads = 256;
+    // Idle that long, a keep-alive connection parks (session::sweep).
+    static constexpr std::int64_t park_after_ns = 1'000'000'000;
     std::size_t idle_reads_ = 0;
     std::size_t index_;
     std::string access_buffer_;  // access log lines not yet written
     void flush_access_log();
 
 private:
+    // An idle connection without a session: a socket waiting to be readable.
+    struct parked_conn {
+        parked_conn(tcp_socket s, std::int64_t since) : sock(std::move(s)), idle_since_ns(since) {}
+        tcp_socket sock;
+        std::int64_t idle_since_ns;
+        parked_conn* prev = nullptr;
+        parked_conn* next = nullptr;
+    };
+    void start_session(tcp_socket s, bool woken);
+    void unpark(parked_conn* p, const boost::system::error_code& ec);
     task<> accept_loop();
     task<> access_log_flusher();
     task<> idle_sweeper();
@@ -158,13 +173,14 @@ private:
     std::vector<std::vector<std::unique_ptr<upstream_conn>>> idle_;
     std::int64_t idle_timeout_ns_;
     session* sessions_ = nullptr;  // intrusive list of live sessions
+    parked_conn* parked_ = nullptr;  // intrusive list of parked connections
     std::uint64_t request_prefix_;
     std::uint32_t request_counter_ = 0;
     std::thread thread_;
     std::atomic<bool> finished_{false};
 };
 
-// Runs one client connection to its end.
-task<> run_session(worker& w, tcp_socket socket);
+// Runs one client connection until it ends or parks (true).
+task<bool> run_session(worker& w, tcp_socket socket, bool woken);
 
 }  // namespace veer::proxy
