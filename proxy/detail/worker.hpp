@@ -131,7 +131,9 @@ public:
     // Writes a new request id (24 hex digits) into `out`.
     std::string_view next_request_id(char (&out)[24]);
 
-    asio::io_context ioc_{1};
+    // One thread runs it, and only that thread touches its sockets (others post to it):
+    // the per-descriptor locks of the reactor are not needed.
+    asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     shared_state& shared_;
     metrics::thread_shard& metrics_;
     routing::snapshot_cache routes_;

@@ -26,21 +26,31 @@ using ascii::trim;
 
 parse_result fail(error e, std::string_view why) { return {parse_status::failed, e, why}; }
 
-// Finds the end of the head (CRLFCRLF) and rejects bare CR or LF on the way: a lone LF is
-// how some parsers and not others split lines, which is a smuggling vector.
+// Finds the end of the head (CRLFCRLF), a memchr per line. A complete head needs no other
+// check here: the request or status line and the field lines reject every control byte,
+// so a bare CR or LF inside it fails there. An incomplete one is checked for them now
+// rather than after header_read: a lone LF is how some parsers and not others split
+// lines, which is a smuggling vector.
 parse_result find_head_end(std::string_view in, std::size_t max_head, std::size_t& end) {
     const std::size_t limit = std::min(in.size(), max_head);
+    const char* const base = in.data();
+    for (std::size_t from = 0; from < limit;) {
+        const auto* nl = static_cast<const char*>(std::memchr(base + from, '\n', limit - from));
+        if (!nl) break;
+        const auto i = static_cast<std::size_t>(nl - base);
+        if (i >= 3 && base[i - 1] == '\r' && base[i - 2] == '\n' && base[i - 3] == '\r') {
+            end = i + 1;
+            return {parse_status::done, error::none, {}};
+        }
+        from = i + 1;
+    }
     for (std::size_t i = 0; i < limit; ++i) {
         const char c = in[i];
         if (c == '\r') {
             if (i + 1 >= in.size()) break;  // its LF has not arrived: the size check below decides
             if (in[i + 1] != '\n') return fail(error::bad_request, "bare CR");
-        } else if (c == '\n') {
-            if (i == 0 || in[i - 1] != '\r') return fail(error::bad_request, "bare LF");
-            if (i >= 3 && in[i - 2] == '\n' && in[i - 3] == '\r') {
-                end = i + 1;
-                return {parse_status::done, error::none, {}};
-            }
+        } else if (c == '\n' && (i == 0 || in[i - 1] != '\r')) {
+            return fail(error::bad_request, "bare LF");
         }
     }
     if (in.size() >= max_head) return fail(error::header_too_large, "head too large");
@@ -321,6 +331,10 @@ parse_result parse_response(std::string_view in, std::size_t max_head, bool requ
     out.status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
     if (out.status < 100) return fail(error::bad_request, "bad status");
     out.reason = line.size() > 13 ? line.substr(13) : std::string_view{};
+    for (char c : out.reason) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && c != '\t') || u == 0x7f) return fail(error::bad_request, "control character in reason");
+    }
     out.keep_alive = out.version_minor == 1;
 
     framing f;
