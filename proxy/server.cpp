@@ -17,20 +17,6 @@
 #include "proxy/detail/session.hpp"
 
 namespace veer::proxy {
-namespace {
-
-constexpr std::size_t max_idle_per_endpoint = 256;
-
-// Whether the upstream closed (or wrote to) an idle pooled connection: either way it
-// cannot carry the next request.
-bool still_open(upstream_conn& c) {
-    char byte;
-    const auto n = ::recv(c.stream.sock().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-}  // namespace
-
 std::size_t thread_count(const config::listener& l) {
     if (l.threads > 0) return static_cast<std::size_t>(l.threads);
     const auto n = std::thread::hardware_concurrency();
@@ -47,10 +33,9 @@ worker::worker(std::size_t index, const config::config& cfg, shared_state& share
       // 32 KiB: most heads with the body bytes that follow, and a 16 KiB response with its
       // head in one read; a larger head grows its buffer up to max_header_bytes.
       buffers_(buffer_size),
+      upstreams_(metrics::max_endpoints, std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
       index_(index),
       acceptor_(ioc_.get_executor()),
-      idle_(metrics::max_endpoints),
-      idle_timeout_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
       request_prefix_(std::random_device{}()) {
     request_prefix_ = (request_prefix_ << 32) ^ std::random_device{}() ^ index;
 }
@@ -94,7 +79,7 @@ void worker::drain() {
         acceptor_.close(ec);
         for (auto* s = sessions_; s; s = s->next_) s->cancel_if_idle();
         for (auto* p = parked_; p; p = p->next) p->sock.cancel();
-        for (auto& conns : idle_) conns.clear();
+        upstreams_.close_all();
         flush_timer_.cancel();
         sweep_timer_.cancel();
     });
@@ -219,29 +204,6 @@ void worker::unpark(parked_conn* p, const boost::system::error_code& ec) {
         return;
     }
     start_session(std::move(s), true);
-}
-
-std::unique_ptr<upstream_conn> worker::checkout(std::uint32_t endpoint_id, std::int64_t now_ns, bool replayable) {
-    // A connection the upstream closed while pooled is caught by a peek; for a request
-    // that can be replayed on a fresh connection (session.cpp), a recently used one is
-    // taken without the syscall: upstreams rarely close within half a second.
-    constexpr std::int64_t trust_ns = 500'000'000;
-    auto& conns = idle_[endpoint_id];
-    while (!conns.empty()) {
-        auto c = std::move(conns.back());
-        conns.pop_back();
-        const auto idle_for = now_ns - c->idle_since_ns;
-        if (idle_for < idle_timeout_ns_ && ((replayable && idle_for < trust_ns) || still_open(*c))) return c;
-    }
-    return nullptr;
-}
-
-void worker::checkin(std::uint32_t endpoint_id, std::unique_ptr<upstream_conn> c, std::int64_t now_ns) {
-    auto& conns = idle_[endpoint_id];
-    if (draining_ || conns.size() >= max_idle_per_endpoint) return;
-    c->idle_since_ns = now_ns;
-    c->stream.expires_never();
-    conns.push_back(std::move(c));
 }
 
 void worker::link(session* s) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proxy/stream.hpp"
+#include "proxy/upstream_pool.hpp"
 #include "proxy/server.hpp"
 #include "routing/router.hpp"
 
@@ -96,12 +97,6 @@ private:
     std::vector<std::unique_ptr<char[]>> free_;
 };
 
-struct upstream_conn {
-    explicit upstream_conn(const executor& ex) : stream(ex) {}
-    proxy::stream stream;
-    std::int64_t idle_since_ns = 0;
-};
-
 class session;
 
 class worker {
@@ -119,9 +114,6 @@ public:
     }
     bool finished() const { return finished_.load(); }
 
-    // Upstream connection pool, by endpoint id.
-    std::unique_ptr<upstream_conn> checkout(std::uint32_t endpoint_id, std::int64_t now_ns, bool replayable);
-    void checkin(std::uint32_t endpoint_id, std::unique_ptr<upstream_conn> c, std::int64_t now_ns);
 
     void link(session* s);
     void unlink(session* s);
@@ -141,6 +133,7 @@ public:
     std::vector<std::uint32_t> outstanding_;  // requests in flight per endpoint id, this thread
     std::vector<std::uint32_t> round_robin_;  // per pool index
     buffer_pool buffers_;
+    upstream_pool upstreams_;
     bool draining_ = false;
     // Idle connections waiting with a buffer in hand (session.cpp). Bounded, so a burst
     // of connections never holds more than this many buffers between requests.
@@ -172,8 +165,6 @@ private:
     timer sweep_timer_{ioc_.get_executor()};
     bool trim_pending_ = false;
     std::int64_t last_trim_ns_ = 0;
-    std::vector<std::vector<std::unique_ptr<upstream_conn>>> idle_;
-    std::int64_t idle_timeout_ns_;
     session* sessions_ = nullptr;  // intrusive list of live sessions
     parked_conn* parked_ = nullptr;  // intrusive list of parked connections
     std::uint64_t request_prefix_;

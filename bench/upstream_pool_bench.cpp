@@ -1,0 +1,54 @@
+// The upstream pool on the request path: take an idle keep-alive connection for a request
+// and give it back after the response, over real loopback sockets.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "proxy/upstream_pool.hpp"
+
+namespace {
+
+using namespace veer::proxy;
+
+// `n` connected loopback connections to one endpoint, checked in; the accepted ends stay
+// open so that a peek finds them alive.
+struct pooled_connections {
+    explicit pooled_connections(int n) : pool(1, 60'000'000'000) {
+        tcp_acceptor acceptor(ioc.get_executor(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        for (int i = 0; i < n; ++i) {
+            auto c = std::make_unique<upstream_conn>(ioc.get_executor());
+            c->stream.sock().connect(acceptor.local_endpoint());
+            peers.push_back(acceptor.accept());
+            pool.checkin(0, std::move(c), 0);
+        }
+    }
+    asio::io_context ioc;
+    upstream_pool pool;
+    std::vector<tcp_socket> peers;
+};
+
+// A bodyless request on a connection returned moments ago: no syscall.
+void BM_checkout_checkin_replayable(benchmark::State& state) {
+    pooled_connections p(static_cast<int>(state.range(0)));
+    std::int64_t now = 1;
+    for (auto _ : state) {
+        auto c = p.pool.checkout(0, now, true);
+        benchmark::DoNotOptimize(c.get());
+        p.pool.checkin(0, std::move(c), now);
+        ++now;
+    }
+}
+BENCHMARK(BM_checkout_checkin_replayable)->Arg(1)->Arg(64);
+
+// A request with a body cannot be replayed: the connection is peeked at (one recv).
+void BM_checkout_checkin_peeked(benchmark::State& state) {
+    pooled_connections p(static_cast<int>(state.range(0)));
+    for (auto _ : state) {
+        auto c = p.pool.checkout(0, 1, false);
+        benchmark::DoNotOptimize(c.get());
+        p.pool.checkin(0, std::move(c), 1);
+    }
+}
+BENCHMARK(BM_checkout_checkin_peeked)->Arg(1)->Arg(64);
+
+}  // namespace
