@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns the raw outputs of bench/e2e into one markdown table (and notes under it).
 
-    report.py DIR     reads DIR/runs.tsv, DIR/perf.tsv and DIR/mem.tsv (bench/e2e writes them)
+    report.py DIR     reads DIR/runs.tsv, DIR/perf.tsv, DIR/callgrind.tsv and DIR/mem.tsv
+                      (bench/e2e writes them)
 """
 import os, re, statistics, sys
 
@@ -9,6 +10,7 @@ D = sys.argv[1]
 PROXIES = ["nginx", "haproxy", "veer"]
 TARGETS = ["direct"] + PROXIES
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 
 
 def rows(name):
@@ -22,6 +24,7 @@ def rows(name):
 def parse_wrk(path):
     text = open(path).read()
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\b", text, re.M)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
@@ -31,7 +34,16 @@ def parse_wrk(path):
     if not rps or not p99:
         errors["no result"] = 1
     return (float(rps.group(1)) if rps else 0.0,
-            float(p99.group(1)) * UNITS[p99.group(2)] if p99 else float("nan"), errors)
+            float(p99.group(1)) * UNITS[p99.group(2)] if p99 else float("nan"), errors,
+            int(total.group(1)) if total else 0)
+
+
+def cpu_per_request(before, after, requests):
+    """(user, system) CPU µs per request of the serving process, from /proc ticks."""
+    if not requests or not before or not after:
+        return (float("nan"), float("nan"))
+    b, a = [list(map(int, x.split())) for x in (before, after)]
+    return tuple((a[i] - b[i]) * TICK_US / requests for i in (0, 1))
 
 
 def label(body):
@@ -44,9 +56,11 @@ def fmt(x, digits=0):
 
 
 # --- throughput and latency, from wrk -----------------------------------------------
-runs = {}                                     # (conc, body) -> target -> rep -> (rps, p99, errors)
-for rep, conc, body, target, path in rows("runs.tsv"):
-    runs.setdefault((int(conc), body), {}).setdefault(target, {})[rep] = parse_wrk(path)
+runs = {}                                     # (conc, body) -> target -> rep -> (rps, p99, errors, cpu)
+for rep, conc, body, target, path, *ticks in rows("runs.tsv"):
+    rps, p99, errors, total = parse_wrk(path)
+    cpu = cpu_per_request(*ticks, total) if len(ticks) == 2 and target != "direct" else (float("nan"),) * 2
+    runs.setdefault((int(conc), body), {}).setdefault(target, {})[rep] = (rps, p99, errors, cpu)
 
 notes, table = [], []
 for (conc, body), by_target in sorted(runs.items()):
@@ -77,7 +91,9 @@ for (conc, body), by_target in sorted(runs.items()):
         table.append([str(conc), label(body), t, fmt(med[t][0]), f"{fmt(min(rps))}–{fmt(max(rps))}",
                       f"{med[t][0] / direct_rps:.2f}" if direct_rps else "n/a", vs_best,
                       fmt(med[t][1], 2), "" if t == "direct" else fmt(med[t][1] - direct_p99, 2),
-                      f"**{bad}**" if bad else "0"] + [""] * 6)
+                      f"**{bad}**" if bad else "0"] +
+                     [fmt(statistics.median(r[3][i] for r in reps.values()), 1) if t != "direct" else "" for i in (0, 1)] +
+                     [""] * 6)
 
 # --- per proxy: instructions per request (perf + h2load), memory with idle connections --
 perf = {}
@@ -92,6 +108,11 @@ for target, csv, h2out in rows("perf.tsv"):
     if not n:
         notes.append(f"{target}: h2load reported no successful request (see {h2out})")
     perf[target] = [fmt(counts[k] / n) if n and k in counts else "n/a" for k in ("u", "k")]
+for target, small_n, small, large_n, large in rows("callgrind.tsv"):
+    small_n, small, large_n, large = map(int, (small_n, small, large_n, large))
+    if not small or not large:
+        notes.append(f"{target}: callgrind gave no instruction count (see callgrind-{target}-*.out)")
+    perf[target] = [fmt((large - small) / (large_n - small_n)) + " (callgrind)" if small and large else "n/a", "n/a"]
 
 mem, IDLE = {}, "per proxy"
 for target, before, during, wanted, answered, green in rows("mem.tsv"):
@@ -105,11 +126,11 @@ for target, before, during, wanted, answered, green in rows("mem.tsv"):
 
 for t in PROXIES:
     if t in perf or t in mem:
-        table.append([IDLE, "GET /", t] + [""] * 7 + perf.get(t, ["n/a"] * 2) + mem.get(t, ["n/a"] * 4))
+        table.append([IDLE, "GET /", t] + [""] * 9 + perf.get(t, ["n/a"] * 2) + mem.get(t, ["n/a"] * 4))
 
 header = ["conc", "body", "target", "req/s (median)", "min–max", "× direct",
           "veer ÷ best(nginx, HAProxy)", "p99 ms (median)", "+p99 ms vs direct", "errors",
-          "instr/req user", "instr/req kernel", "RSS MiB before", "RSS MiB with idle conns",
+          "CPU µs/req user", "CPU µs/req sys", "instr/req user", "instr/req kernel", "RSS MiB before", "RSS MiB with idle conns",
           "KiB/conn", "green %"]
 print("| " + " | ".join(header) + " |")
 print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(header))) + "|")
