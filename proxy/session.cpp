@@ -12,6 +12,8 @@
 
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include "proxy/address.hpp"
 #include "proxy/detail/session.hpp"
 
@@ -219,7 +221,7 @@ task<bool> session::serve_requests() {
             }
             if (sent == send_result::ok) {
                 // The body bytes already read with the head go out with it, in one gathered write.
-                const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.view().data(), body_now)};
+                const auto bufs = join(out_, in_, asio::buffer(in_.view().data(), body_now));
                 up.stream.expires_after(snap.timeouts.upstream_response);
                 auto [ec, n] = co_await up.stream.write(bufs);
                 if (ec) {
@@ -324,12 +326,13 @@ task<bool> session::serve_requests() {
         bool head_sent = false;
         for (;;) {
             // What of up_in_ belongs to this response, and what of it goes to the client.
-            std::array<asio::const_buffer, 2> bufs{asio::buffer(out_, head_sent ? 0 : out_.size()), asio::const_buffer()};
+            asio::const_buffer body;
             std::size_t take = 0;
-            if (!next_slice(relay, bufs[1], take)) {
+            if (!next_slice(relay, body, take)) {
                 relayed = relay_result::upstream_failed;
                 break;
             }
+            const auto bufs = head_sent ? std::array<asio::const_buffer, 2>{body, {}} : join(out_, up_in_, body);
             if (bufs[0].size() + bufs[1].size() > 0) {
                 client_.expires_after(snap.timeouts.idle);
                 auto [ec, n] = co_await client_.write(bufs);
@@ -404,6 +407,17 @@ void session::record(const routing::snapshot& snap, const routing::pool& pool, c
                w_.shared_.on_eject) {
         w_.shared_.on_eject(ep.id);
     }
+}
+
+std::array<asio::const_buffer, 2> session::join(const std::string& head, io_buffer& buf, asio::const_buffer body) {
+    if (body.size() == 0) return {asio::buffer(head), {}};
+    if (body.data() == buf.view().data()) {
+        if (char* p = buf.room_before(head.size())) {  // where the head it replaces was
+            std::memcpy(p, head.data(), head.size());
+            return {asio::buffer(p, head.size() + body.size()), {}};
+        }
+    }
+    return {asio::buffer(head), body};
 }
 
 session::upstream_choice session::pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried, bool fresh) {

@@ -73,6 +73,10 @@ private:
     // The next piece of the response body in up_in_: `out` goes to the client, `take`
     // bytes of up_in_ are used up. False if the upstream's chunked framing is broken.
     bool next_slice(relay_state& st, asio::const_buffer& out, std::size_t& take);
+    // A head and the body bytes after it: one buffer (a send, not a sendmsg of two pieces)
+    // when the head fits in the consumed bytes of `buf` right before the body, which
+    // is where the head it replaces was; else head and body as two pieces.
+    static std::array<asio::const_buffer, 2> join(const std::string& head, io_buffer& buf, asio::const_buffer body);
     task<> tunnel(upstream_conn& up, const routing::snapshot& snap);
     task<> reply(int status, bool close);
     void log_access(std::int64_t t_start);

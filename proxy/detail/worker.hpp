@@ -47,6 +47,9 @@ public:
         return data_.get() + end_;
     }
     void commit(std::size_t n) { end_ += n; }
+    // The n consumed bytes right before the unread ones, to put something in front of
+    // them; null if fewer than n were consumed.
+    char* room_before(std::size_t n) { return begin_ >= n ? data_.get() + begin_ - n : nullptr; }
     std::size_t capacity() const { return capacity_; }
     // Moves the unread bytes into a larger buffer (a head bigger than the pool's buffers).
     void grow(std::size_t capacity) {
