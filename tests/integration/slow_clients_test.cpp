@@ -1,7 +1,10 @@
 // Slow and idle clients (SPEC section 4): a request head must arrive within
 // timeouts.header_read however it is trickled, and an idle keep-alive connection closes
 // after timeouts.idle, while everyone else is served as usual.
+#include <chrono>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -83,6 +86,58 @@ TEST(SlowClients, IdleKeepAliveConnectionIsClosedAfterIdle) {
     EXPECT_EQ(r->status, 200);
     EXPECT_TRUE(idle.conn().read_until_close(ms(3000))) << "an idle keep-alive connection outlived timeouts.idle";
     EXPECT_TRUE(idle.conn().buffer().empty()) << idle.conn().buffer();
+}
+
+// A keep-alive connection idle for over a second parks: its session ends and the worker
+// keeps only the socket. It must still be served when it speaks again, and still close
+// after timeouts.idle when it does not.
+TEST(SlowClients, ParkedConnectionIsServedWhenItSpeaksAgainAndClosedAfterIdle) {
+    temp_dir dir;
+    upstream blue(dir, "blue");
+    veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("timeouts", "idle", "\"2500ms\""));
+    ASSERT_TRUE(v.start());
+
+    http_client c(v.port());
+    for (int i = 0; i < 2; ++i) {
+        auto r = c.get("/before-" + std::to_string(i));
+        ASSERT_TRUE(r) << "request " << i << ": " << c.last_error();
+        EXPECT_EQ(r->status, 200);
+        // Idle for 1.5 s: parked after 1 s, but well within timeouts.idle.
+        EXPECT_EQ(c.conn().fill(deadline(ms(1500))), tcp_conn::read_status::timeout);
+    }
+    auto r = c.get("/after-parking");
+    ASSERT_TRUE(r) << c.last_error();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(upstream_name_of(*r), "blue");
+
+    const auto idle_from = std::chrono::steady_clock::now();
+    EXPECT_TRUE(c.conn().read_until_close(ms(5000))) << "a parked connection outlived timeouts.idle";
+    const auto closed_after = std::chrono::steady_clock::now() - idle_from;
+    EXPECT_GE(closed_after, ms(2000)) << "closed well before timeouts.idle (2.5 s)";
+    EXPECT_TRUE(c.conn().buffer().empty()) << c.conn().buffer();
+}
+
+// More idle connections than may wait with a buffer in hand (worker::max_idle_reads,
+// 256) park at once after their request; every one of them is served on its next.
+TEST(SlowClients, ManyIdleConnectionsParkAndAreAllServedAgain) {
+    temp_dir dir;
+    upstream blue(dir, "blue");
+    veer_process v(dir, {blue.address()}, {dead_address()});
+    ASSERT_TRUE(v.start());
+
+    constexpr int n = 300;
+    std::vector<std::unique_ptr<http_client>> clients;
+    for (int i = 0; i < n; ++i) {
+        clients.push_back(std::make_unique<http_client>(v.port()));
+        auto r = clients.back()->get("/first");
+        ASSERT_TRUE(r) << "connection " << i << ": " << clients.back()->last_error();
+        ASSERT_EQ(r->status, 200);
+    }
+    for (int i = 0; i < n; ++i) {
+        auto r = clients[i]->get("/second");
+        ASSERT_TRUE(r) << "connection " << i << ", second request: " << clients[i]->last_error();
+        EXPECT_EQ(r->status, 200);
+    }
 }
 
 }  // namespace
