@@ -128,6 +128,29 @@ for t in PROXIES:
     if t in perf or t in mem:
         table.append([IDLE, "GET /", t] + [""] * 9 + perf.get(t, ["n/a"] * 2) + mem.get(t, ["n/a"] * 4))
 
+# --- per proxy: where the CPU goes (perf record -e cpu-clock during wrk -c50) ---------
+SYSCALLS = {"send": ("__sys_sendto", "__sys_sendmsg", "do_writev"),
+            "recv": ("__sys_recvfrom", "__sys_recvmsg", "do_readv", "ksys_read"),
+            "epoll_wait": ("do_epoll_wait",)}
+profiles = []
+for target, dso_path, sym_path in rows("profile.tsv"):
+    dso = {}
+    for line in open(dso_path):
+        m = re.match(r"\s+([\d.]+)%\s+(\S+)", line)
+        if m:
+            dso[m.group(2)] = dso.get(m.group(2), 0.0) + float(m.group(1))
+    syms = {}
+    for line in open(sym_path):
+        m = re.match(r"\s+([\d.]+)%\s+[\d.]+%\s+\[k\]\s+(\S+)", line)
+        if m:
+            syms.setdefault(m.group(2), float(m.group(1)))
+    kernel = dso.get("[kernel.kallsyms]", 0.0)
+    own = dso.get(target, 0.0)  # the executable's own name
+    libs = sum(v for k, v in dso.items() if k.startswith("lib") or k == "[vdso]")
+    calls = {name: sum(syms.get(f, 0.0) for f in fs) for name, fs in SYSCALLS.items()}
+    profiles.append([target, fmt(kernel, 1)] + [fmt(calls[n], 1) for n in SYSCALLS] +
+                    [fmt(own, 1), fmt(libs, 1)])
+
 header = ["conc", "body", "target", "req/s (median)", "min–max", "× direct",
           "veer ÷ best(nginx, HAProxy)", "p99 ms (median)", "+p99 ms vs direct", "errors",
           "CPU µs/req user", "CPU µs/req sys", "instr/req user", "instr/req kernel", "RSS MiB before", "RSS MiB with idle conns",
@@ -136,6 +159,14 @@ print("| " + " | ".join(header) + " |")
 print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(header))) + "|")
 for r in table:
     print("| " + " | ".join(r) + " |")
+if profiles:
+    print("\nWhere each proxy's CPU time goes (% of its samples, `perf record -e cpu-clock -g` "
+          "during `wrk -t1 -c50` GET /; send/recv/epoll_wait include the kernel work they do, "
+          "such as delivering a loopback segment to the receiving socket):\n")
+    print("| proxy | kernel | send | recv | epoll_wait | its own code | libraries (libc, vdso, ...) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in profiles:
+        print("| " + " | ".join(r) + " |")
 if notes:
     print("\n**Flags:**\n")
     for n in notes:
