@@ -147,10 +147,12 @@ void pool_window::collect(window_stats& into, std::int64_t now_ns, std::int64_t 
         const std::size_t hi =
             std::min<std::size_t>(s.hi.load(std::memory_order_relaxed), histogram::bucket_count - 1);
         for (std::size_t b = lo; b <= hi; ++b) counts[b] = s.buckets[b].load(std::memory_order_relaxed);
+        // Failures before the requests they are a share of: the writer goes on meanwhile,
+        // and a concurrent read should understate the error rate, never overstate it.
+        const std::uint64_t failures = s.failures.load(std::memory_order_acquire);
         std::array<std::uint64_t, result_count> by_result;
         for (std::size_t r = 0; r < result_count; ++r)
             by_result[r] = s.by_result[r].load(std::memory_order_relaxed);
-        const std::uint64_t failures = s.failures.load(std::memory_order_relaxed);
         const std::uint64_t sum_us = s.sum_us.load(std::memory_order_relaxed);
 
         std::atomic_thread_fence(std::memory_order_acquire);

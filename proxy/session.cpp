@@ -362,7 +362,7 @@ task<bool> session::serve_requests() {
                relayed == relay_result::upstream_failed ? metrics::result::reset : metrics::result_of_status(resp_.status),
                t_start);
         if (relayed == relay_result::ok && resp_.keep_alive && up_in_.empty())
-            w_.upstreams_.checkin(ep.id, std::move(choice.conn), metrics::monotonic_ns());
+            w_.upstreams_.checkin(ep.id, std::move(choice.conn), coarse_now_ns());
         if (logging) log_access(t_start);
         if (relayed != relay_result::ok || close || w_.draining_) co_return false;
     }
@@ -427,7 +427,7 @@ session::upstream_choice session::pick(const routing::snapshot& snap, int pool_i
     if (ei < 0) return c;
     c.pool = &pool;
     c.ep = &pool.endpoints[ei];
-    if (!fresh) c.conn = w_.upstreams_.checkout(c.ep->id, metrics::monotonic_ns(), req_.body == http::body_kind::none);
+    if (!fresh) c.conn = w_.upstreams_.checkout(c.ep->id, coarse_now_ns(), req_.body == http::body_kind::none);
     c.reused = c.conn != nullptr;
     return c;
 }

@@ -20,6 +20,7 @@ struct upstream_conn {
 class upstream_pool {
 public:
     // Endpoint ids are below `endpoints`; a connection idle for `idle_timeout_ns` is dropped.
+    // Times are coarse_now_ns() readings (a few ms of resolution is plenty here).
     upstream_pool(std::size_t endpoints, std::int64_t idle_timeout_ns);
 
     // The most recently returned connection to the endpoint that is still usable, or null.
