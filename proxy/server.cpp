@@ -129,23 +129,25 @@ task<> worker::idle_sweeper() {
         sweep_timer_.expires_after(period);
         co_await sweep_timer_.async_wait(nothrow);
         const auto now = coarse_now_ns();
-        if (trim_pending_ && now - last_trim_ns_ >= 5'000'000'000) {
-            // Many connections parked at once gave their buffers back: return that memory
-            // to the kernel, or a burst of clients would stay in RSS (at most every 5 s).
-            ::malloc_trim(0);
-            trim_pending_ = false;
-            last_trim_ns_ = now;
+        if (now - last_pool_trim_ns_ >= 1'000'000'000) {
+            last_pool_trim_ns_ = now;
+            // Many buffers freed at once (a burst, or connections that parked): return
+            // that memory to the kernel too, or it would stay in RSS (at most every 5 s).
+            if (buffers_.trim() >= 64) trim_pending_ = true;
+            if (trim_pending_ && now - last_trim_ns_ >= 5'000'000'000) {
+                ::malloc_trim(0);
+                trim_pending_ = false;
+                last_trim_ns_ = now;
+            }
         }
-        std::size_t parked = 0;
         for (auto* s = sessions_; s;) {
             auto* next = s->next_;  // cancelling never unlinks synchronously, but stay safe
-            parked += s->sweep(now) ? 1 : 0;
+            s->sweep(now);
             s = next;
         }
         const auto idle_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.idle).count();
         for (auto* p = parked_; p; p = p->next)
             if (now - p->idle_since_ns >= idle_ns) p->sock.cancel();  // unpark() closes it
-        if (parked > buffer_pool::max_free) trim_pending_ = true;  // trimmed once they have let go
     }
 }
 

@@ -53,13 +53,13 @@ void session::abort() {
     if (current_up_) current_up_->stream.sock().close(ec);
 }
 
-bool session::sweep(std::int64_t now_ns) {
+void session::sweep(std::int64_t now_ns) {
     if (!idle_) {  // a request in progress: the deadline of whatever it waits for
         client_.expire_if_due(now_ns);
         if (current_up_) current_up_->stream.expire_if_due(now_ns);
-        return false;
+        return;
     }
-    if (park_) return false;
+    if (park_) return;
     // Before its first request a connection gets header_read, as a slow head would:
     // a client that connects and sends nothing is the laziest slowloris.
     const auto limit = served_ ? snap_timeouts_.idle : snap_timeouts_.header_read;
@@ -69,9 +69,7 @@ bool session::sweep(std::int64_t now_ns) {
     } else if (in_ && served_ && !client_.tls() && now_ns - idle_since_ns_ >= worker::park_after_ns) {
         park_ = true;
         client_.sock().cancel();
-        return true;
     }
-    return false;
 }
 
 task<bool> session::run() {

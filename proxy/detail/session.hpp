@@ -27,8 +27,8 @@ public:
     void abort();
     // Called by the worker's sweeper. During a request: closes a socket whose deadline
     // passed. Between requests: closed once idle for timeouts.idle (header_read before the
-    // first request), parked once idle for worker::park_after_ns. True if it parked.
-    bool sweep(std::int64_t now_ns);
+    // first request), parked once idle for worker::park_after_ns.
+    void sweep(std::int64_t now_ns);
 
     session* prev_ = nullptr;  // the worker's intrusive list
     session* next_ = nullptr;

@@ -79,9 +79,13 @@ class buffer_pool {
 public:
     explicit buffer_pool(std::size_t size) : size_(size) {}
     io_buffer get() {
-        if (free_.empty()) return io_buffer(std::make_unique<char[]>(size_), size_);
+        if (free_.empty()) {
+            low_water_ = 0;
+            return io_buffer(std::make_unique<char[]>(size_), size_);
+        }
         auto p = std::move(free_.back());
         free_.pop_back();
+        low_water_ = std::min(low_water_, free_.size());
         return io_buffer(std::move(p), size_);
     }
     void put(io_buffer& b) {
@@ -90,14 +94,22 @@ public:
         auto p = b.release();
         if (pooled && free_.size() < max_free) free_.push_back(std::move(p));
     }
+    // Frees the buffers no request needed since the last call (the fewest that were free
+    // at any moment): a steady load, however many requests it has in flight, allocates
+    // none, and a burst's buffers leave within two calls. Returns how many it freed.
+    std::size_t trim() {
+        const std::size_t unused = std::min(low_water_, free_.size());
+        free_.resize(free_.size() - unused);
+        low_water_ = free_.size();
+        return unused;
+    }
 
-    // Enough for the requests a thread has in flight at once in steady state; more are
-    // freed, so that a burst does not stay resident.
-    static constexpr std::size_t max_free = 64;
+    static constexpr std::size_t max_free = 1024;  // 32 MiB per thread at the very most
 
 private:
     std::size_t size_;
     std::vector<std::unique_ptr<char[]>> free_;
+    std::size_t low_water_ = 0;
 };
 
 class session;
@@ -168,6 +180,7 @@ private:
     timer sweep_timer_{ioc_.get_executor()};
     bool trim_pending_ = false;
     std::int64_t last_trim_ns_ = 0;
+    std::int64_t last_pool_trim_ns_ = 0;
     session* sessions_ = nullptr;  // intrusive list of live sessions
     parked_conn* parked_ = nullptr;  // intrusive list of parked connections
     std::uint64_t request_prefix_;
