@@ -188,6 +188,10 @@ void worker::start_session(tcp_socket s, bool woken) {
 }
 
 void worker::park(tcp_socket s, std::int64_t idle_since_ns) {
+    if (draining_) {  // the drain closed the parked ones already: this one goes too
+        shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+        return;
+    }
     auto* p = new parked_conn(std::move(s), idle_since_ns);
     p->next = parked_;
     if (parked_) parked_->prev = p;
