@@ -233,10 +233,31 @@ std::string_view worker::next_request_id(char (&out)[24]) {
     return {out, sizeof out};
 }
 
+namespace {
+
+// The workers' SO_REUSEPORT would let this veer join another process's listener on the
+// same address and silently take part of its connections (a second veer started by
+// mistake, or any server that set the option): first make sure nobody listens there.
+void refuse_if_taken(const tcp::endpoint& at, const std::string& address) {
+    if (at.port() == 0) return;
+    asio::io_context ioc;
+    tcp::acceptor probe(ioc);
+    boost::system::error_code ec;
+    probe.open(at.protocol(), ec);
+    if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);  // TIME_WAIT is no owner
+    if (!ec && at.address().is_v6()) probe.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) probe.bind(at, ec);
+    if (ec == asio::error::address_in_use)
+        throw std::runtime_error("cannot listen on " + address + ": " + ec.message() + " (another process listens there)");
+}
+
+}  // namespace
+
 server::server(const config::config& cfg, shared_state& shared) {
     const auto parsed = parse_tcp(cfg.listener.address);
     if (!parsed) throw std::runtime_error("listener.address: not an IP:port: " + cfg.listener.address);
     const auto at = *parsed;
+    refuse_if_taken(at, cfg.listener.address);
     const auto n = shared.metrics.threads();
     for (std::size_t i = 0; i < n; ++i) {
         workers_.push_back(std::make_unique<worker>(i, cfg, shared));

@@ -59,6 +59,30 @@ TEST(AdminSocket, SecondVeerOnALiveSocketRefusesToStart) {
     EXPECT_EQ(r->status, 200);
 }
 
+// The data port likewise: SO_REUSEPORT must not let a second veer share the first one's
+// listener and take part of its connections.
+TEST(AdminSocket, SecondVeerOnALiveListenerRefusesToStart) {
+    temp_dir dir;
+    upstream blue(dir, "blue");
+    veer_process first(dir, {blue.address()}, {dead_address()});
+    ASSERT_TRUE(first.start());
+
+    const std::string taken = "127.0.0.1:" + std::to_string(first.port());
+    veer_process second(dir, {blue.address()}, {dead_address()},
+                        toml_config().set("listener", "address", toml_string(taken)), "second");
+    second.launch();
+    const auto code = second.proc().wait_exit(ms(10000));
+    ASSERT_TRUE(code) << "a second veer started on a live veer's listener";
+    EXPECT_NE(*code, 0);
+    EXPECT_NE(second.log().find("cannot listen on " + taken), std::string::npos) << second.log();
+
+    for (int i = 0; i < 20; ++i) {  // every connection still reaches the first
+        auto r = http_get(first.port(), "/still-serving");
+        ASSERT_TRUE(r) << "request " << i;
+        EXPECT_EQ(r->status, 200);
+    }
+}
+
 TEST(AdminSocket, StaleSocketFileFromAKilledVeerIsReplaced) {
     temp_dir dir;
     upstream blue(dir, "blue");
