@@ -1148,6 +1148,22 @@ CASES = [
 ]
 
 
+def lost_a_port(case, detail):
+    """Whether the case or one of its processes could not bind a port: free_ports()
+    releases the ports it found, and a test running in parallel (ctest -j) may take one
+    before the case binds it. Such a run says nothing about veer; it runs again."""
+    if "Address already in use" in detail:
+        return True
+    for path in case.logs.values():
+        try:
+            with open(path, "rb") as f:
+                if b"Address already in use" in f.read():
+                    return True
+        except OSError:
+            pass
+    return False
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--veer", required=True)
@@ -1166,18 +1182,23 @@ def main():
     for name, fn in CASES:
         if opts.only and name not in opts.only:
             continue
-        case = Case(name, opts)
         t0 = time.monotonic()
-        ok, detail = False, ""
-        try:
-            detail = fn(case)
-            ok = True
-        except Failure as e:
-            detail = str(e)
-        except Exception as e:  # a broken case is a failed case, and the others still run
-            detail = f"{type(e).__name__}: {e}"
-        finally:
-            case.close()
+        for attempt in range(3):
+            case = Case(name, opts)
+            ok, detail = False, ""
+            try:
+                detail = fn(case)
+                ok = True
+            except Failure as e:
+                detail = str(e)
+            except Exception as e:  # a broken case is a failed case, and the others still run
+                detail = f"{type(e).__name__}: {e}"
+            finally:
+                case.close()
+            if ok or attempt == 2 or not lost_a_port(case, detail):
+                break
+            log(f"     {name}: a port was taken by another test before it was bound; again on others")
+            shutil.rmtree(case.tmp, ignore_errors=True)
         took = time.monotonic() - t0
         if ok:
             passed += 1
