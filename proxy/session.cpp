@@ -66,7 +66,7 @@ void session::sweep(std::int64_t now_ns) {
     const auto limit_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count();
     if (now_ns - idle_since_ns_ >= limit_ns) {
         client_.sock().cancel();
-    } else if (in_ && served_ && !client_.tls() && now_ns - idle_since_ns_ >= worker::park_after_ns) {
+    } else if (in_ && served_ && now_ns - idle_since_ns_ >= worker::park_after_ns) {
         park_ = true;
         client_.sock().cancel();
     }
@@ -126,6 +126,21 @@ task<bool> session::serve_requests() {
             ++w_.idle_reads_;
             auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
             --w_.idle_reads_;
+            if (ec == asio::error::operation_aborted && park_ && client_.tls()) {
+                // A TLS connection cannot park (its state lives in OpenSSL), but it can give
+                // its buffer back and take the next request's first bytes in a small one;
+                // OpenSSL keeps the rest of that record for the reads that follow.
+                park_ = false;
+                w_.buffers_.put(in_);
+                char first[64];
+                auto [fec, fn] = co_await client_.read_some(asio::buffer(first));
+                ec = fec;
+                n = fn;
+                if (!ec) {
+                    in_ = w_.buffers_.get();
+                    std::memcpy(in_.space(room), first, n);
+                }
+            }
             if (ec) co_return ec == asio::error::operation_aborted && park_;  // parked, or closed / timed out / drain
             in_.commit(n);
             idle_ = false;

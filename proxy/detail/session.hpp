@@ -97,7 +97,7 @@ private:
     std::uint64_t body_left_ = 0;  // request body bytes not yet relayed (chunked: 1 until done)
     bool idle_ = false;
     std::int64_t idle_since_ns_ = 0;
-    bool park_ = false;    // the sweeper asked an idle read to end so that the connection parks
+    bool park_ = false;    // the sweeper asked an idle read to end: park (TLS: drop the buffer)
     bool served_ = false;  // a request was read: idle limits apply, not header_read
     bool woken_ = false;   // unparked, its first read not done yet
     upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress

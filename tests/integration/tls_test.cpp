@@ -422,6 +422,29 @@ TEST(Tls, LargeBodiesAndPipelinedRequestsOverTls) {
                                                              << piped.output;
 }
 
+// A TLS connection idle for over a second gives its buffer back and reads the next
+// request's first bytes into a small one: that request, with its head split between the
+// small read and OpenSSL's buffer, is still answered whole.
+TEST(Tls, IdleConnectionGivesItsBufferBackAndIsServedAgain) {
+    REQUIRE_TLS_TOOLS();
+    temp_dir dir;
+    const auto a = make_pki(dir, "a");
+    upstream blue(dir, "blue");
+    veer_process v(dir, {blue.address()}, {dead_address()}, tls_listener(a.cert, a.key));
+    ASSERT_TRUE(v.start());
+
+    // The pause is the condition under test: idle past worker::park_after_ns (1 s).
+    const auto idle = run_sh(
+        dir, "idle.log",
+        "(printf 'GET /before HTTP/1.1\r\nHost: localhost\r\n\r\n'; sleep 1.6; "
+        "printf 'GET /after-a-long-idle-with-a-head-longer-than-64-bytes HTTP/1.1\r\nHost: localhost\r\n"
+        "Connection: close\r\n\r\n'; sleep 2) | " + std::string(timeout_bin) + " 10 " + openssl_bin +
+            " s_client -connect 127.0.0.1:" + std::to_string(v.port()) + " -servername localhost -ign_eof -quiet 2>&1");
+    EXPECT_TRUE(contains(idle.output, "blue GET /before 0")) << idle.output;
+    EXPECT_TRUE(contains(idle.output, "blue GET /after-a-long-idle-with-a-head-longer-than-64-bytes 0"))
+        << "the request after the idle was not answered:\n" << idle.output;
+}
+
 // Plain HTTP sent to the TLS listener gets no plain HTTP answer and reaches no upstream.
 TEST(Tls, PlainHttpOnTlsListenerIsNotServed) {
     REQUIRE_TLS_TOOLS();
