@@ -233,7 +233,7 @@ task<bool> session::serve_requests() {
                 if (ec) sent = send_result::client_failed;
             }
             if (sent == send_result::ok) {
-                // The body bytes already read with the head go out with it, in one gathered write.
+                // The body bytes already read with the head go out with it, in one write.
                 const auto bufs = join(out_, in_, asio::buffer(in_.view().data(), body_now));
                 up.stream.expires_after(snap.timeouts.upstream_response);
                 auto [ec, n] = co_await up.stream.write(bufs);

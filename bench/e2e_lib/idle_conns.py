@@ -2,18 +2,21 @@
 """Opens COUNT keep-alive connections to 127.0.0.1:PORT, sends one GET / on each and reads
 its answer, then holds them all idle until SIGTERM (or --hold seconds).
 
-    idle_conns.py PORT COUNT READY_FILE [--hold S]
+    idle_conns.py PORT COUNT READY_FILE [--hold S] [--tls]
+
+--tls speaks TLS (the certificate is not checked: it is a memory measurement).
 
 When every connection is open and answered, writes "opened answered green" to READY_FILE
 (green = answers from the green backend, a check of the 90/10 split).
 """
-import argparse, os, resource, signal, socket, sys, time
+import argparse, os, resource, signal, socket, ssl, sys, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("port", type=int)
 ap.add_argument("count", type=int)
 ap.add_argument("ready_file")
 ap.add_argument("--hold", type=float, default=120)
+ap.add_argument("--tls", action="store_true")
 a = ap.parse_args()
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -47,6 +50,10 @@ def answer(s):
         body += chunk
     return body
 
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+
 held, green, failures = [], 0, 0
 for _ in range(a.count):
     if failures >= 100:
@@ -55,6 +62,8 @@ for _ in range(a.count):
     s.settimeout(5)
     try:
         s.connect(("127.0.0.1", a.port))
+        if a.tls:
+            s = TLS.wrap_socket(s, server_hostname="localhost")
         s.sendall(REQUEST)
         green += answer(s).startswith(b"green")
         held.append(s)
