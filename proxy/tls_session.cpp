@@ -40,6 +40,11 @@ tls_session::~tls_session() { SSL_free(ssl_); }
 template <class Step>
 task<std::tuple<boost::system::error_code, int>> tls_session::drive(Step step) {
     for (;;) {
+        // A deadline or an abort closes the socket under a session (stream::expire_if_due):
+        // its descriptor number may belong to a new connection by now, so OpenSSL must
+        // never touch it again.
+        if (!sock_.is_open())
+            co_return std::tuple<boost::system::error_code, int>{asio::error::bad_descriptor, 0};
         ERR_clear_error();
         errno = 0;
         const int r = step();
