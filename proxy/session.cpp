@@ -75,7 +75,8 @@ void session::sweep(std::int64_t now_ns) {
 task<bool> session::run() {
     if (auto* tls = client_.tls()) {
         client_.expires_after(snap_timeouts_.header_read);  // the handshake is part of the head
-        if (co_await tls->handshake(true)) co_return false;
+        auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, nothrow);
+        if (ec) co_return false;
         co_await serve_requests();  // TLS connections never park: OpenSSL holds their state
         co_await client_.close_tls(std::chrono::seconds(1));
     } else if (co_await serve_requests()) {
