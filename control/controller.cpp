@@ -264,7 +264,6 @@ void controller::apply(std::vector<gating::event> events) {
         auto o = gating::to_json(e);
         log("info", "event", {{"event", o}});
         notifier_.post(json::serialize(o));
-        if (e.kind == gating::event_kind::rollback) ++rollbacks_;
         ++events_by_kind_[e.kind];
         events_.push_back(std::move(e));
         if (events_.size() > max_events) events_.pop_front();
@@ -427,7 +426,8 @@ std::string controller::prometheus() const {
     metrics::exposition_input in;
     in.canary_weight = rollout_.canary_weight;
     in.state = std::string(gating::phase_name(rollout_.state));
-    in.rollbacks = rollbacks_;
+    const auto rollbacks = events_by_kind_.find(std::string(gating::event_kind::rollback));
+    in.rollbacks = rollbacks == events_by_kind_.end() ? 0 : rollbacks->second;
     in.active_connections = shared_.active_connections.load(std::memory_order_relaxed);
     in.refused_connections = shared_.refused_connections.load(std::memory_order_relaxed);
     in.events = {events_by_kind_.begin(), events_by_kind_.end()};

@@ -97,7 +97,6 @@ private:
     std::int64_t canary_since_ns_ = std::numeric_limits<std::int64_t>::min();
     int seen_weight_ = 0;
     std::string seen_canary_;
-    std::uint64_t rollbacks_ = 0;
     std::map<std::string, std::uint64_t> events_by_kind_;  // since start, for /metrics
     std::uint64_t snapshot_version_ = 0;
     bool draining_ = false;

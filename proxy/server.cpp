@@ -118,8 +118,8 @@ void worker::abort() {
 
 task<> worker::idle_sweeper() {
     // One timer per thread instead of one per connection or per operation: a deadline
-    // (session::sweep) is enforced at most a tenth of the shortest timeout late, within
-    // 10 ms to 1 s. The 1 s floor is the TLS close_notify limit.
+    // (session::sweep) is enforced at most a tenth of the shortest timeout late, counting
+    // the 1 s TLS close_notify limit among the timeouts: every 10 to 100 ms.
     // It goes on during a drain: requests still in progress keep their deadlines.
     while (!draining_ || sessions_ || parked_) {
         const auto t = routes_.get()->timeouts;
