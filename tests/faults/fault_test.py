@@ -51,13 +51,8 @@ import termios
 import threading
 import time
 
-
-class Failure(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from loopback import Failure, free_ports, http_get, log, lost_a_port, port_open, wait_until  # noqa: E402
 
 
 def check(cond, msg):
@@ -66,54 +61,6 @@ def check(cond, msg):
 
 
 # --------------------------------------------------------------------------- helpers
-
-def free_ports(n):
-    """n distinct free loopback ports (held open together so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def port_open(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
-def wait_until(what, predicate, timeout_s, procs=(), interval=0.02):
-    """Polls predicate until it returns a true value (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for name, p in procs:
-            if p.poll() is not None:
-                raise Failure(f"{name} exited with {p.returncode} while waiting for {what}")
-        try:
-            got = predicate()
-            if got:
-                return got
-        except (OSError, http.client.HTTPException, ValueError):
-            pass
-        if time.monotonic() >= deadline:
-            raise Failure(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(interval)
-
-
-def http_get(port, path, headers=None, timeout=5):
-    """One GET on a fresh connection: (status, body bytes, headers dict lower-case)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, r.read(), {k.lower(): v for k, v in r.getheaders()}
-    finally:
-        conn.close()
-
 
 def read_http_response(sock, deadline):
     """Reads one response from a blocking socket (Content-Length, chunked or until close).
@@ -1148,22 +1095,6 @@ CASES = [
 ]
 
 
-def lost_a_port(case, detail):
-    """Whether the case or one of its processes could not bind a port: free_ports()
-    releases the ports it found, and a test running in parallel (ctest -j) may take one
-    before the case binds it. Such a run says nothing about veer; it runs again."""
-    if "Address already in use" in detail:
-        return True
-    for path in case.logs.values():
-        try:
-            with open(path, "rb") as f:
-                if b"Address already in use" in f.read():
-                    return True
-        except OSError:
-            pass
-    return False
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--veer", required=True)
@@ -1195,7 +1126,7 @@ def main():
                 detail = f"{type(e).__name__}: {e}"
             finally:
                 case.close()
-            if ok or attempt == 2 or not lost_a_port(case, detail):
+            if ok or attempt == 2 or not lost_a_port(case.logs.values(), detail):
                 break
             log(f"     {name}: a port was taken by another test before it was bound; again on others")
             shutil.rmtree(case.tmp, ignore_errors=True)

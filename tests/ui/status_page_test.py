@@ -24,74 +24,23 @@ import json
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 from html.parser import HTMLParser
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from loopback import Failure, free_ports, http_get, log, lost_a_port, port_open, wait_until  # noqa: E402
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_TIMEOUT_S = 120  # one page load, virtual time included, on a busy 2-core machine
-
-
-class Failure(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
 
 
 def check(cond, msg):
     if not cond:
         raise Failure(msg)
     log("ok   " + msg)
-
-
-def free_ports(n):
-    """n distinct free loopback ports (held open together so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def wait_until(what, predicate, timeout_s, procs=()):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for name, p in procs:
-            if p.poll() is not None:
-                raise Failure(f"{name} exited with {p.returncode} while waiting for {what}")
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise Failure(f"timed out after {timeout_s}s waiting for {what}")
-
-
-def port_open(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
-def http_get(port, path, timeout=5):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
 
 
 class StatusDom(HTMLParser):
@@ -287,7 +236,7 @@ path = "{tmp}/state.json"
 level = "warn"
 """)
         start("veer", [opts.veer, "--config", cfg])
-        wait_until("veer's admin /healthz", lambda: http_get(admin, "/healthz", 1)[0] == 200, 15, procs)
+        wait_until("veer's admin /healthz", lambda: http_get(admin, "/healthz", timeout=1)[0] == 200, 15, procs)
         wait_until("veer's listener", lambda: port_open(listen), 5, procs)
 
         # Traffic: one keep-alive connection, reopened if veer closes it.
@@ -321,7 +270,7 @@ level = "warn"
         log(f"sent {opts.requests} requests through veer: blue {sent['blue']}, green {sent['green']}")
         check(sent["blue"] > 0 and sent["green"] > 0, "canary_weight 50 sends traffic to both pools")
 
-        status_code, raw = http_get(admin, "/status")
+        status_code, raw, _ = http_get(admin, "/status")
         check(status_code == 200, "GET /status answers 200")
         status = json.loads(raw)
 
@@ -388,9 +337,7 @@ level = "warn"
             f"green {dom.pools['green'][2]} requests")
         return 0
     except Failure as e:
-        if any("Address already in use" in tail(path) for path in logs.values()):
-            # free_ports() released the ports it found and a test running in parallel
-            # (ctest -j) took one first: that says nothing about veer.
+        if lost_a_port(logs.values()):
             log(f"note: a port was taken by another test before it was bound ({e})")
             return PORT_TAKEN
         log(f"FAIL: {e}")
