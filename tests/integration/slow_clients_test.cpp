@@ -118,11 +118,12 @@ TEST(SlowClients, ParkedConnectionIsServedWhenItSpeaksAgainAndClosedAfterIdle) {
 }
 
 // More idle connections than may wait with a buffer in hand (worker::max_idle_reads,
-// 256) park at once after their request; every one of them is served on its next.
+// 256, per thread: hence one thread) park at once after their request; every one of
+// them is served on its next.
 TEST(SlowClients, ManyIdleConnectionsParkAndAreAllServedAgain) {
     temp_dir dir;
     upstream blue(dir, "blue");
-    veer_process v(dir, {blue.address()}, {dead_address()});
+    veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("listener", "threads", "1"));
     ASSERT_TRUE(v.start());
 
     constexpr int n = 300;
