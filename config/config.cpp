@@ -716,6 +716,7 @@ void read_split(walker& root, config& cfg) {
 void read_health(walker& root, health& out) {
     auto w = root.table("health");
     if (!w) return;
+    w->read_bool("enabled", out.enabled);
     w->read_string("path", out.path, check_http_path);
     w->read_duration("interval", out.interval, positive);
     w->read_duration("timeout", out.timeout, positive);

@@ -65,6 +65,7 @@ struct split {
 };
 
 struct health {
+    bool enabled = true;  // false: no active checks (passive ejection stays)
     std::string path = "/healthz";
     duration interval{2000};
     duration timeout{1000};

@@ -274,6 +274,10 @@ void controller::apply(std::vector<gating::event> events) {
 
 void controller::start_health_checks() {
     std::vector<health::target> targets;
+    if (!cfg_.health.enabled) {
+        checker_.run({}, cfg_.health);  // a reload that turns checks off stops the old ones
+        return;
+    }
     for (const auto& p : cfg_.pools)
         for (const auto& a : p.endpoints) {
             routing::endpoint e;
