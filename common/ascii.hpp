@@ -6,6 +6,9 @@
 
 namespace veer::ascii {
 
+inline bool is_alnum(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
 inline bool iequals(std::string_view a, std::string_view b) {

@@ -82,8 +82,12 @@ task<bool> session::run() {
         w_.park(std::move(client_.sock()), idle_since_ns_);
         co_return true;
     }
-    boost::system::error_code ec;
-    client_.sock().shutdown(tcp_socket::shutdown_send, ec);
+    if (linger_) {
+        co_await linger();
+    } else {
+        boost::system::error_code ec;
+        client_.sock().shutdown(tcp_socket::shutdown_send, ec);
+    }
     co_return false;
 }
 
@@ -107,7 +111,7 @@ task<bool> session::serve_requests() {
             // this frame ends and the worker keeps only the socket (worker::park), so
             // 10,000 idle connections stay cheap. The sweeper also enforces timeouts.idle;
             // no timer is armed per idle wait.
-            w_.buffers_.put(up_in_);
+            w_.buffers_.put(up_in_);  // empty: end_exchange left nothing in it
             idle_ = true;
             idle_since_ns_ = coarse_now_ns();
             client_.expires_never();
@@ -158,6 +162,7 @@ task<bool> session::serve_requests() {
             if (r.status == http::parse_status::done) break;
             if (r.status == http::parse_status::failed) {
                 co_await reply(http::status_of(r.err), true);
+                linger_ = true;  // whatever followed the bad head is never read
                 co_return false;
             }
             std::size_t room = 0;
@@ -197,6 +202,7 @@ task<bool> session::serve_requests() {
         if (refuse) {
             const bool keep = refuse != 413 && !body_unread && req_.keep_alive;
             co_await reply(refuse, !keep);
+            linger_ = !keep && body_unread;
             if (logging) log_access(t_start);
             if (!keep || w_.draining_) co_return false;
             continue;
@@ -214,12 +220,11 @@ task<bool> session::serve_requests() {
 
         // --- send the request, read the response head -------------------------------
         // A reused connection the upstream closed meanwhile fails before any response byte.
-        // A bodyless request is still whole (out_ holds its head), so it goes out again on a
-        // fresh connection, chosen as a first attempt is: a dead endpoint's connect failure
-        // then moves it to another endpoint or the stable pool.
+        // The request may have reached the upstream, so it goes out again, on a fresh
+        // connection chosen as a first attempt is, only if may_resend says so.
         head_result head = head_result::closed;
         send_result sent = send_result::ok;
-        for (int attempt = 0; attempt < 2; ++attempt) {
+        for (int attempt = 0;; ++attempt) {
             upstream_conn& up = *choice.conn;
             ++w_.outstanding_[choice.ep->id];
             std::size_t body_now = 0;
@@ -240,13 +245,13 @@ task<bool> session::serve_requests() {
                     sent = send_result::upstream_failed;
                 } else {
                     in_.consume(body_now);
-                    if (body_left_ > 0) sent = co_await send_body(up, snap);
+                    if (body_left_ > 0) sent = co_await send_body_watching(up, snap, head);
                 }
             }
             if (sent == send_result::ok) {
                 if (!up_in_) up_in_ = w_.buffers_.get();
                 up.stream.expires_after(snap.timeouts.upstream_response);
-                bool got_bytes = !up_in_.empty();
+                bool got_bytes = !up_in_.empty();  // what the upload's watch read of the head
                 for (;;) {
                     const auto step = parse_response_head(snap);
                     if (step != head_result::closed) {  // closed: more bytes needed
@@ -270,20 +275,23 @@ task<bool> session::serve_requests() {
                 }
             }
             --w_.outstanding_[choice.ep->id];
-            if (sent == send_result::bad_body || sent == send_result::body_too_large || sent == send_result::client_failed)
+            if (sent != send_result::ok && sent != send_result::upstream_failed && sent != send_result::early_response)
                 break;
-            if (sent == send_result::ok && head != head_result::closed) break;
+            if (sent != send_result::upstream_failed && head != head_result::closed) break;
             head = head_result::reset;
-            if (!choice.reused || req_.body != http::body_kind::none || attempt == 1) break;
+            if (attempt == 1 || !http::may_resend(req_, choice.reused)) break;
             auto again = pick(snap, static_cast<int>(choice.pool - snap.pools.data()), ~0u, true);
             if (!again.ep) break;
             again = co_await connect(snap, std::move(again), t_start, true);
             if (!again.conn) break;
+            end_exchange(choice, false);
             choice = std::move(again);
             current_up_ = choice.conn.get();
         }
         if (sent == send_result::bad_body || sent == send_result::body_too_large) {
+            end_exchange(choice, false);
             co_await reply(sent == send_result::bad_body ? 400 : 413, true);
+            linger_ = true;
             if (logging) log_access(t_start);
             co_return false;
         }
@@ -296,19 +304,23 @@ task<bool> session::serve_requests() {
         const auto& ep = *choice.ep;
         served_pool_ = &pool;
         served_by_ = &ep;
-        if (sent == send_result::upstream_failed) head = head_result::reset;
         if (head != head_result::ok) {
             const bool timeout = head == head_result::timeout;
             record(snap, pool, ep, timeout ? metrics::result::timeout
                                   : head == head_result::bad ? metrics::result::s5xx
                                                              : metrics::result::reset, t_start);
-            if (up_in_) up_in_.consume(up_in_.size());
+            end_exchange(choice, false);
             const bool keep = body_left_ == 0 && req_.keep_alive;
             co_await reply(timeout ? 504 : 502, !keep);
+            linger_ = body_left_ > 0;
             if (logging) log_access(t_start);
             if (!keep || w_.draining_) co_return false;
             continue;
         }
+        // A response that came while the body was still being sent ends the upload: the
+        // rest of the body is never read, so neither connection can carry another request.
+        const bool upload_cut = sent == send_result::early_response;
+        linger_ = upload_cut;
 
         // --- relay the response -----------------------------------------------------
         ++w_.outstanding_[ep.id];
@@ -320,14 +332,15 @@ task<bool> session::serve_requests() {
         if (resp_.status == 101) {
             const bool upgraded = req_.upgrade_websocket;
             record(snap, pool, ep, upgraded ? metrics::result::s1xx : metrics::result::s5xx, t_start);
-            if (upgraded) co_await tunnel(up, snap);
+            if (upgraded && !upload_cut) co_await tunnel(up, snap);
             else co_await reply(502, true);
             if (logging) log_access(t_start);
             co_return false;
         }
         status_ = resp_.status;
         const bool chunked_to_client = req_.version_minor == 1;
-        const bool close = !req_.keep_alive || w_.draining_ || resp_.body == http::body_kind::until_close ||
+        const bool close = !req_.keep_alive || w_.draining_ || upload_cut ||
+                           resp_.body == http::body_kind::until_close ||
                            (resp_.body == http::body_kind::chunked && !chunked_to_client);
         out_.clear();
         http::write_client_response(resp_, req_.version_minor, chunked_to_client, close, out_);
@@ -373,8 +386,7 @@ task<bool> session::serve_requests() {
         record(snap, pool, ep,
                relayed == relay_result::upstream_failed ? metrics::result::reset : metrics::result_of_status(resp_.status),
                t_start);
-        if (relayed == relay_result::ok && resp_.keep_alive && up_in_.empty())
-            w_.upstreams_.checkin(ep.id, std::move(choice.conn), coarse_now_ns());
+        end_exchange(choice, relayed == relay_result::ok && resp_.keep_alive && !upload_cut);
         if (logging) log_access(t_start);
         if (relayed != relay_result::ok || close || w_.draining_) co_return false;
     }
@@ -439,7 +451,7 @@ session::upstream_choice session::pick(const routing::snapshot& snap, int pool_i
     if (ei < 0) return c;
     c.pool = &pool;
     c.ep = &pool.endpoints[ei];
-    if (!fresh) c.conn = w_.upstreams_.checkout(c.ep->id, coarse_now_ns(), req_.body == http::body_kind::none);
+    if (!fresh) c.conn = w_.upstreams_.checkout(c.ep->id, coarse_now_ns());
     c.reused = c.conn != nullptr;
     return c;
 }
@@ -527,6 +539,57 @@ task<session::send_result> session::send_body(upstream_conn& up, const routing::
         in_.consume(chunk);
     }
     co_return send_result::ok;
+}
+
+task<session::send_result> session::send_body_watching(upstream_conn& up, const routing::snapshot& snap,
+                                                      head_result& head) {
+    using namespace asio::experimental::awaitable_operators;
+    if (!up_in_) up_in_ = w_.buffers_.get();
+    auto r = co_await (send_body(up, snap) || watch_for_response(up, snap));
+    if (r.index() == 0) co_return std::get<0>(r);
+    head = std::get<1>(r);
+    co_return head == head_result::ok || head == head_result::bad ? send_result::early_response
+                                                                  : send_result::upstream_failed;
+}
+
+task<session::head_result> session::watch_for_response(upstream_conn& up, const routing::snapshot& snap) {
+    // Reads what the upstream sends while the body goes out, keeping every byte in up_in_:
+    // if the upload ends first, the response head is read on from there.
+    for (;;) {
+        const auto step = parse_response_head(snap);
+        if (step != head_result::closed) co_return step;
+        std::size_t room = 0;
+        char* p = response_room(snap, room);
+        if (!p) co_return head_result::bad;
+        auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
+        if (ec) co_return head_result::reset;
+        up_in_.commit(n);
+    }
+}
+
+void session::end_exchange(upstream_choice& c, bool reusable) {
+    if (!c.conn) return;
+    const bool clean = reusable && up_in_.empty();
+    if (up_in_) up_in_.consume(up_in_.size());
+    if (clean) w_.upstreams_.checkin(c.ep->id, std::move(c.conn), coarse_now_ns());
+    c.conn.reset();
+    current_up_ = nullptr;
+}
+
+task<void> session::linger() {
+    // The client may still be sending a body veer did not read; closing with those bytes
+    // unread would send a reset that can destroy the response in the client's buffers.
+    // Its bytes are read and dropped until it closes, for a bounded time (nginx lingers too).
+    boost::system::error_code ec;
+    client_.sock().shutdown(tcp_socket::shutdown_send, ec);
+    if (!in_) co_return;
+    client_.expires_after(linger_limit);
+    for (;;) {
+        std::size_t room = 0;
+        char* p = in_.space(room);
+        auto [rec, n] = co_await client_.sock().async_read_some(asio::buffer(p, room), nothrow);
+        if (rec) co_return;
+    }
 }
 
 session::send_result session::feed_chunks(std::string_view in, const routing::snapshot& snap) {

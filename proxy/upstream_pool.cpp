@@ -1,33 +1,21 @@
 #include "proxy/upstream_pool.hpp"
 
-#include <sys/socket.h>
-
-#include <cerrno>
+#include <algorithm>
 
 namespace veer::proxy {
-namespace {
-
-// Whether the upstream closed (or wrote to) an idle pooled connection: either way it
-// cannot carry the next request.
-bool still_open(upstream_conn& c) {
-    char byte;
-    const auto n = ::recv(c.stream.sock().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-}  // namespace
 
 upstream_pool::upstream_pool(std::size_t endpoints, std::int64_t idle_timeout_ns)
     : idle_(endpoints), idle_timeout_ns_(idle_timeout_ns) {}
 
-std::unique_ptr<upstream_conn> upstream_pool::checkout(std::uint32_t endpoint_id, std::int64_t now_ns, bool replayable) {
-    constexpr std::int64_t trust_ns = 500'000'000;
+std::unique_ptr<upstream_conn> upstream_pool::checkout(std::uint32_t endpoint_id, std::int64_t now_ns) {
     auto& conns = idle_[endpoint_id];
     while (!conns.empty()) {
         auto c = std::move(conns.back());
         conns.pop_back();
-        const auto idle_for = now_ns - c->idle_since_ns;
-        if (idle_for < idle_timeout_ns_ && ((replayable && idle_for < trust_ns) || still_open(*c))) return c;
+        if (now_ns - c->idle_since_ns >= idle_timeout_ns_) continue;
+        boost::system::error_code ec;
+        c->stream.sock().cancel(ec);  // the watch: its handler sees operation_aborted
+        if (!ec) return c;
     }
     return nullptr;
 }
@@ -37,7 +25,28 @@ void upstream_pool::checkin(std::uint32_t endpoint_id, std::unique_ptr<upstream_
     if (closed_ || conns.size() >= max_idle_per_endpoint) return;
     c->idle_since_ns = now_ns;
     c->stream.expires_never();
+    watch(endpoint_id, *c);
     conns.push_back(std::move(c));
+}
+
+void upstream_pool::watch(std::uint32_t endpoint_id, upstream_conn& c) {
+    // A peek, not a wait: Asio re-registers the descriptor with epoll for every wait, while
+    // a read is queued as it is (or, if bytes came since the last read, found at once).
+    c.stream.sock().async_receive(asio::buffer(&c.peeked, 1), tcp_socket::message_peek,
+                                  [this, endpoint_id, conn = &c](boost::system::error_code ec, std::size_t) {
+                                      // Aborted: checked out, closed or destroyed; `conn`
+                                      // may be gone, so it is only compared, never used.
+                                      if (ec != asio::error::operation_aborted) retire(endpoint_id, conn);
+                                  });
+}
+
+void upstream_pool::retire(std::uint32_t endpoint_id, const upstream_conn* c) {
+    // Not found: it was checked out in the same turn of the event loop, after its bytes
+    // had come and before this handler ran. That request then meets those bytes, exactly
+    // as it would meet bytes sent a moment later: the race HTTP/1.1 keep-alive always has.
+    auto& conns = idle_[endpoint_id];
+    const auto it = std::find_if(conns.begin(), conns.end(), [c](const auto& p) { return p.get() == c; });
+    if (it != conns.end()) conns.erase(it);
 }
 
 void upstream_pool::close_all() {

@@ -40,7 +40,7 @@ private:
         const routing::endpoint* ep = nullptr;
         bool reused = false;
     };
-    enum class send_result { ok, upstream_failed, client_failed, bad_body, body_too_large };
+    enum class send_result { ok, upstream_failed, client_failed, bad_body, body_too_large, early_response };
     enum class head_result { ok, timeout, closed, reset, bad };
     enum class relay_result { ok, upstream_failed, client_failed };
     // Where the relay of a response body stands.
@@ -64,6 +64,16 @@ private:
     send_result start_body(const routing::snapshot& snap, std::size_t& body_now);
     // The rest of the request body, read from the client as it comes.
     task<send_result> send_body(upstream_conn& up, const routing::snapshot& snap);
+    // send_body while watching the upstream (RFC 9112 9.5): a final response that comes
+    // first stops the upload (early_response; `head` says whether it parsed).
+    task<send_result> send_body_watching(upstream_conn& up, const routing::snapshot& snap, head_result& head);
+    task<head_result> watch_for_response(upstream_conn& up, const routing::snapshot& snap);
+    // The request is done with its upstream connection: back to the pool if `reusable`
+    // and its response ended exactly where its bytes did, else closed. Its unread bytes
+    // go with it either way, never to be parsed as the next response.
+    void end_exchange(upstream_choice& c, bool reusable);
+    // After the last response: the client's unread bytes are drained before closing.
+    task<> linger();
     send_result feed_chunks(std::string_view in, const routing::snapshot& snap);
     // ok or bad once up_in_ holds a final response head (interim ones are dropped);
     // closed while more bytes are needed.
@@ -100,6 +110,8 @@ private:
     bool park_ = false;    // the sweeper asked an idle read to end: park (TLS: drop the buffer)
     bool served_ = false;  // a request was read: idle limits apply, not header_read
     bool woken_ = false;   // unparked, its first read not done yet
+    bool linger_ = false;  // closing with part of the client's request unread
+    static constexpr std::chrono::seconds linger_limit{5};
     upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress
     // The access log's view of the current request (only filled when the log is on).
     std::string log_request_;

@@ -149,6 +149,61 @@ parse_result parse_fields(std::string_view head, Head& out, framing& f) {
     return {parse_status::done, error::none, {}};
 }
 
+// host [":" port] of RFC 3986 3.2.2, loosely: the characters a reg-name, an IP literal
+// in brackets or an IPv4 address may have, and no userinfo (RFC 9110 4.2.4 calls that an
+// error in an http URI).
+bool valid_authority(std::string_view a, bool port_required) {
+    if (a.empty() || a.front() == ':') return false;
+    for (char c : a) {
+        const bool ok = ascii::is_alnum(c) || std::string_view("-._~!$&'()*+,;=%:[]").find(c) != std::string_view::npos;
+        if (!ok) return false;
+    }
+    const std::size_t colon = a.rfind(':');
+    const std::size_t bracket = a.rfind(']');
+    const bool has_port = colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket);
+    if (!has_port) return !port_required;
+    const auto port = a.substr(colon + 1);
+    if (port.empty()) return !port_required;
+    for (char c : port)
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
+// RFC 9112 3.2, as SPEC 4 narrows it: origin-form for every method, absolute-form only as
+// an http(s) URI with an authority, "*" only for OPTIONS, never a fragment; CONNECT's
+// authority-form is well formed but refused (501: veer is a reverse proxy, it tunnels
+// nothing). Sets what goes upstream: the origin-form, with the authority as Host.
+parse_result check_target(request_head& out) {
+    const auto t = out.target;
+    if (t.find('#') != std::string_view::npos) return fail(error::bad_request, "fragment in target");
+    if (out.method == "CONNECT") {
+        if (!valid_authority(t, true)) return fail(error::bad_request, "bad CONNECT target");
+        return fail(error::not_implemented, "CONNECT");
+    }
+    if (t.front() == '/') {
+        out.forward_target = t;
+        return {parse_status::done, error::none, {}};
+    }
+    if (t == "*") {
+        if (out.method != "OPTIONS") return fail(error::bad_request, "* target without OPTIONS");
+        out.forward_target = t;
+        return {parse_status::done, error::none, {}};
+    }
+    std::size_t scheme = 0;
+    if (t.size() > 7 && iequals(t.substr(0, 7), "http://")) scheme = 7;
+    else if (t.size() > 8 && iequals(t.substr(0, 8), "https://")) scheme = 8;
+    if (scheme == 0) return fail(error::bad_request, "bad target form");
+    const auto rest = t.substr(scheme);
+    const std::size_t end = std::min(rest.find('/'), rest.find('?'));
+    out.authority = rest.substr(0, end);
+    if (!valid_authority(out.authority, false)) return fail(error::bad_request, "bad authority in target");
+    // An empty path is "/" upstream (RFC 9112 3.2.1), or "*" for OPTIONS (3.2.4); a query
+    // without a path keeps its "?" and gets the "/" when written.
+    if (end == std::string_view::npos) out.forward_target = out.method == "OPTIONS" ? "*" : "/";
+    else out.forward_target = rest.substr(end);
+    return {parse_status::done, error::none, {}};
+}
+
 // Resets a head but keeps its fields' capacity, so steady-state parsing does not allocate.
 template <class Head>
 void reset_keeping_fields(Head& h) {
@@ -189,6 +244,14 @@ void append_uint(std::string& out, std::uint64_t n) {
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) { return ascii::iequals(a, b); }
+
+bool idempotent(std::string_view m) {
+    return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
+
+bool may_resend(const request_head& req, bool reused) {
+    return reused && req.body == body_kind::none && idempotent(req.method);
+}
 
 bool has_token(std::string_view list, std::string_view token) {
     std::size_t pos = 0;
@@ -273,6 +336,8 @@ parse_result parse_request(std::string_view in, std::size_t max_head, request_he
             return fail(error::bad_version, "unsupported version");
         return fail(error::bad_request, "bad version");
     }
+    r = check_target(out);
+    if (r.status != parse_status::done) return r;
     out.keep_alive = out.version_minor == 1;
     out.is_head = out.method == "HEAD";
 
@@ -481,7 +546,10 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection_tokens) {
 }
 
 void write_upstream_request(const request_head& req, const forward_info& info, std::string& out) {
-    out.append(req.method).append(" ").append(req.target).append(" HTTP/1.1\r\n");
+    const auto target = req.forward_target.empty() ? req.target : req.forward_target;  // a head not parsed here
+    out.append(req.method).append(" ");
+    if (!target.empty() && target.front() == '?') out.push_back('/');
+    out.append(target).append(" HTTP/1.1\r\n");
     const bool several = several_connection_fields(req);
     // veer's id replaces a client's that is empty or named in Connection: one id upstream.
     const bool own_id = req.x_request_id.empty() || hop_by_hop_in(req, "x-request-id", several);
@@ -489,7 +557,8 @@ void write_upstream_request(const request_head& req, const forward_info& info, s
         // Framing and veer's own fields are re-stated below; the client's copies never pass.
         if (hop_by_hop_in(req, f.name, several) || iequals(f.name, "content-length") ||
             iequals(f.name, "expect") || iequals(f.name, "x-forwarded-for") ||
-            iequals(f.name, "x-forwarded-proto") || (own_id && iequals(f.name, "x-request-id")))
+            iequals(f.name, "x-forwarded-proto") || (own_id && iequals(f.name, "x-request-id")) ||
+            (!req.authority.empty() && iequals(f.name, "host")))
             continue;
         append_field(out, f.name, f.value);
     }
@@ -503,7 +572,9 @@ void write_upstream_request(const request_head& req, const forward_info& info, s
         out.append("Content-Length: 0\r\n");
     }
     // Upstream requests are HTTP/1.1, which requires Host (RFC 9112 3.2).
-    if (!req.has_host && !info.host.empty()) append_field(out, "Host", info.host);
+    // An absolute-form target names the host itself; any Host field is ignored (RFC 9112 3.2.2).
+    if (!req.authority.empty()) append_field(out, "Host", req.authority);
+    else if (!req.has_host && !info.host.empty()) append_field(out, "Host", info.host);
     if (req.upgrade_websocket) out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
     out.append("X-Forwarded-For: ");
     if (!req.x_forwarded_for.empty()) {

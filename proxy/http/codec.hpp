@@ -36,7 +36,9 @@ enum class parse_status : std::uint8_t { incomplete, done, failed };
 
 struct request_head {
     std::string_view method;
-    std::string_view target;
+    std::string_view target;            // as the client sent it
+    std::string_view forward_target;    // as it goes upstream: origin-form, or "*"
+    std::string_view authority;         // of an absolute-form target: the Host sent upstream
     int version_minor = 1;
     std::vector<field> fields;  // cleared, not freed, per request: no allocation in steady state
     std::size_t size = 0;       // bytes of the head, final CRLF included
@@ -134,6 +136,14 @@ void write_client_response(const response_head& resp, int client_minor, bool chu
 
 // A complete small response veer makes itself (errors, 100 Continue excluded).
 void write_simple_response(int status, bool close, std::string_view body, std::string& out);
+
+// RFC 9110 9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
+bool idempotent(std::string_view method);
+// Whether a request that may have reached an upstream (`reused`: it went out on a pooled
+// connection that then failed) is sent again: only an idempotent one whose body is whole
+// in memory (veer keeps only bodyless requests so). RFC 9110 9.2.2: a proxy must not
+// retry a non-idempotent request automatically.
+bool may_resend(const request_head& req, bool reused);
 
 bool iequals(std::string_view a, std::string_view b);
 // Whether the comma-separated list `list` holds `token` (case-insensitive).
