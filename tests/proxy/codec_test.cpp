@@ -735,6 +735,7 @@ TEST(ChunkDecoder, BoundsExtensionAndTrailerLines) {
     EXPECT_TRUE(decode(long_trailer, std::string_view::npos, 200).done);
 }
 
+
 // ---------------------------------------------------------------------------------------
 // Hop-by-hop fields and the heads veer writes
 
@@ -910,6 +911,90 @@ TEST(WriteUpstreamRequest, AppendsToTheBuffer) {
     std::string out = "KEEP";
     write_upstream_request(h, k_from_client, out);
     EXPECT_EQ(out.substr(0, 8), "KEEPGET ");
+}
+
+// ---------------------------------------------------------------------------------------
+// Request-targets (RFC 9112 3.2, SPEC 4): the forms veer takes and what goes upstream.
+
+struct target_case {
+    std::string line;           // the request line
+    error expected;             // none: accepted
+    std::string forward = "";   // accepted: the target sent upstream
+    std::string authority = "";
+};
+
+std::ostream& operator<<(std::ostream& os, const target_case& c) { return os << c.line; }
+
+class RequestTarget : public ::testing::TestWithParam<target_case> {};
+
+TEST_P(RequestTarget, FormIsCheckedAndRewritten) {
+    const auto& c = GetParam();
+    request_head h;
+    const auto in = head(c.line, "Host: a\r\n");  // the head's views point into it
+    const auto r = parse_request(in, k_max_head, h);
+    if (c.expected != error::none) {
+        EXPECT_EQ(r.status, parse_status::failed);
+        EXPECT_EQ(r.err, c.expected);
+        return;
+    }
+    ASSERT_EQ(r.status, parse_status::done) << r.detail;
+    EXPECT_EQ(h.forward_target, c.forward);
+    EXPECT_EQ(h.authority, c.authority);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Forms, RequestTarget,
+    ::testing::Values(
+        target_case{"GET /a?b HTTP/1.1", error::none, "/a?b"},
+        target_case{"OPTIONS * HTTP/1.1", error::none, "*"},
+        target_case{"GET http://host/x HTTP/1.1", error::none, "/x", "host"},
+        target_case{"GET https://host:8443/x?y HTTP/1.1", error::none, "/x?y", "host:8443"},
+        target_case{"GET HTTP://Host HTTP/1.1", error::none, "/", "Host"},
+        target_case{"OPTIONS http://host:81 HTTP/1.1", error::none, "*", "host:81"},
+        target_case{"GET http://host?q HTTP/1.1", error::none, "?q", "host"},
+        target_case{"GET http://[::1]:80/v6 HTTP/1.1", error::none, "/v6", "[::1]:80"},
+        target_case{"OPTIONS */test HTTP/1.1", error::bad_request},
+        target_case{"GET * HTTP/1.1", error::bad_request},
+        target_case{"GET admin HTTP/1.1", error::bad_request},
+        target_case{"GET admin/a/b HTTP/1.1", error::bad_request},
+        target_case{"GET host:80 HTTP/1.1", error::bad_request},
+        target_case{"GET ftp://host/x HTTP/1.1", error::bad_request},
+        target_case{"GET http:///x HTTP/1.1", error::bad_request},
+        target_case{"GET http://user@host/x HTTP/1.1", error::bad_request},
+        target_case{"GET http://host:8x/ HTTP/1.1", error::bad_request},
+        target_case{"GET http://host#frag HTTP/1.1", error::bad_request},
+        target_case{"GET http://host/abc#frag HTTP/1.1", error::bad_request},
+        target_case{"GET /a#b HTTP/1.1", error::bad_request},
+        target_case{"CONNECT host HTTP/1.1", error::bad_request},
+        target_case{"CONNECT / HTTP/1.1", error::bad_request},
+        target_case{"CONNECT host:80 HTTP/1.1", error::not_implemented},
+        target_case{"CONNECT [::1]:443 HTTP/1.1", error::not_implemented}));
+
+TEST(WriteUpstreamRequest, AbsoluteFormGoesAsOriginFormWithItsAuthorityAsHost) {
+    const auto out = upstream_for(head("GET http://inner:8080/p?q HTTP/1.1", "Host: outer\r\nAccept: */*\r\n"));
+    EXPECT_EQ(out.substr(0, out.find("\r\n")), "GET /p?q HTTP/1.1");
+    EXPECT_EQ(values_of(out, "Host"), std::vector<std::string>{"inner:8080"}) << out;
+    const auto query_only = upstream_for(head("GET http://h?q HTTP/1.1", "Host: h\r\n"));
+    EXPECT_EQ(query_only.substr(0, query_only.find("\r\n")), "GET /?q HTTP/1.1");
+}
+
+// RFC 9110 9.2.2: what may reach an upstream twice.
+TEST(MayResend, OnlyIdempotentBodylessRequestsThatMayHaveArrived) {
+    std::vector<std::string> inputs;  // the heads' views point into them
+    inputs.reserve(32);
+    const auto parsed = [&inputs](std::string_view line, std::string_view fields) {
+        request_head h;
+        inputs.push_back(head(line, "Host: a\r\n"s + std::string(fields)));
+        EXPECT_EQ(parse_request(inputs.back(), k_max_head, h).status, parse_status::done);
+        return h;
+    };
+    for (const char* m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+        EXPECT_TRUE(may_resend(parsed(std::string(m) + " / HTTP/1.1", ""), true)) << m;
+        EXPECT_FALSE(may_resend(parsed(std::string(m) + " / HTTP/1.1", ""), false)) << m << " on a fresh connection";
+    }
+    for (const char* m : {"POST", "PATCH", "LOCK"})
+        EXPECT_FALSE(may_resend(parsed(std::string(m) + " / HTTP/1.1", "Content-Length: 0\r\n"), true)) << m;
+    EXPECT_FALSE(may_resend(parsed("PUT / HTTP/1.1", "Content-Length: 3\r\n"), true)) << "its body is gone";
 }
 
 // Parses the upstream response `in` (which outlives the call) and returns the head veer
