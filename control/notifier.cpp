@@ -10,6 +10,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "control/log.hpp"
+#include "proxy/http/codec.hpp"
 
 namespace veer::control {
 namespace {
@@ -86,14 +87,17 @@ asio::awaitable<bool> notifier::send_one(const std::string& body) {
                             std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
     auto [wec, wn] = co_await asio::async_write(s, asio::buffer(req), nothrow);
     if (wec) co_return false;
-    char buf[32];
-    std::size_t got = 0;
-    while (got < 12) {
-        auto [ec, n] = co_await s.async_read_some(asio::buffer(buf + got, sizeof buf - got), nothrow);
+    std::string head;
+    int status = 0;
+    for (;;) {
+        const auto st = proxy::http::response_status(head, 16 * 1024, status);
+        if (st == proxy::http::parse_status::failed) co_return false;
+        if (st == proxy::http::parse_status::done) co_return status >= 200 && status < 300;
+        char buf[1024];
+        auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), nothrow);
         if (ec) co_return false;
-        got += n;
+        head.append(buf, n);
     }
-    co_return std::string_view(buf, got).substr(0, 5) == "HTTP/" && buf[9] == '2';
 }
 
 }  // namespace veer::control

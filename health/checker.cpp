@@ -7,8 +7,11 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 
+#include "proxy/http/codec.hpp"
+
 namespace veer::health {
 namespace asio = boost::asio;
+constexpr std::size_t max_head = 16 * 1024;  // a check's answer head; longer is refused
 using proxy::nothrow;
 
 check_state& checker::state_of(std::uint32_t id) {
@@ -63,17 +66,19 @@ proxy::task<std::string> checker::exchange(const target& t, const config::health
                             "\r\nUser-Agent: veer-health\r\nConnection: close\r\n\r\n";
     auto [wec, wn] = co_await s.write(asio::buffer(req));
     if (wec) co_return "health check of " + t.address + ": write: " + wec.message();
-    char buf[64];
-    std::size_t got = 0;
-    while (got < 12) {
-        auto [rec, rn] = co_await s.read_some(asio::buffer(buf + got, sizeof buf - got));
+    // The whole head, parsed by the data path's codec: a broken answer fails the check.
+    std::string head;
+    int status = 0;
+    for (;;) {
+        const auto st = proxy::http::response_status(head, max_head, status);
+        if (st == proxy::http::parse_status::failed) co_return "health check of " + t.address + ": not HTTP";
+        if (st == proxy::http::parse_status::done) break;
+        char buf[1024];
+        auto [rec, rn] = co_await s.read_some(asio::buffer(buf));
         if (rec) co_return "health check of " + t.address + ": " + rec.message();
-        got += rn;
+        head.append(buf, rn);
     }
-    const std::string_view line(buf, got);
-    if (line.substr(0, 5) != "HTTP/" || line[8] != ' ') co_return "health check of " + t.address + ": not HTTP";
-    const char c = line[9];
-    if (c != '2' && c != '3') co_return "health check of " + t.address + ": status " + std::string(line.substr(9, 3));
+    if (status > 399) co_return "health check of " + t.address + ": status " + std::to_string(status);
     co_return "";
 }
 

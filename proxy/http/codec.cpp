@@ -433,6 +433,16 @@ parse_result parse_response(std::string_view in, std::size_t max_head, bool requ
     return {parse_status::done, error::none, {}};
 }
 
+parse_status response_status(std::string_view in, std::size_t max_head, int& status) {
+    response_head h;
+    for (;;) {
+        const auto r = parse_response(in, max_head, false, h);
+        status = r.status == parse_status::done ? h.status : 0;
+        if (r.status != parse_status::done || h.status >= 200) return r.status;
+        in.remove_prefix(h.size);  // an interim answer: the final one follows
+    }
+}
+
 chunk_decoder::step chunk_decoder::feed(std::string_view in) {
     step s;
     std::size_t i = 0;

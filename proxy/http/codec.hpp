@@ -84,6 +84,11 @@ parse_result parse_request(std::string_view in, std::size_t max_head, request_he
 parse_result parse_response(std::string_view in, std::size_t max_head, bool request_was_head,
                             response_head& out);
 
+// For clients of veer's own (health checks, the webhook) that only need the status: the
+// status of the complete, valid final response head at the start of `in` (done; interim
+// heads before it are skipped), or why not.
+parse_status response_status(std::string_view in, std::size_t max_head, int& status);
+
 // Incremental chunked-body decoder. Each call consumes framing bytes and at most one run of
 // chunk data, reporting where that data lies in the input; call again with the rest.
 class chunk_decoder {

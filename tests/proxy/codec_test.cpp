@@ -1129,3 +1129,24 @@ TEST(WriteSimpleResponse, ParsesBackAsAResponse) {
 
 }  // namespace
 }  // namespace veer::proxy::http
+
+namespace veer::proxy::http {
+namespace {
+
+// What health checks and the webhook read of an answer: the final status of a whole, valid head.
+TEST(ResponseStatus, FinalStatusOfAValidHead) {
+    int status = -1;
+    EXPECT_EQ(response_status("HTTP/1.1 204 No Content\r\n\r\n", 4096, status), parse_status::done);
+    EXPECT_EQ(status, 204);
+    EXPECT_EQ(response_status("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 4096, status),
+              parse_status::done);
+    EXPECT_EQ(status, 503);
+    EXPECT_EQ(response_status("HTTP/1.1 200 OK\r\nContent-Le", 4096, status), parse_status::incomplete);
+    EXPECT_EQ(response_status("HTTP/1.1 100 Continue\r\n\r\n", 4096, status), parse_status::incomplete);
+    EXPECT_EQ(response_status("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", 4096, status), parse_status::failed);
+    EXPECT_EQ(response_status("SSH-2.0-OpenSSH_9.2\r\n\r\n", 4096, status), parse_status::failed);
+    EXPECT_EQ(response_status(std::string(5000, 'a'), 4096, status), parse_status::failed);
+}
+
+}  // namespace
+}  // namespace veer::proxy::http
