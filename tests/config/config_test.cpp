@@ -90,6 +90,7 @@ present = true
 pool = "stable"
 
 [health]
+enabled = false
 path = "/ready"
 interval = "500ms"
 timeout = "250ms"
@@ -193,6 +194,7 @@ webhook = "http://127.0.0.1:9000/hook"
     EXPECT_TRUE(c.split.rules[2].present);
     EXPECT_EQ(c.split.rules[2].pool, "stable");
 
+    EXPECT_FALSE(c.health.enabled);
     EXPECT_EQ(c.health.path, "/ready");
     EXPECT_EQ(c.health.interval, 500ms);
     EXPECT_EQ(c.health.timeout, 250ms);
@@ -367,6 +369,7 @@ TEST(config_load, two_pools_get_every_default) {
     EXPECT_EQ(c.split.sticky_cookie, "");
     EXPECT_TRUE(c.split.rules.empty());
 
+    EXPECT_TRUE(c.health.enabled);
     EXPECT_EQ(c.health.path, "/healthz");
     EXPECT_EQ(c.health.interval, 2s);
     EXPECT_EQ(c.health.timeout, 1s);
