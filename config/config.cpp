@@ -4,6 +4,9 @@
 // one pass and an unknown key never slips through.
 #include "config/config.hpp"
 
+#include "common/ascii.hpp"
+#include "common/duration.hpp"
+
 #include <toml++/toml.h>
 
 #include <arpa/inet.h>
@@ -54,14 +57,7 @@ std::string in_quotes(std::string_view text) {
     return out + '"';
 }
 
-std::string show_duration(duration value) {
-    constexpr std::pair<std::int64_t, std::string_view> units[] = {
-        {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}};
-    for (const auto& [ms, unit] : units)
-        if (value.count() != 0 && value.count() % ms == 0)
-            return in_quotes(std::to_string(value.count() / ms) + std::string(unit));
-    return in_quotes(std::to_string(value.count()) + "ms");
-}
+std::string show_duration(duration value) { return in_quotes(format_duration_ms(value.count())); }
 
 std::string show_size(std::uint64_t bytes) {
     constexpr std::pair<std::uint64_t, std::string_view> units[] = {
@@ -113,16 +109,9 @@ std::string_view type_name(toml::node_type type) {
 // ---------------------------------------------------------------------------------
 // Syntax of the values themselves: addresses, header names, paths.
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-
-// RFC 9110 tchar: what a header (or cookie) name may contain.
-bool is_token(std::string_view text) {
-    constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
-    return !text.empty() && std::all_of(text.begin(), text.end(), [&](char c) {
-        return is_alnum(c) || extra.find(c) != std::string_view::npos;
-    });
-}
+using ascii::is_alnum;
+using ascii::is_digit;
+using ascii::is_token;
 
 // DNS syntax only (RFC 1123 labels, plus '_' as Docker service names use it); nothing
 // is resolved here.
@@ -576,16 +565,6 @@ constexpr std::pair<std::string_view, bool error_kinds::*> error_kind_names[] = 
 constexpr std::pair<std::string_view, bool retry::*> retry_kind_names[] = {
     {"connect", &retry::on_connect}};
 
-std::vector<int> default_steps(strategy s) {
-    switch (s) {
-        case strategy::canary: return {10, 100};
-        case strategy::linear: return {10, 20, 30, 40, 50, 60, 70, 80, 90, 100};
-        case strategy::all_at_once: return {100};
-        case strategy::manual: return {};
-    }
-    return {};
-}
-
 void read_listener(walker& root, listener& out) {
     auto w = root.table("listener");
     if (!w) return;
@@ -757,9 +736,8 @@ void read_steps(walker& w, rollout& out) {
     if (!steps) return;
     const bool fixed = out.strategy_ == strategy::all_at_once || out.strategy_ == strategy::manual;
     if (fixed) {
-        const auto& name = std::find_if(std::begin(strategies), std::end(strategies),
-                                        [&](const auto& s) { return s.second == out.strategy_; })->first;
-        w.error("steps", "must be left out with strategy " + in_quotes(name) + ", which sets its own");
+        w.error("steps", "must be left out with strategy " + in_quotes(strategy_name(out.strategy_)) +
+                             ", which sets its own");
         return;
     }
     if (steps->empty()) {
@@ -1003,6 +981,22 @@ load_result load_file(const std::string& path) {
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     if (in.bad()) return {std::nullopt, {path + ": cannot read: " + std::generic_category().message(errno)}};
     return load_string(text, path);
+}
+
+std::string_view strategy_name(strategy s) {
+    for (const auto& [name, value] : strategies)
+        if (value == s) return name;
+    return "canary";
+}
+
+std::vector<int> default_steps(strategy s) {
+    switch (s) {
+        case strategy::canary: return {10, 100};
+        case strategy::linear: return {10, 20, 30, 40, 50, 60, 70, 80, 90, 100};
+        case strategy::all_at_once:
+        case strategy::manual: return {100};
+    }
+    return {100};
 }
 
 }  // namespace veer::config

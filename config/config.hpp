@@ -102,6 +102,11 @@ struct slo {
 };
 
 enum class strategy { canary, linear, all_at_once, manual };
+// "canary", "linear", "all-at-once", "manual": the config's spelling, also in `status`.
+std::string_view strategy_name(strategy s);
+// The canary weights of a strategy whose steps are not set: canary 10, 100; linear 10,
+// 20, ..., 100; all-at-once and manual 100.
+std::vector<int> default_steps(strategy s);
 
 struct rollout {
     strategy strategy_ = strategy::canary;

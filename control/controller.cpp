@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "admin/commands.hpp"
+#include "common/duration.hpp"
 #include "admin/status_page.hpp"
 #include "control/log.hpp"
 #include "control/state_file.hpp"
@@ -316,7 +317,7 @@ void controller::eject(std::uint32_t id) {
     e.time_ms = now_ms();
     e.kind = "health";
     e.by = gating::event_by::health;
-    e.reason = ep.address + " ejected for " + gating::format_duration_ms(cfg_.health.eject_for.count()) + " after " +
+    e.reason = ep.address + " ejected for " + format_duration_ms(cfg_.health.eject_for.count()) + " after " +
                std::to_string(cfg_.health.eject_after_failures) + " consecutive failed requests";
     e.figures["endpoint"] = ep.address;
     e.figures["pool"] = ep.pool;
@@ -380,10 +381,7 @@ boost::json::object controller::status() const {
     o["canary_weight"] = rollout_.canary_weight;
     o["step"] = rollout_.step;
     o["paused"] = rollout_.paused;
-    o["strategy"] = cfg_.rollout.strategy_ == config::strategy::canary   ? "canary"
-                  : cfg_.rollout.strategy_ == config::strategy::linear   ? "linear"
-                  : cfg_.rollout.strategy_ == config::strategy::manual   ? "manual"
-                                                                         : "all-at-once";
+    o["strategy"] = config::strategy_name(cfg_.rollout.strategy_);
     json::array steps;
     for (int w : gating::steps_for(cfg_.rollout)) steps.push_back(w);
     o["steps"] = std::move(steps);

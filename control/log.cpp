@@ -43,7 +43,10 @@ void log(std::string_view level, std::string_view msg, const boost::json::object
         line = boost::json::serialize(o);
     } else {
         line = gating::format_rfc3339_ms(now) + " " + std::string(level) + " " + std::string(msg);
-        for (const auto& kv : fields) line += " " + std::string(kv.key()) + "=" + boost::json::serialize(kv.value());
+        for (const auto& kv : fields) {  // appended piece by piece (GCC 12 warns on " " + temporary)
+            line.append(" ").append(kv.key()).append("=");
+            line.append(boost::json::serialize(kv.value()));
+        }
     }
     line.push_back('\n');
     std::fwrite(line.data(), 1, line.size(), stderr);

@@ -1,5 +1,7 @@
 #include "gating/rollout.hpp"
 
+#include "common/duration.hpp"
+
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -86,30 +88,10 @@ std::optional<phase> parse_phase(std::string_view name) {
     return std::nullopt;
 }
 
-std::string format_duration_ms(std::int64_t ms) {
-    if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
-    if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
-    if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-    if (ms < 1000) return std::to_string(ms) + "ms";
-    // Seconds with the fraction, trailing zeros dropped: 1500 -> "1.5s".
-    std::string fraction = std::to_string(1000 + ms % 1000).substr(1);
-    while (fraction.back() == '0') fraction.pop_back();
-    return std::to_string(ms / 1000) + "." + fraction + "s";
-}
-
 std::vector<int> steps_for(const config::rollout& settings) {
     std::vector<int> steps;
     for (int w : settings.steps) steps.push_back(std::clamp(w, 1, full_weight));
-    if (steps.empty()) {
-        switch (settings.strategy_) {
-        case config::strategy::canary: steps = {10, full_weight}; break;
-        case config::strategy::linear:
-            for (int w = 10; w <= full_weight; w += 10) steps.push_back(w);
-            break;
-        case config::strategy::all_at_once:
-        case config::strategy::manual: steps = {full_weight}; break;
-        }
-    }
+    if (steps.empty()) steps = config::default_steps(settings.strategy_);
     if (steps.back() != full_weight) steps.push_back(full_weight);
     return steps;
 }

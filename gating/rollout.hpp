@@ -51,9 +51,8 @@ struct command_result {
     bool ok() const { return error.empty(); }
 };
 
-// The canary weights per step: rollout.steps when set, else the strategy's default
-// (canary: 10, 100; linear: 10, 20, ..., 100; all-at-once: 100; manual: 100). Always
-// ends at 100 (appended when a configured list stops short).
+// The canary weights per step: rollout.steps when set, else config::default_steps.
+// Always ends at 100 (appended when a configured list stops short).
 std::vector<int> steps_for(const config::rollout& settings);
 
 // One evaluation, every slo.evaluate_every while canary_weight > 0 (in any phase).
@@ -90,8 +89,5 @@ command_result rollback(rollout_state& state, std::int64_t now_ms, std::string_v
 // weight while baking returns the rollout to (paused) progressing at the matching step.
 command_result set_weight(rollout_state& state, int weight, std::int64_t now_ms,
                           const config::rollout& settings);
-
-// "250ms", "30s", "5m", "1h", "1.5s": the shortest exact spelling, for reasons.
-std::string format_duration_ms(std::int64_t ms);
 
 }  // namespace veer::gating

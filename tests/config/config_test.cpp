@@ -445,7 +445,7 @@ TEST(config_load, steps_default_per_strategy) {
     EXPECT_EQ(valid("rollout.strategy = \"linear\"").rollout.steps,
               (std::vector<int>{10, 20, 30, 40, 50, 60, 70, 80, 90, 100}));
     EXPECT_EQ(valid("rollout.strategy = \"all-at-once\"").rollout.steps, (std::vector<int>{100}));
-    EXPECT_EQ(valid("rollout.strategy = \"manual\"").rollout.steps, (std::vector<int>{}));
+    EXPECT_EQ(valid("rollout.strategy = \"manual\"").rollout.steps, (std::vector<int>{100}));
     EXPECT_EQ(valid("rollout.steps = [100]").rollout.steps, (std::vector<int>{100}));
 }
 

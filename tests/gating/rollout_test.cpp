@@ -2,6 +2,8 @@
 // verdicts are given, and every test asserts the resulting state and events.
 #include "gating/rollout.hpp"
 
+#include "common/duration.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
