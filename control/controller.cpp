@@ -16,6 +16,7 @@
 #include "admin/commands.hpp"
 #include "common/duration.hpp"
 #include "admin/status_page.hpp"
+#include "control/json_reply.hpp"
 #include "control/log.hpp"
 #include "control/state_file.hpp"
 #include "metrics/exposition.hpp"
@@ -28,26 +29,13 @@ namespace {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
-constexpr std::size_t max_events = 200;
 
-std::string ok_json(json::object o = {}) {
-    o.emplace("ok", true);
-    // "ok" first reads better; boost::json keeps insertion order.
-    json::object out;
-    out["ok"] = true;
-    for (auto& kv : o)
-        if (kv.key() != "ok") out[kv.key()] = kv.value();
-    return json::serialize(out);
+// With two pools, the one that is not `stable`.
+const std::string& canary_of(const config::config& cfg, const std::string& stable) {
+    for (const auto& p : cfg.pools)
+        if (p.name != stable) return p.name;
+    return stable;
 }
-
-std::string error_json(std::string_view error) {
-    json::object o;
-    o["ok"] = false;
-    o["error"] = error;
-    return json::serialize(o);
-}
-
-double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 
 }  // namespace
 
@@ -58,7 +46,8 @@ controller::controller(config::config cfg)
       checker_(ioc_, [this](std::uint32_t id, bool healthy, std::string why) { on_health(id, healthy, why); }),
       notifier_(ioc_),
       signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
-      judge_timer_(ioc_) {
+      judge_timer_(ioc_),
+      release_(cfg_.split.stable, canary_of(cfg_, cfg_.split.stable), cfg_.split.canary_weight) {
     configure_log(cfg_.log);
     notifier_.set_url(cfg_.notify.webhook);
     for (const auto& p : cfg_.pools) {
@@ -67,8 +56,6 @@ controller::controller(config::config cfg)
     }
     if (auto err = load_tls(cfg_); !err.empty()) throw std::runtime_error(err);
     restore_state();
-    seen_weight_ = rollout_.canary_weight;
-    seen_canary_ = rollout_.canary;
     publish();
     shared_.on_eject = [this](std::uint32_t id) { asio::post(ioc_, [this, id] { eject(id); }); };
     if (!cfg_.log.access_log.empty()) {
@@ -79,27 +66,8 @@ controller::controller(config::config cfg)
     // Bound in this order so that the data listener accepting is the last sign of
     // readiness: by then the admin socket and the admin HTTP listener accept as well.
     if (!cfg_.admin.http.empty()) {
-        http_ = std::make_unique<admin::http_server>(ioc_, cfg_.admin.http, [this](std::string_view target) {
-            admin::http_response r;
-            if (target == "/metrics") {
-                r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-                r.body = prometheus();
-            } else if (target == "/status") {
-                r.content_type = "application/json";
-                auto s = status();
-                r.body = ok_json(std::move(s));
-            } else if (target == "/healthz") {
-                r.status = draining_ ? 503 : 200;
-                r.body = draining_ ? "draining\n" : "ok\n";
-            } else if (target == "/" || target == "/index.html") {
-                r.content_type = "text/html; charset=utf-8";
-                r.body = std::string(admin::status_page_html());
-            } else {
-                r.status = 404;
-                r.body = "not found\n";
-            }
-            return r;
-        });
+        http_ = std::make_unique<admin::http_server>(ioc_, cfg_.admin.http,
+                                                     [this](std::string_view target) { return serve_http(target); });
     }
     admin_ = std::make_unique<admin::socket_server>(ioc_, cfg_.admin.socket, cfg_.admin.socket_mode,
                                                     [this](std::string_view line) { return command(line); });
@@ -111,9 +79,10 @@ controller::~controller() {
     if (shared_.access_log_fd >= 0) ::close(shared_.access_log_fd);
 }
 
-std::int64_t controller::now_ms() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch()).count();
+gating::instant controller::now() const {
+    const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+    return {unix_ms, metrics::monotonic_ns()};
 }
 
 std::uint32_t controller::endpoint_id(const std::string& address) {
@@ -124,18 +93,17 @@ std::uint32_t controller::endpoint_id(const std::string& address) {
     return static_cast<std::uint32_t>(endpoints_.size() - 1);
 }
 
+std::uint32_t controller::slot_of(const std::string& name) const {
+    const auto it = std::find(pool_slots_.begin(), pool_slots_.end(), name);
+    return static_cast<std::uint32_t>(it == pool_slots_.end() ? 0 : it - pool_slots_.begin());
+}
+
 std::uint32_t controller::pool_slot(const std::string& name) {
     for (std::uint32_t i = 0; i < pool_slots_.size(); ++i)
         if (pool_slots_[i] == name) return i;
     if (pool_slots_.size() >= metrics::max_pool_slots) throw std::runtime_error("too many pools");
     pool_slots_.push_back(name);
     return static_cast<std::uint32_t>(pool_slots_.size() - 1);
-}
-
-const std::string& controller::canary_of(const std::string& stable) const {
-    for (const auto& p : cfg_.pools)
-        if (p.name != stable) return p.name;
-    return stable;
 }
 
 std::string controller::load_tls(const config::config& next) {
@@ -155,31 +123,22 @@ std::string controller::load_tls(const config::config& next) {
 }
 
 void controller::restore_state() {
-    rollout_.stable = cfg_.split.stable;
-    rollout_.canary = canary_of(rollout_.stable);
-    rollout_.canary_weight = cfg_.split.canary_weight;
     std::string error;
     auto saved = read_state(cfg_.state.path, error);
     if (!error.empty()) {
         log("warn", "state file ignored", {{"path", cfg_.state.path}, {"error", error}});
     } else if (saved) {
-        if (cfg_.find_pool(saved->rollout.stable) && cfg_.find_pool(saved->rollout.canary) &&
-            saved->rollout.stable != saved->rollout.canary) {
-            rollout_ = saved->rollout;
-            for (auto& e : saved->events) events_.push_back(std::move(e));
+        const auto& r = saved->rollout;
+        if (cfg_.find_pool(r.stable) && cfg_.find_pool(r.canary) && r.stable != r.canary) {
+            release_.restore(r, std::move(saved->events));
             log("info", "state restored", {{"path", cfg_.state.path},
-                                           {"state", gating::phase_name(rollout_.state)},
-                                           {"canary_weight", rollout_.canary_weight}});
+                                           {"state", gating::phase_name(r.state)},
+                                           {"canary_weight", r.canary_weight}});
         } else {
             log("warn", "state file names pools the config does not have; ignored", {{"path", cfg_.state.path}});
         }
     }
-    if (cfg_.rollout.auto_start && (rollout_.state == gating::phase::idle)) {
-        auto r = gating::start(rollout_, now_ms(), cfg_.rollout);
-        if (r.ok()) {
-            for (auto& e : r.events) events_.push_back(std::move(e));
-        }
-    }
+    if (cfg_.rollout.auto_start && release_.state().state == gating::phase::idle) release_.start(now(), cfg_.rollout);
 }
 
 void controller::publish() {
@@ -213,9 +172,10 @@ void controller::publish() {
             if (s->pools[i].name == name) return static_cast<int>(i);
         return 0;
     };
-    s->stable = index_of(rollout_.stable);
-    s->canary = index_of(rollout_.canary);
-    s->canary_weight_bp = rollout_.canary_weight * 100;
+    const auto& release = release_.state();
+    s->stable = index_of(release.stable);
+    s->canary = index_of(release.canary);
+    s->canary_weight_bp = release.canary_weight * 100;
     for (const auto& r : cfg_.split.rules) {
         routing::rule rr;
         rr.header = r.header;
@@ -243,34 +203,28 @@ void controller::publish() {
     s->retry = cfg_.retry;
     s->errors = cfg_.slo.errors;
     s->eject_after_failures = cfg_.health.eject_after_failures;
-    s->version = ++snapshot_version_;
     routes_.publish(std::move(s));
 }
 
 void controller::persist() {
-    persisted p{rollout_, {events_.begin(), events_.end()}};
+    const auto& events = release_.events();
+    persisted p{release_.state(), {events.begin(), events.end()}};
     if (auto err = write_state(cfg_.state.path, p); !err.empty()) log("error", "state not saved", {{"error", err}});
 }
 
-void controller::apply(std::vector<gating::event> events) {
-    const bool started = std::any_of(events.begin(), events.end(),
-                                     [](const gating::event& e) { return e.kind == gating::event_kind::started; });
-    if (rollout_.canary_weight > 0 && (started || seen_weight_ == 0 || seen_canary_ != rollout_.canary)) {
-        canary_since_ns_ = metrics::monotonic_ns();
-        evaluation_index_ = 0;
-    }
-    seen_weight_ = rollout_.canary_weight;
-    seen_canary_ = rollout_.canary;
-    for (auto& e : events) {
+void controller::apply(const std::vector<gating::event>& events) {
+    for (const auto& e : events) {
         auto o = gating::to_json(e);
         log("info", "event", {{"event", o}});
         notifier_.post(json::serialize(o));
-        ++events_by_kind_[e.kind];
-        events_.push_back(std::move(e));
-        if (events_.size() > max_events) events_.pop_front();
     }
     persist();
     publish();
+}
+
+void controller::record(gating::event e) {
+    release_.note(e);
+    apply({std::move(e)});
 }
 
 void controller::start_health_checks() {
@@ -297,15 +251,9 @@ void controller::start_health_checks() {
 void controller::on_health(std::uint32_t id, bool healthy, const std::string& why) {
     auto& ep = endpoints_[id];
     ep.healthy = healthy;
-    gating::event e;
-    e.time_ms = now_ms();
-    e.kind = "health";
-    e.by = gating::event_by::health;
-    e.reason = ep.address + (healthy ? " healthy: " : " unhealthy: ") + why;
-    e.figures["endpoint"] = ep.address;
-    e.figures["pool"] = ep.pool;
-    e.figures["healthy"] = healthy;
-    apply({std::move(e)});
+    record(gating::make_event(now().unix_ms, gating::event_kind::health, gating::event_by::health,
+                              ep.address + (healthy ? " healthy: " : " unhealthy: ") + why,
+                              {{"endpoint", ep.address}, {"pool", ep.pool}, {"healthy", healthy}}));
 }
 
 void controller::eject(std::uint32_t id) {
@@ -313,16 +261,11 @@ void controller::eject(std::uint32_t id) {
     if (ep.ejected) return;
     ep.ejected = true;
     const auto generation = ++ep.eject_generation;
-    gating::event e;
-    e.time_ms = now_ms();
-    e.kind = "health";
-    e.by = gating::event_by::health;
-    e.reason = ep.address + " ejected for " + format_duration_ms(cfg_.health.eject_for.count()) + " after " +
-               std::to_string(cfg_.health.eject_after_failures) + " consecutive failed requests";
-    e.figures["endpoint"] = ep.address;
-    e.figures["pool"] = ep.pool;
-    e.figures["ejected"] = true;
-    apply({std::move(e)});
+    record(gating::make_event(now().unix_ms, gating::event_kind::health, gating::event_by::health,
+                              ep.address + " ejected for " + format_duration_ms(cfg_.health.eject_for.count()) +
+                                  " after " + std::to_string(cfg_.health.eject_after_failures) +
+                                  " consecutive failed requests",
+                              {{"endpoint", ep.address}, {"pool", ep.pool}, {"ejected", true}}));
     auto timer = std::make_shared<asio::steady_timer>(ioc_, cfg_.health.eject_for);
     timer->async_wait([this, id, generation, timer](const boost::system::error_code& ec) {
         auto& ep = endpoints_[id];
@@ -336,7 +279,7 @@ void controller::eject(std::uint32_t id) {
 bool controller::canary_all_unhealthy() const {
     int considered = 0;
     for (const auto& ep : endpoints_) {
-        if (ep.pool != rollout_.canary || ep.drained) continue;
+        if (ep.pool != release_.state().canary || ep.drained) continue;
         ++considered;
         if (ep.healthy && !ep.ejected) return false;
     }
@@ -353,116 +296,26 @@ void controller::schedule_evaluation() {
 }
 
 void controller::evaluate() {
-    if (rollout_.canary_weight == 0) {
-        evaluation_index_ = 0;
-        last_verdict_ = {};
-        return;
-    }
-    const auto now = metrics::monotonic_ns();
-    const auto stable = metrics_.window(pool_slot(rollout_.stable), now);
-    const auto canary = metrics_.window(pool_slot(rollout_.canary), now, canary_since_ns_);
-    last_verdict_ = gating::judge(stable, canary, canary_all_unhealthy(), cfg_.slo, ++evaluation_index_);
-    gating::judgement j;
-    j.what = static_cast<gating::judgement::kind>(last_verdict_.what);
-    j.reason = last_verdict_.reason;
-    j.figures = gating::to_json(last_verdict_);
-    auto events = gating::tick(rollout_, j, now_ms(), cfg_.rollout, cfg_.slo.violations_to_rollback, cfg_.slo.dry_run);
-    if (!events.empty()) apply(std::move(events));
-}
-
-boost::json::object controller::status() const {
-    json::object o;
-    const bool judging = rollout_.canary_weight > 0;
-    o["state"] = gating::phase_name(rollout_.state);
-    o["holding"] = judging && last_verdict_.what == gating::verdict::kind::holding;
-    o["needed_requests"] = judging && last_verdict_.what == gating::verdict::kind::holding ? last_verdict_.needed_requests : 0;
-    o["stable"] = rollout_.stable;
-    o["canary"] = rollout_.canary;
-    o["canary_weight"] = rollout_.canary_weight;
-    o["step"] = rollout_.step;
-    o["paused"] = rollout_.paused;
-    o["strategy"] = config::strategy_name(cfg_.rollout.strategy_);
-    json::array steps;
-    for (int w : gating::steps_for(cfg_.rollout)) steps.push_back(w);
-    o["steps"] = std::move(steps);
-    o["step_started"] = rollout_.step_started_ms ? json::value(gating::format_rfc3339_ms(rollout_.step_started_ms)) : json::value(nullptr);
-    o["step_elapsed_ms"] = rollout_.step_started_ms ? std::max<std::int64_t>(0, now_ms() - rollout_.step_started_ms) : 0;
-    o["step_interval_ms"] = cfg_.rollout.step_interval.count();
-    o["bake_ms"] = cfg_.rollout.bake.count();
-    o["verdict"] = judging ? json::value(gating::to_json(last_verdict_)) : json::value(nullptr);
-    o["window_s"] = std::chrono::duration<double>(cfg_.slo.window).count();
-    const auto now = metrics::monotonic_ns();
-    json::object pools;
-    for (const auto& p : cfg_.pools) {
-        const auto slot = const_cast<controller*>(this)->pool_slot(p.name);
-        const auto w = metrics_.window(slot, now, p.name == rollout_.canary ? canary_since_ns_ : std::numeric_limits<std::int64_t>::min());
-        json::object po;
-        po["role"] = p.name == rollout_.stable ? "stable" : p.name == rollout_.canary ? "canary" : "other";
-        po["requests"] = w.requests;
-        po["failures"] = w.failures;
-        po["error_rate"] = round3(w.error_rate());
-        po["p50_ms"] = round3(w.latency.quantile(0.50) / 1000.0);
-        po["p95_ms"] = round3(w.latency.quantile(0.95) / 1000.0);
-        po["p99_ms"] = round3(w.latency.quantile(0.99) / 1000.0);
-        po["rps"] = round3(w.rps());
-        json::array eps;
-        for (const auto& a : p.endpoints) {
-            for (const auto& ep : endpoints_) {
-                if (ep.address != a) continue;
-                eps.push_back(json::object{{"address", a}, {"healthy", ep.healthy}, {"ejected", ep.ejected}, {"drained", ep.drained}});
-            }
-        }
-        po["endpoints"] = std::move(eps);
-        pools[p.name] = std::move(po);
-    }
-    o["pools"] = std::move(pools);
-    json::array recent;
-    const std::size_t from = events_.size() > 5 ? events_.size() - 5 : 0;
-    for (std::size_t i = from; i < events_.size(); ++i) recent.push_back(gating::to_json(events_[i]));
-    o["events"] = std::move(recent);
-    o["connections"] = shared_.active_connections.load(std::memory_order_relaxed);
-    return o;
-}
-
-std::string controller::prometheus() const {
-    metrics::exposition_input in;
-    in.canary_weight = rollout_.canary_weight;
-    in.state = std::string(gating::phase_name(rollout_.state));
-    const auto rollbacks = events_by_kind_.find(std::string(gating::event_kind::rollback));
-    in.rollbacks = rollbacks == events_by_kind_.end() ? 0 : rollbacks->second;
-    in.active_connections = shared_.active_connections.load(std::memory_order_relaxed);
-    in.refused_connections = shared_.refused_connections.load(std::memory_order_relaxed);
-    in.events = {events_by_kind_.begin(), events_by_kind_.end()};
-    in.webhook_sent = notifier_.sent();
-    in.webhook_dropped = notifier_.dropped();
-    const auto now = metrics::monotonic_ns();
-    for (const auto& p : cfg_.pools) {
-        const auto slot = const_cast<controller*>(this)->pool_slot(p.name);
-        metrics::exposition_input::pool ip;
-        ip.name = p.name;
-        ip.total = metrics_.total(slot);
-        ip.window = metrics_.window(slot, now);
-        for (std::uint32_t id = 0; id < endpoints_.size(); ++id) {
-            const auto& ep = endpoints_[id];
-            if (ep.pool != p.name) continue;
-            ip.endpoints.push_back({ep.address, ep.healthy && !ep.ejected, metrics_.endpoint_totals(id)});
-        }
-        in.pools.push_back(std::move(ip));
-    }
-    return metrics::render(in);
+    const auto t = now();
+    const auto& r = release_.state();
+    const auto stable = metrics_.window(pool_slot(r.stable), t.mono_ns);
+    const auto canary = metrics_.window(pool_slot(r.canary), t.mono_ns, release_.canary_since_ns());
+    auto events = release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout);
+    if (!events.empty()) apply(events);
 }
 
 std::string controller::command(std::string_view line) {
     const auto cmd = admin::parse_command(line);
     if (!cmd.error.empty()) return error_json(cmd.error);
-    const auto now = now_ms();
-    auto done = [&](gating::command_result r) {
+    const auto now = this->now();
+    auto done = [&](const gating::command_result& r) {
         if (!r.ok()) return error_json(r.error);
-        apply(std::move(r.events));
+        apply(r.events);
+        const auto& state = release_.state();
         json::object o;
-        o["state"] = gating::phase_name(rollout_.state);
-        o["canary_weight"] = rollout_.canary_weight;
-        o["paused"] = rollout_.paused;
+        o["state"] = gating::phase_name(state.state);
+        o["canary_weight"] = state.canary_weight;
+        o["paused"] = state.paused;
         return ok_json(std::move(o));
     };
     using admin::verb;
@@ -473,26 +326,22 @@ std::string controller::command(std::string_view line) {
             o["commands"] = admin::help_text();
             return ok_json(std::move(o));
         }
-        case verb::set_weight: return done(gating::set_weight(rollout_, cmd.number, now, cfg_.rollout));
-        case verb::start:
-            return done(gating::start(rollout_, now, cfg_.rollout));
-        case verb::pause: return done(gating::pause(rollout_, now));
-        case verb::resume: return done(gating::resume(rollout_, now));
-        case verb::promote: return done(gating::promote(rollout_, now, cfg_.rollout));
-        case verb::rollback: return done(gating::rollback(rollout_, now, cmd.text));
+        case verb::set_weight: return done(release_.set_weight(cmd.number, now, cfg_.rollout));
+        case verb::start: return done(release_.start(now, cfg_.rollout));
+        case verb::pause: return done(release_.pause(now));
+        case verb::resume: return done(release_.resume(now));
+        case verb::promote: return done(release_.promote(now, cfg_.rollout));
+        case verb::rollback: return done(release_.rollback(now, cmd.text));
         case verb::drain:
         case verb::undrain: {
             const bool drain = cmd.what == verb::drain;
             for (auto& ep : endpoints_) {
                 if (ep.address != cmd.text || ep.pool.empty()) continue;
                 ep.drained = drain;
-                gating::event e;
-                e.time_ms = now;
-                e.kind = drain ? "drain" : "undrain";
-                e.by = gating::event_by::operator_;
-                e.reason = ep.address + (drain ? " drained by operator" : " back in rotation");
-                e.figures["endpoint"] = ep.address;
-                apply({std::move(e)});
+                record(gating::make_event(now.unix_ms, drain ? gating::event_kind::drain : gating::event_kind::undrain,
+                                          gating::event_by::operator_,
+                                          ep.address + (drain ? " drained by operator" : " back in rotation"),
+                                          {{"endpoint", ep.address}}));
                 json::object o;
                 o["endpoint"] = ep.address;
                 o["drained"] = drain;
@@ -509,8 +358,9 @@ std::string controller::command(std::string_view line) {
         }
         case verb::events: {
             json::array a;
-            const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(cmd.number), events_.size());
-            for (std::size_t i = events_.size() - n; i < events_.size(); ++i) a.push_back(gating::to_json(events_[i]));
+            const auto& events = release_.events();
+            const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(cmd.number), events.size());
+            for (std::size_t i = events.size() - n; i < events.size(); ++i) a.push_back(gating::to_json(events[i]));
             json::object o;
             o["events"] = std::move(a);
             return ok_json(std::move(o));
@@ -528,8 +378,9 @@ std::string controller::reload() {
         return "reload rejected, old config kept: " + all;
     }
     auto& next = *loaded.cfg;
-    if (!next.find_pool(rollout_.stable) || !next.find_pool(rollout_.canary))
-        return "reload rejected: pools " + rollout_.stable + " and " + rollout_.canary + " must stay defined";
+    const auto& release = release_.state();
+    if (!next.find_pool(release.stable) || !next.find_pool(release.canary))
+        return "reload rejected: pools " + release.stable + " and " + release.canary + " must stay defined";
     std::string note;
     if (next.listener.address != cfg_.listener.address) {
         note = "listener.address change needs a restart; still listening on " + cfg_.listener.address;
@@ -556,12 +407,8 @@ std::string controller::reload() {
                 cfg_.find_pool(ep.pool)->endpoints.end())
             ep.pool.clear();
     start_health_checks();
-    gating::event e;
-    e.time_ms = now_ms();
-    e.kind = "reload";
-    e.by = gating::event_by::operator_;
-    e.reason = note.empty() ? "config reloaded from " + cfg_.file : "config reloaded; " + note;
-    apply({std::move(e)});
+    record(gating::make_event(now().unix_ms, gating::event_kind::reload, gating::event_by::operator_,
+                              note.empty() ? "config reloaded from " + cfg_.file : "config reloaded; " + note));
     return "";
 }
 

@@ -9,7 +9,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 
-#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,8 +18,7 @@
 #include "admin/socket_server.hpp"
 #include "config/config.hpp"
 #include "control/notifier.hpp"
-#include "gating/judge.hpp"
-#include "gating/rollout.hpp"
+#include "gating/release.hpp"
 #include "health/checker.hpp"
 #include "metrics/registry.hpp"
 #include "proxy/server.hpp"
@@ -57,8 +55,16 @@ private:
     std::string load_tls(const config::config& next);
     void publish();
     std::uint32_t endpoint_id(const std::string& address);
+    // The pool's metrics slot, registered on first use (config load and reload).
     std::uint32_t pool_slot(const std::string& name);
-    void apply(std::vector<gating::event> events);
+    // The slot of a registered pool.
+    std::uint32_t slot_of(const std::string& name) const;
+    boost::json::object pools_json(std::int64_t now_ns) const;
+    admin::http_response serve_http(std::string_view target) const;
+    // Logs and notifies a change's events (the release keeps them), persists, publishes.
+    void apply(const std::vector<gating::event>& events);
+    // An event of the controller's own (health, drain, reload): kept by the release, applied.
+    void record(gating::event e);
     void persist();
     void start_health_checks();
     void evaluate();
@@ -69,8 +75,7 @@ private:
     void eject(std::uint32_t id);
     std::string reload();
     bool canary_all_unhealthy() const;
-    const std::string& canary_of(const std::string& stable) const;
-    std::int64_t now_ms() const;
+    gating::instant now() const;
 
     config::config cfg_;
     boost::asio::io_context ioc_{1};
@@ -88,17 +93,7 @@ private:
     std::vector<endpoint_state> endpoints_;  // by endpoint id
     std::map<std::string, std::shared_ptr<void>> pool_tls_;  // by pool name: asio::ssl::context
     std::vector<std::string> pool_slots_;    // by metrics slot
-    gating::rollout_state rollout_;
-    std::deque<gating::event> events_;
-    gating::verdict last_verdict_;
-    std::uint64_t evaluation_index_ = 0;
-    // The canary is judged on requests since it last got traffic (a start, or a weight
-    // raised from 0): what the same pool served before is another version's evidence.
-    std::int64_t canary_since_ns_ = std::numeric_limits<std::int64_t>::min();
-    int seen_weight_ = 0;
-    std::string seen_canary_;
-    std::map<std::string, std::uint64_t> events_by_kind_;  // since start, for /metrics
-    std::uint64_t snapshot_version_ = 0;
+    gating::release release_;
     bool draining_ = false;
 };
 

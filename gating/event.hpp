@@ -13,7 +13,7 @@
 
 namespace veer::gating {
 
-// The kinds this module emits; other modules (health, reload) add their own.
+// Every kind veer emits.
 namespace event_kind {
 inline constexpr std::string_view started = "started";
 inline constexpr std::string_view step = "step";
@@ -24,6 +24,10 @@ inline constexpr std::string_view would_rollback = "would_rollback";
 inline constexpr std::string_view weight = "weight";
 inline constexpr std::string_view paused = "paused";
 inline constexpr std::string_view resumed = "resumed";
+inline constexpr std::string_view health = "health";
+inline constexpr std::string_view drain = "drain";
+inline constexpr std::string_view undrain = "undrain";
+inline constexpr std::string_view reload = "reload";
 }  // namespace event_kind
 
 // Who took the decision.
@@ -40,6 +44,12 @@ struct event {
     std::string reason;          // human words, e.g. "error_rate 0.48 > max_error_rate 0.05"
     boost::json::object figures; // the numbers behind the decision
 };
+
+// The one way events are made: a kind and a `by` from the lists above.
+inline event make_event(std::int64_t time_ms, std::string_view kind, std::string_view by, std::string reason,
+                        boost::json::object figures = {}) {
+    return event{time_ms, std::string(kind), std::string(by), std::move(reason), std::move(figures)};
+}
 
 // {"time":"2026-11-22T14:03:07.123Z","kind":..,"by":..,"reason":..,"figures":{..}}
 boost::json::object to_json(const event& e);

@@ -11,12 +11,13 @@
 #include <boost/json/object.hpp>
 
 #include "config/config.hpp"
+#include "gating/verdict_kind.hpp"
 #include "metrics/window.hpp"
 
 namespace veer::gating {
 
 struct verdict {
-    enum class kind { ok, holding, violation };
+    using kind = verdict_kind;
     kind what = kind::ok;
     // violation: every limit exceeded, joined by "; ", e.g.
     // "error_rate 0.48 > max_error_rate 0.05; p99 251.2ms > max_p99 100ms".

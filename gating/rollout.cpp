@@ -16,12 +16,6 @@ constexpr int full_weight = 100;
 constexpr std::array<std::string_view, 5> phase_names = {"idle", "progressing", "baking",
                                                           "promoted", "rolled_back"};
 
-event make_event(std::int64_t now_ms, std::string_view kind, std::string_view by,
-                 std::string reason, boost::json::object figures = {}) {
-    return event{now_ms, std::string(kind), std::string(by), std::move(reason),
-                 std::move(figures)};
-}
-
 boost::json::object weight_figures(int from, int to) {
     boost::json::object figures;
     figures["from_weight"] = from;

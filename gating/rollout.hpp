@@ -13,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "gating/event.hpp"
+#include "gating/verdict_kind.hpp"
 
 namespace veer::gating {
 
@@ -37,7 +38,7 @@ struct rollout_state {
 
 // What the judge concluded on one evaluation, reduced to what the machine needs.
 struct judgement {
-    enum class kind { ok, holding, violation };
+    using kind = verdict_kind;
     kind what = kind::holding;
     std::string reason;            // for a violation: the limit, e.g. "p99 812ms > max_p99 500ms"
     boost::json::object figures;   // copied into the events it causes

@@ -1,0 +1,137 @@
+// What the controller shows: the `status` object (SPEC 6), the Prometheus text (SPEC 8)
+// and the admin HTTP listener's pages.
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include "admin/status_page.hpp"
+#include "control/controller.hpp"
+#include "control/json_reply.hpp"
+#include "metrics/exposition.hpp"
+
+namespace veer::control {
+namespace {
+
+namespace json = boost::json;
+
+double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+
+json::object window_json(const metrics::window_stats& w) {
+    json::object po;
+    po["requests"] = w.requests;
+    po["failures"] = w.failures;
+    po["error_rate"] = round3(w.error_rate());
+    po["p50_ms"] = round3(w.latency.quantile(0.50) / 1000.0);
+    po["p95_ms"] = round3(w.latency.quantile(0.95) / 1000.0);
+    po["p99_ms"] = round3(w.latency.quantile(0.99) / 1000.0);
+    po["rps"] = round3(w.rps());
+    return po;
+}
+
+}  // namespace
+
+json::object controller::status() const {
+    const auto t = now();
+    const auto& r = release_.state();
+    const auto& verdict = release_.last_verdict();
+    const bool judging = release_.judging();
+    const bool holding = judging && verdict.what == gating::verdict::kind::holding;
+    json::object o;
+    o["state"] = gating::phase_name(r.state);
+    o["holding"] = holding;
+    o["needed_requests"] = holding ? verdict.needed_requests : 0;
+    o["stable"] = r.stable;
+    o["canary"] = r.canary;
+    o["canary_weight"] = r.canary_weight;
+    o["step"] = r.step;
+    o["paused"] = r.paused;
+    o["strategy"] = config::strategy_name(cfg_.rollout.strategy_);
+    json::array steps;
+    for (int w : gating::steps_for(cfg_.rollout)) steps.push_back(w);
+    o["steps"] = std::move(steps);
+    o["step_started"] = r.step_started_ms ? json::value(gating::format_rfc3339_ms(r.step_started_ms)) : json::value(nullptr);
+    o["step_elapsed_ms"] = r.step_started_ms ? std::max<std::int64_t>(0, t.unix_ms - r.step_started_ms) : 0;
+    o["step_interval_ms"] = cfg_.rollout.step_interval.count();
+    o["bake_ms"] = cfg_.rollout.bake.count();
+    o["verdict"] = judging ? json::value(gating::to_json(verdict)) : json::value(nullptr);
+    o["window_s"] = std::chrono::duration<double>(cfg_.slo.window).count();
+    o["pools"] = pools_json(t.mono_ns);
+    json::array recent;
+    const auto& events = release_.events();
+    for (std::size_t i = events.size() > 5 ? events.size() - 5 : 0; i < events.size(); ++i)
+        recent.push_back(gating::to_json(events[i]));
+    o["events"] = std::move(recent);
+    o["connections"] = shared_.active_connections.load(std::memory_order_relaxed);
+    return o;
+}
+
+json::object controller::pools_json(std::int64_t now_ns) const {
+    const auto& r = release_.state();
+    json::object pools;
+    for (const auto& p : cfg_.pools) {
+        const auto since = p.name == r.canary ? release_.canary_since_ns() : std::numeric_limits<std::int64_t>::min();
+        auto po = window_json(metrics_.window(slot_of(p.name), now_ns, since));
+        po.emplace("role", p.name == r.stable ? "stable" : p.name == r.canary ? "canary" : "other");
+        json::array eps;
+        for (const auto& a : p.endpoints)
+            for (const auto& ep : endpoints_)
+                if (ep.address == a)
+                    eps.push_back(json::object{{"address", a}, {"healthy", ep.healthy}, {"ejected", ep.ejected},
+                                               {"drained", ep.drained}});
+        po["endpoints"] = std::move(eps);
+        pools[p.name] = std::move(po);
+    }
+    return pools;
+}
+
+std::string controller::prometheus() const {
+    metrics::exposition_input in;
+    in.canary_weight = release_.state().canary_weight;
+    in.state = std::string(gating::phase_name(release_.state().state));
+    in.rollbacks = release_.count(gating::event_kind::rollback);
+    in.active_connections = shared_.active_connections.load(std::memory_order_relaxed);
+    in.refused_connections = shared_.refused_connections.load(std::memory_order_relaxed);
+    const auto& by_kind = release_.events_by_kind();
+    in.events = {by_kind.begin(), by_kind.end()};
+    in.webhook_sent = notifier_.sent();
+    in.webhook_dropped = notifier_.dropped();
+    const auto now = metrics::monotonic_ns();
+    for (const auto& p : cfg_.pools) {
+        const auto slot = slot_of(p.name);
+        metrics::exposition_input::pool ip;
+        ip.name = p.name;
+        ip.total = metrics_.total(slot);
+        ip.window = metrics_.window(slot, now);
+        for (std::uint32_t id = 0; id < endpoints_.size(); ++id) {
+            const auto& ep = endpoints_[id];
+            if (ep.pool != p.name) continue;
+            ip.endpoints.push_back({ep.address, ep.healthy && !ep.ejected, metrics_.endpoint_totals(id)});
+        }
+        in.pools.push_back(std::move(ip));
+    }
+    return metrics::render(in);
+}
+
+admin::http_response controller::serve_http(std::string_view target) const {
+    admin::http_response r;
+    if (target == "/metrics") {
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = prometheus();
+    } else if (target == "/status") {
+        r.content_type = "application/json";
+        r.body = ok_json(status());
+    } else if (target == "/healthz") {
+        r.status = draining_ ? 503 : 200;
+        r.body = draining_ ? "draining\n" : "ok\n";
+    } else if (target == "/" || target == "/index.html") {
+        r.content_type = "text/html; charset=utf-8";
+        r.body = std::string(admin::status_page_html());
+    } else {
+        r.status = 404;
+        r.body = "not found\n";
+    }
+    return r;
+}
+
+}  // namespace veer::control
