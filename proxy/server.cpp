@@ -34,7 +34,6 @@ worker::worker(std::size_t index, const config::config& cfg, shared_state& share
       // head in one read; a larger head grows its buffer up to max_header_bytes.
       buffers_(buffer_size),
       upstreams_(metrics::max_endpoints, std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
-      index_(index),
       acceptor_(ioc_.get_executor()),
       request_prefix_(std::random_device{}()) {
     request_prefix_ = (request_prefix_ << 32) ^ std::random_device{}() ^ index;

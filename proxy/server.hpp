@@ -67,7 +67,6 @@ public:
 
 private:
     std::vector<std::unique_ptr<worker>> workers_;
-    std::atomic<int> running_{0};
 };
 
 // The number of data-path threads listener.threads asks for (0 = one per core).

@@ -61,7 +61,6 @@ struct snapshot {
     std::vector<rule> rules;
     std::string sticky_header;
     std::string sticky_cookie;
-    std::uint64_t version = 0;
 
     // The data path's settings ride along so that a reload changes them atomically too.
     config::timeouts timeouts;

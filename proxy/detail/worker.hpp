@@ -156,7 +156,6 @@ public:
     // Idle that long, a keep-alive connection parks (session::sweep).
     static constexpr std::int64_t park_after_ns = 1'000'000'000;
     std::size_t idle_reads_ = 0;
-    std::size_t index_;
     std::string access_buffer_;  // access log lines not yet written
     void flush_access_log();
 

@@ -11,16 +11,6 @@ namespace {
 
 constexpr std::size_t max_fields = 128;
 
-constexpr std::array<bool, 256> make_tchar() {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-constexpr auto tchar = make_tchar();
-
 using ascii::trim;
 
 
@@ -117,7 +107,7 @@ parse_result parse_fields(std::string_view head, Head& out, framing& f) {
         if (colon == std::string_view::npos || colon == 0) return fail(error::bad_request, "bad field line");
         const auto name = line.substr(0, colon);
         for (char c : name)
-            if (!tchar[static_cast<unsigned char>(c)]) return fail(error::bad_request, "invalid field name");
+            if (!ascii::is_tchar(c)) return fail(error::bad_request, "invalid field name");
         const auto value = trim(line.substr(colon + 1));
         for (char c : value) {
             const auto u = static_cast<unsigned char>(c);
@@ -269,7 +259,6 @@ int status_of(error e) {
         case error::none: return 200;
         case error::bad_request: return 400;
         case error::header_too_large: return 431;
-        case error::body_too_large: return 413;
         case error::not_implemented: return 501;
         case error::bad_version: return 505;
         case error::expectation_failed: return 417;
@@ -326,7 +315,7 @@ parse_result parse_request(std::string_view in, std::size_t max_head, request_he
     const auto version = line.substr(sp2 + 1);
     if (out.method.empty() || out.target.empty()) return fail(error::bad_request, "bad request line");
     for (char c : out.method)
-        if (!tchar[static_cast<unsigned char>(c)]) return fail(error::bad_request, "bad method");
+        if (!ascii::is_tchar(c)) return fail(error::bad_request, "bad method");
     for (char c : out.target) {
         const auto u = static_cast<unsigned char>(c);
         if (u <= 0x20 || u == 0x7f) return fail(error::bad_request, "bad target");

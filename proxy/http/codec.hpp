@@ -24,7 +24,6 @@ enum class error : std::uint8_t {
     none,
     bad_request,        // 400: malformed or ambiguous (RFC 9112 smuggling rules)
     header_too_large,   // 431
-    body_too_large,     // 413
     not_implemented,    // 501: a transfer coding other than chunked
     bad_version,        // 505
     expectation_failed, // 417: an Expect other than 100-continue

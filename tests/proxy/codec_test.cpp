@@ -429,7 +429,6 @@ TEST(ParseRequest, UpgradeWebsocket) {
 
 TEST(ParseRequest, ErrorsMapToStatuses) {
     EXPECT_EQ(status_of(error::bad_request), 400);
-    EXPECT_EQ(status_of(error::body_too_large), 413);
     EXPECT_EQ(status_of(error::not_implemented), 501);
     EXPECT_EQ(status_of(error::bad_version), 505);
     EXPECT_EQ(reason_of(400), "Bad Request");
