@@ -91,10 +91,8 @@ task<bool> session::run() {
     co_return false;
 }
 
-// The whole request cycle runs in this one coroutine frame: a keep-alive request that
-// reuses a pooled upstream connection allocates nothing. Sub-coroutines (a frame each)
-// are left for what steady state does not do: new upstream connections, request bodies
-// beyond the first read, error replies and tunnels.
+// Requests one after another. Each is served by a few sub-coroutines whose frames come
+// from Asio's per-thread recycling cache, so a keep-alive request allocates nothing.
 task<bool> session::serve_requests() {
     if (client_.tls()) {
         // OpenSSL may hold decrypted bytes that the socket no longer shows: a TLS
@@ -102,301 +100,301 @@ task<bool> session::serve_requests() {
         in_ = w_.buffers_.get();
     }
     for (;;) {
-        // --- between requests -------------------------------------------------------
         if (!in_ || in_.empty()) {
-            if (w_.draining_) co_return false;
-            // A busy keep-alive client's next request comes soon: it is read straight
-            // into the buffer in hand (a plain read, which epoll needs no new registration
-            // for). After a second without one the worker's sweeper parks the connection:
-            // this frame ends and the worker keeps only the socket (worker::park), so
-            // 10,000 idle connections stay cheap. The sweeper also enforces timeouts.idle;
-            // no timer is armed per idle wait.
-            w_.buffers_.put(up_in_);  // empty: end_exchange left nothing in it
-            idle_ = true;
-            idle_since_ns_ = coarse_now_ns();
-            client_.expires_never();
-            if (!in_) {
-                // A new connection: its first bytes are awaited without a buffer.
-                auto [ec] = co_await client_.sock().async_wait(tcp_socket::wait_read, nothrow);
-                if (ec) co_return false;  // header_read passed, or drain
-                in_ = w_.buffers_.get();
-            } else if (!woken_ && !client_.tls() && w_.idle_reads_ >= worker::max_idle_reads) {
-                co_return true;  // enough connections wait with a buffer already
-            }
-            woken_ = false;
-            std::size_t room = 0;
-            char* p = in_.space(room);
-            ++w_.idle_reads_;
-            auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
-            --w_.idle_reads_;
-            if (ec == asio::error::operation_aborted && park_ && client_.tls()) {
-                // A TLS connection cannot park (its state lives in OpenSSL), but it can give
-                // its buffer back and take the next request's first bytes in a small one;
-                // OpenSSL keeps the rest of that record for the reads that follow.
-                park_ = false;
-                w_.buffers_.put(in_);
-                char first[64];
-                auto [fec, fn] = co_await client_.read_some(asio::buffer(first));
-                ec = fec;
-                n = fn;
-                if (!ec) {
-                    in_ = w_.buffers_.get();
-                    std::memcpy(in_.space(room), first, n);
-                }
-            }
-            if (ec) co_return ec == asio::error::operation_aborted && park_;  // parked, or closed / timed out / drain
-            in_.commit(n);
-            idle_ = false;
-            park_ = false;  // the sweeper may have asked after the read had completed
+            const auto next = co_await await_request();
+            if (next != idle_end::request) co_return next == idle_end::park;
         }
-        const std::int64_t t_start = metrics::monotonic_ns();
-
-        // --- the request head -------------------------------------------------------
-        auto snap_ref = w_.routes_.get();
-        const routing::snapshot& snap = *snap_ref;
-        snap_timeouts_ = snap.timeouts;
-        client_.expires_after(snap.timeouts.header_read);
-        const std::size_t max_head = snap.limits.max_header_bytes;
-        for (;;) {
-            const auto r = http::parse_request(in_.view(), max_head, req_);
-            if (r.status == http::parse_status::done) break;
-            if (r.status == http::parse_status::failed) {
-                co_await reply(http::status_of(r.err), true);
-                linger_ = true;  // whatever followed the bad head is never read
-                co_return false;
-            }
-            std::size_t room = 0;
-            char* p = in_.space(room);
-            if (room == 0) {  // a head larger than the pool's buffers, still within the limit
-                in_.grow(max_head + 1024);
-                p = in_.space(room);
-            }
-            auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
-            if (ec) co_return false;  // a timeout closed the socket already (slowloris)
-            in_.commit(n);
-        }
-        const bool logging = w_.shared_.access_log_fd >= 0;
-        if (logging) {
-            log_request_.assign(req_.method).append(" ").append(req_.target);
-            status_ = 0;
-            served_by_ = nullptr;
-        }
-        in_.consume(req_.size);
-        served_ = true;
-
-        // --- route and pick an upstream connection ----------------------------------
-        const bool body_unread = req_.body != http::body_kind::none;
-        int refuse = 0;
-        upstream_choice choice;
-        if (req_.body == http::body_kind::length && snap.limits.max_body_bytes &&
-            req_.content_length > snap.limits.max_body_bytes) {
-            refuse = 413;
-        } else if (const int pool_index = routing::choose_pool(snap, req_.fields, w_.rng_.below(routing::buckets));
-                   pool_index < 0) {
-            refuse = 503;
-        } else {
-            choice = pick(snap, pool_index, ~0u, false);
-            if (choice.ep && !choice.conn) choice = co_await connect(snap, std::move(choice), t_start, false);
-            if (!choice.conn) refuse = 502;
-        }
-        if (refuse) {
-            const bool keep = refuse != 413 && !body_unread && req_.keep_alive;
-            co_await reply(refuse, !keep);
-            linger_ = !keep && body_unread;
-            if (logging) log_access(t_start);
-            if (!keep || w_.draining_) co_return false;
-            continue;
-        }
-        struct current_guard {
-            upstream_conn*& current;
-            ~current_guard() { current = nullptr; }
-        } current{current_up_};
-        current_up_ = choice.conn.get();
-        char id[24];
-        out_.clear();
-        http::write_upstream_request(req_, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), choice.ep->address},
-                                     out_);
-        // From here on, nothing reads req_'s views: they point into in_, which the body reuses.
-
-        // --- send the request, read the response head -------------------------------
-        // A reused connection the upstream closed meanwhile fails before any response byte.
-        // The request may have reached the upstream, so it goes out again, on a fresh
-        // connection chosen as a first attempt is, only if may_resend says so.
-        head_result head = head_result::closed;
-        send_result sent = send_result::ok;
-        for (int attempt = 0;; ++attempt) {
-            upstream_conn& up = *choice.conn;
-            ++w_.outstanding_[choice.ep->id];
-            std::size_t body_now = 0;
-            sent = start_body(snap, body_now);
-            if (sent == send_result::ok && req_.expect_continue && body_left_ > 0 && body_now == 0) {
-                // nginx's choice too: veer answers 100 itself, the upstream never sees Expect.
-                static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-                client_.expires_after(snap.timeouts.idle);
-                auto [ec, n] = co_await client_.write(asio::buffer(cont));
-                if (ec) sent = send_result::client_failed;
-            }
-            if (sent == send_result::ok) {
-                // The body bytes already read with the head go out with it, in one write.
-                const auto bufs = join(out_, in_, asio::buffer(in_.view().data(), body_now));
-                up.stream.expires_after(snap.timeouts.upstream_response);
-                auto [ec, n] = co_await up.stream.write(bufs);
-                if (ec) {
-                    sent = send_result::upstream_failed;
-                } else {
-                    in_.consume(body_now);
-                    if (body_left_ > 0) sent = co_await send_body_watching(up, snap, head);
-                }
-            }
-            if (sent == send_result::ok) {
-                if (!up_in_) up_in_ = w_.buffers_.get();
-                up.stream.expires_after(snap.timeouts.upstream_response);
-                bool got_bytes = !up_in_.empty();  // what the upload's watch read of the head
-                for (;;) {
-                    const auto step = parse_response_head(snap);
-                    if (step != head_result::closed) {  // closed: more bytes needed
-                        head = step;
-                        break;
-                    }
-                    std::size_t room = 0;
-                    char* p = response_room(snap, room);
-                    if (!p) {
-                        head = head_result::bad;
-                        break;
-                    }
-                    auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
-                    if (ec) {
-                        head = up.stream.timed_out() ? head_result::timeout
-                                                     : (got_bytes ? head_result::reset : head_result::closed);
-                        break;
-                    }
-                    got_bytes = true;
-                    up_in_.commit(n);
-                }
-            }
-            --w_.outstanding_[choice.ep->id];
-            if (sent != send_result::ok && sent != send_result::upstream_failed && sent != send_result::early_response)
-                break;
-            if (sent != send_result::upstream_failed && head != head_result::closed) break;
-            head = head_result::reset;
-            if (attempt == 1 || !http::may_resend(req_, choice.reused)) break;
-            auto again = pick(snap, static_cast<int>(choice.pool - snap.pools.data()), ~0u, true);
-            if (!again.ep) break;
-            again = co_await connect(snap, std::move(again), t_start, true);
-            if (!again.conn) break;
-            end_exchange(choice, false);
-            choice = std::move(again);
-            current_up_ = choice.conn.get();
-        }
-        if (sent == send_result::bad_body || sent == send_result::body_too_large) {
-            end_exchange(choice, false);
-            co_await reply(sent == send_result::bad_body ? 400 : 413, true);
-            linger_ = true;
-            if (logging) log_access(t_start);
-            co_return false;
-        }
-        if (sent == send_result::client_failed) {
-            if (logging) log_access(t_start);
-            co_return false;
-        }
-        upstream_conn& up = *choice.conn;
-        const auto& pool = *choice.pool;
-        const auto& ep = *choice.ep;
-        served_pool_ = &pool;
-        served_by_ = &ep;
-        if (head != head_result::ok) {
-            const bool timeout = head == head_result::timeout;
-            record(snap, pool, ep, timeout ? metrics::result::timeout
-                                  : head == head_result::bad ? metrics::result::s5xx
-                                                             : metrics::result::reset, t_start);
-            end_exchange(choice, false);
-            const bool keep = body_left_ == 0 && req_.keep_alive;
-            co_await reply(timeout ? 504 : 502, !keep);
-            linger_ = body_left_ > 0;
-            if (logging) log_access(t_start);
-            if (!keep || w_.draining_) co_return false;
-            continue;
-        }
-        // A response that came while the body was still being sent ends the upload: the
-        // rest of the body is never read, so neither connection can carry another request.
-        const bool upload_cut = sent == send_result::early_response;
-        linger_ = upload_cut;
-
-        // --- relay the response -----------------------------------------------------
-        ++w_.outstanding_[ep.id];
-        struct outstanding_guard {
-            std::uint32_t& n;
-            ~outstanding_guard() { --n; }
-        } guard{w_.outstanding_[ep.id]};
-
-        if (resp_.status == 101) {
-            const bool upgraded = req_.upgrade_websocket;
-            record(snap, pool, ep, upgraded ? metrics::result::s1xx : metrics::result::s5xx, t_start);
-            if (upgraded && !upload_cut) co_await tunnel(up, snap);
-            else co_await reply(502, true);
-            if (logging) log_access(t_start);
-            co_return false;
-        }
-        status_ = resp_.status;
-        const bool chunked_to_client = req_.version_minor == 1;
-        const bool close = !req_.keep_alive || w_.draining_ || upload_cut ||
-                           resp_.body == http::body_kind::until_close ||
-                           (resp_.body == http::body_kind::chunked && !chunked_to_client);
-        out_.clear();
-        http::write_client_response(resp_, req_.version_minor, chunked_to_client, close, out_);
-        up_in_.consume(resp_.size);
-
-        relay_state relay(resp_, chunked_to_client);
-        relay_result relayed = relay_result::ok;
-        bool head_sent = false;
-        for (;;) {
-            // What of up_in_ belongs to this response, and what of it goes to the client.
-            asio::const_buffer body;
-            std::size_t take = 0;
-            if (!next_slice(relay, body, take)) {
-                relayed = relay_result::upstream_failed;
-                break;
-            }
-            const auto bufs = head_sent ? std::array<asio::const_buffer, 2>{body, {}} : join(out_, up_in_, body);
-            if (bufs[0].size() + bufs[1].size() > 0) {
-                client_.expires_after(snap.timeouts.idle);
-                auto [ec, n] = co_await client_.write(bufs);
-                if (ec) {
-                    relayed = relay_result::client_failed;
-                    break;
-                }
-            }
-            head_sent = true;
-            up_in_.consume(take);
-            if (relay.done) break;
-            if (!up_in_.empty()) continue;  // the rest of what was read (dechunking)
-
-            std::size_t room = 0;
-            char* p = up_in_.space(room);
-            up.stream.expires_after(snap.timeouts.upstream_response);
-            auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
-            if (ec) {
-                // The caller closes the client: never a spliced response.
-                if (!(relay.kind == http::body_kind::until_close && ec == asio::error::eof))
-                    relayed = relay_result::upstream_failed;
-                break;
-            }
-            up_in_.commit(n);
-        }
-        record(snap, pool, ep,
-               relayed == relay_result::upstream_failed ? metrics::result::reset : metrics::result_of_status(resp_.status),
-               t_start);
-        end_exchange(choice, relayed == relay_result::ok && resp_.keep_alive && !upload_cut);
-        if (logging) log_access(t_start);
-        if (relayed != relay_result::ok || close || w_.draining_) co_return false;
+        request r(metrics::monotonic_ns(), w_.routes_.get());
+        co_await serve(r);
+        finish(r);
+        if (!r.keep_open || w_.draining_) co_return false;
     }
 }
 
-void session::log_access(std::int64_t t_start) {
+// Between requests. A busy keep-alive client's next request comes soon: it is read
+// straight into the buffer in hand (a plain read, which epoll needs no new registration
+// for). After a second without one the worker's sweeper parks the connection: this frame
+// ends and the worker keeps only the socket (worker::park), so 10,000 idle connections
+// stay cheap. The sweeper also enforces timeouts.idle; no timer is armed per idle wait.
+task<session::idle_end> session::await_request() {
+    if (w_.draining_) co_return idle_end::close;
+    w_.buffers_.put(up_in_);  // empty: end_exchange left nothing in it
+    idle_ = true;
+    idle_since_ns_ = coarse_now_ns();
+    client_.expires_never();
+    if (!in_) {
+        // A new connection: its first bytes are awaited without a buffer.
+        auto [ec] = co_await client_.sock().async_wait(tcp_socket::wait_read, nothrow);
+        if (ec) co_return idle_end::close;  // header_read passed, or drain
+        in_ = w_.buffers_.get();
+    } else if (!woken_ && !client_.tls() && w_.idle_reads_ >= worker::max_idle_reads) {
+        co_return idle_end::park;  // enough connections wait with a buffer already
+    }
+    woken_ = false;
+    std::size_t room = 0;
+    char* p = in_.space(room);
+    ++w_.idle_reads_;
+    auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
+    --w_.idle_reads_;
+    if (ec == asio::error::operation_aborted && park_ && client_.tls()) {
+        // A TLS connection cannot park (its state lives in OpenSSL), but it can give its
+        // buffer back and take the next request's first bytes in a small one; OpenSSL
+        // keeps the rest of that record for the reads that follow.
+        park_ = false;
+        w_.buffers_.put(in_);
+        char first[64];
+        auto [fec, fn] = co_await client_.read_some(asio::buffer(first));
+        ec = fec;
+        n = fn;
+        if (!ec) {
+            in_ = w_.buffers_.get();
+            std::memcpy(in_.space(room), first, n);
+        }
+    }
+    if (ec) co_return ec == asio::error::operation_aborted && park_ ? idle_end::park : idle_end::close;
+    in_.commit(n);
+    idle_ = false;
+    park_ = false;  // the sweeper may have asked after the read had completed
+    co_return idle_end::request;
+}
+
+task<> session::serve(request& r) {
+    if (!co_await read_head(r)) co_return;
+    const auto admitted = admit(req_, r.snap(), w_.rng_.below(routing::buckets));
+    if (admitted.status) {
+        co_await refuse(r, admitted.status);
+        co_return;
+    }
+    auto first = pick(r.snap(), admitted.pool, ~0u, false);
+    if (first.ep && !first.conn) first = co_await connect(r.snap(), std::move(first), r.t_start, false);
+    if (!first.conn) {
+        co_await refuse(r, 502);
+        co_return;
+    }
+    attach(r, std::move(first));
+    const auto [sent, head] = co_await exchange(r);
+    if (sent == send_result::bad_body || sent == send_result::body_too_large) {
+        end_exchange(r, false);  // the upstream got part of a body that will never end
+        co_await refuse(r, sent == send_result::bad_body ? 400 : 413);
+    } else if (sent == send_result::client_failed) {
+        r.keep_open = false;
+    } else if (head != head_result::ok) {
+        const auto failure = answer_for(head);
+        r.measure(failure.result);
+        end_exchange(r, false);
+        co_await refuse(r, failure.status);
+    } else {
+        co_await relay(r, sent == send_result::early_response);
+    }
+}
+
+task<bool> session::read_head(request& r) {
+    const auto& snap = r.snap();
+    snap_timeouts_ = snap.timeouts;
+    client_.expires_after(snap.timeouts.header_read);
+    const std::size_t max_head = snap.limits.max_header_bytes;
+    for (;;) {
+        const auto parsed = http::parse_request(in_.view(), max_head, req_);
+        if (parsed.status == http::parse_status::done) break;
+        if (parsed.status == http::parse_status::failed) {
+            detail_ = parsed.detail;
+            log_request_.clear();
+            r.keep_open = false;
+            r.status = http::status_of(parsed.err);
+            co_await reply(r.status, true);
+            linger_ = true;  // whatever followed the bad head is never read
+            co_return false;
+        }
+        std::size_t room = 0;
+        char* p = in_.space(room);
+        if (room == 0) {  // a head larger than the pool's buffers, still within the limit
+            in_.grow(max_head + 1024);
+            p = in_.space(room);
+        }
+        auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
+        if (ec) co_return false;  // a timeout closed the socket already (slowloris)
+        in_.commit(n);
+    }
+    if (w_.shared_.access_log_fd >= 0) log_request_.assign(req_.method).append(" ").append(req_.target);
+    in_.consume(req_.size);
+    served_ = true;
+    body_left_ = req_.body == http::body_kind::none ? 0 : 1;  // unread until start_body counts it
+    out_.clear();
+    co_return true;
+}
+
+task<void> session::refuse(request& r, int status) {
+    r.status = status;
+    r.keep_open = keep_open_after_reply(req_, status, body_left_ > 0);
+    co_await reply(status, !r.keep_open);
+    linger_ = !r.keep_open && body_left_ > 0;
+}
+
+void session::finish(request& r) {
+    end_exchange(r, false);  // whatever path ended the request, its connection is settled
+    if (r.measured) record(r.snap(), *r.up.pool, *r.up.ep, r.result, r.t_start);
+    if (w_.shared_.access_log_fd >= 0 && (r.status || r.measured)) log_access(r);
+    detail_ = {};
+}
+
+// Sends the request on r.up's connection and reads the response head. A reused
+// connection the upstream closed meanwhile fails before any response byte: the request
+// may have reached the upstream, so it goes out again, on a fresh connection chosen as a
+// first attempt is, only if may_resend says so.
+task<session::exchanged> session::exchange(request& r) {
+    const auto& snap = r.snap();
+    char id[24];
+    http::write_upstream_request(req_, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), r.up.ep->address},
+                                 out_);
+    // From here on nothing reads req_'s views, which point into in_: the body reuses it.
+    for (int attempt = 0;; ++attempt) {
+        upstream_conn& up = *r.up.conn;
+        head_result head = head_result::closed;
+        std::size_t body_now = 0;
+        send_result sent = start_body(snap, body_now);
+        if (sent == send_result::ok && req_.expect_continue && body_left_ > 0 && body_now == 0) {
+            // nginx's choice too: veer answers 100 itself, the upstream never sees Expect.
+            static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+            client_.expires_after(snap.timeouts.idle);
+            auto [ec, n] = co_await client_.write(asio::buffer(cont));
+            if (ec) sent = send_result::client_failed;
+        }
+        if (sent == send_result::ok) {
+            // The body bytes already read with the head go out with it, in one write.
+            const auto bufs = join(out_, in_, asio::buffer(in_.view().data(), body_now));
+            up.stream.expires_after(snap.timeouts.upstream_response);
+            auto [ec, n] = co_await up.stream.write(bufs);
+            if (ec) {
+                sent = send_result::upstream_failed;
+            } else {
+                in_.consume(body_now);
+                if (body_left_ > 0) sent = co_await send_body_watching(up, snap, head);
+            }
+        }
+        if (sent == send_result::ok) head = co_await read_response_head(up, snap);
+        if (sent != send_result::ok && sent != send_result::upstream_failed) co_return exchanged{sent, head};
+        if (sent == send_result::ok && head != head_result::closed) co_return exchanged{sent, head};
+        if (attempt == 1 || !http::may_resend(req_, r.up.reused)) co_return exchanged{sent, head_result::reset};
+        auto again = pick(snap, static_cast<int>(r.up.pool - snap.pools.data()), ~0u, true);
+        if (again.ep) again = co_await connect(snap, std::move(again), r.t_start, true);
+        if (!again.conn) co_return exchanged{sent, head_result::reset};
+        end_exchange(r, false);
+        attach(r, std::move(again));
+    }
+}
+
+// Reads into up_in_ until it holds a final response head (interim ones are dropped).
+// Every byte stays in up_in_: the upload's watch and the read after the upload share it.
+task<head_result> session::read_response_head(upstream_conn& up, const routing::snapshot& snap) {
+    if (!up_in_) up_in_ = w_.buffers_.get();
+    up.stream.expires_after(snap.timeouts.upstream_response);
+    bool got_bytes = !up_in_.empty();
+    for (;;) {
+        while (!up_in_.empty()) {
+            const auto parsed = http::parse_response(up_in_.view(), snap.limits.max_header_bytes, req_.is_head, resp_);
+            if (parsed.status == http::parse_status::failed) {
+                detail_ = parsed.detail;
+                co_return head_result::bad;
+            }
+            if (parsed.status != http::parse_status::done) break;
+            if (resp_.status >= 200 || resp_.status == 101) co_return head_result::ok;
+            up_in_.consume(resp_.size);  // 100 was answered by veer already; others are dropped
+        }
+        std::size_t room = 0;
+        char* p = response_room(snap, room);
+        if (!p) {
+            detail_ = "response head too large";
+            co_return head_result::bad;
+        }
+        auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
+        if (ec) co_return up.stream.timed_out() ? head_result::timeout : got_bytes ? head_result::reset : head_result::closed;
+        got_bytes = true;
+        up_in_.commit(n);
+    }
+}
+
+task<> session::relay(request& r, bool upload_cut) {
+    const auto& snap = r.snap();
+    upstream_conn& up = *r.up.conn;
+    if (resp_.status == 101) {
+        const bool upgraded = req_.upgrade_websocket && !upload_cut;
+        r.measure(upgraded ? metrics::result::s1xx : metrics::result::s5xx);
+        r.keep_open = false;
+        r.status = upgraded ? 101 : 502;
+        if (upgraded) co_await tunnel(up, snap);
+        else co_await reply(502, true);
+        co_return;
+    }
+    // A response that came while the body was still being sent ends the upload: the rest
+    // of the body is never read, so neither connection can carry another request.
+    linger_ = upload_cut;
+    r.status = resp_.status;
+    r.keep_open = keep_open_after_response(req_, resp_, w_.draining_, upload_cut);
+    const bool chunked_to_client = req_.version_minor == 1;
+    out_.clear();
+    http::write_client_response(resp_, req_.version_minor, chunked_to_client, !r.keep_open, out_);
+    up_in_.consume(resp_.size);
+
+    relay_state relay(resp_, chunked_to_client);
+    relay_result relayed = relay_result::ok;
+    for (bool head_sent = false;; head_sent = true) {
+        // What of up_in_ belongs to this response, and what of it goes to the client.
+        asio::const_buffer body;
+        std::size_t take = 0;
+        if (!next_slice(relay, body, take)) {
+            relayed = relay_result::upstream_failed;
+            break;
+        }
+        const auto bufs = head_sent ? std::array<asio::const_buffer, 2>{body, {}} : join(out_, up_in_, body);
+        if (bufs[0].size() + bufs[1].size() > 0) {
+            client_.expires_after(snap.timeouts.idle);
+            auto [ec, n] = co_await client_.write(bufs);
+            if (ec) {
+                relayed = relay_result::client_failed;
+                break;
+            }
+        }
+        up_in_.consume(take);
+        if (relay.done) break;
+        if (!up_in_.empty()) continue;  // the rest of what was read (dechunking)
+        std::size_t room = 0;
+        char* p = up_in_.space(room);
+        up.stream.expires_after(snap.timeouts.upstream_response);
+        auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
+        if (ec) {
+            // The caller closes the client: never a spliced response.
+            if (!(relay.kind == http::body_kind::until_close && ec == asio::error::eof))
+                relayed = relay_result::upstream_failed;
+            break;
+        }
+        up_in_.commit(n);
+    }
+    r.measure(relayed == relay_result::upstream_failed ? metrics::result::reset : metrics::result_of_status(resp_.status));
+    if (relayed != relay_result::ok) r.keep_open = false;
+    end_exchange(r, relayed == relay_result::ok && resp_.keep_alive && !upload_cut);
+}
+
+void session::attach(request& r, upstream_choice c) {
+    r.up = std::move(c);
+    ++w_.outstanding_[r.up.ep->id];
+    current_up_ = r.up.conn.get();
+}
+
+void session::end_exchange(request& r, bool reusable) {
+    if (!r.up.conn) return;
+    --w_.outstanding_[r.up.ep->id];
+    const bool clean = reusable && up_in_.empty();
+    if (up_in_) up_in_.consume(up_in_.size());
+    if (clean) w_.upstreams_.checkin(r.up.ep->id, std::move(r.up.conn), coarse_now_ns());
+    r.up.conn.reset();
+    current_up_ = nullptr;
+}
+
+void session::log_access(const request& r) {
     char line[256];
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch()).count();
-    const double ms = static_cast<double>(metrics::monotonic_ns() - t_start) / 1e6;
+    const double ms = static_cast<double>(metrics::monotonic_ns() - r.t_start) / 1e6;
     std::string& out = w_.access_buffer_;
     out.append("{\"time_ms\":").append(std::to_string(now_ms)).append(",\"client\":\"").append(client_ip_);
     out.append("\",\"request\":\"");
@@ -404,14 +402,17 @@ void session::log_access(std::int64_t t_start) {
         if (c == '"' || c == '\\') out.push_back('\\');
         if (static_cast<unsigned char>(c) >= 0x20) out.push_back(c);
     }
-    std::snprintf(line, sizeof line, "\",\"status\":%d,\"pool\":\"%s\",\"endpoint\":\"%s\",\"duration_ms\":%.3f}\n",
-                  status_, served_by_ ? served_pool_->name.c_str() : "", served_by_ ? served_by_->address.c_str() : "", ms);
+    const bool served = r.up.ep != nullptr;
+    std::snprintf(line, sizeof line, "\",\"status\":%d,\"pool\":\"%s\",\"endpoint\":\"%s\",\"duration_ms\":%.3f",
+                  r.status, served ? r.up.pool->name.c_str() : "", served ? r.up.ep->address.c_str() : "", ms);
     out.append(line);
+    // Why veer refused or failed it, as Envoy logs its response-code details (static text).
+    if (!detail_.empty()) out.append(",\"detail\":\"").append(detail_).append("\"");
+    out.append("}\n");
     if (out.size() > 16 * 1024) w_.flush_access_log();
 }
 
 task<void> session::reply(int status, bool close) {
-    status_ = status;
     out_.clear();
     http::write_simple_response(status, close, http::reason_of(status), out_);
     client_.expires_after(snap_timeouts_.idle);
@@ -541,39 +542,17 @@ task<session::send_result> session::send_body(upstream_conn& up, const routing::
     co_return send_result::ok;
 }
 
+// The upstream may answer before the body is all sent (RFC 9112 9.5): a final response
+// that comes first stops the upload.
 task<session::send_result> session::send_body_watching(upstream_conn& up, const routing::snapshot& snap,
                                                       head_result& head) {
     using namespace asio::experimental::awaitable_operators;
     if (!up_in_) up_in_ = w_.buffers_.get();
-    auto r = co_await (send_body(up, snap) || watch_for_response(up, snap));
+    auto r = co_await (send_body(up, snap) || read_response_head(up, snap));
     if (r.index() == 0) co_return std::get<0>(r);
     head = std::get<1>(r);
     co_return head == head_result::ok || head == head_result::bad ? send_result::early_response
                                                                   : send_result::upstream_failed;
-}
-
-task<session::head_result> session::watch_for_response(upstream_conn& up, const routing::snapshot& snap) {
-    // Reads what the upstream sends while the body goes out, keeping every byte in up_in_:
-    // if the upload ends first, the response head is read on from there.
-    for (;;) {
-        const auto step = parse_response_head(snap);
-        if (step != head_result::closed) co_return step;
-        std::size_t room = 0;
-        char* p = response_room(snap, room);
-        if (!p) co_return head_result::bad;
-        auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
-        if (ec) co_return head_result::reset;
-        up_in_.commit(n);
-    }
-}
-
-void session::end_exchange(upstream_choice& c, bool reusable) {
-    if (!c.conn) return;
-    const bool clean = reusable && up_in_.empty();
-    if (up_in_) up_in_.consume(up_in_.size());
-    if (clean) w_.upstreams_.checkin(c.ep->id, std::move(c.conn), coarse_now_ns());
-    c.conn.reset();
-    current_up_ = nullptr;
 }
 
 task<void> session::linger() {
@@ -603,18 +582,6 @@ session::send_result session::feed_chunks(std::string_view in, const routing::sn
     if (snap.limits.max_body_bytes && chunks_.data_total() > snap.limits.max_body_bytes)
         return send_result::body_too_large;
     return send_result::ok;
-}
-
-session::head_result session::parse_response_head(const routing::snapshot& snap) {
-    while (!up_in_.empty()) {
-        const auto r = http::parse_response(up_in_.view(), snap.limits.max_header_bytes, req_.is_head, resp_);
-        if (r.status == http::parse_status::failed) return head_result::bad;
-        if (r.status != http::parse_status::done) break;
-        if (resp_.status >= 200 || resp_.status == 101) return head_result::ok;
-        // Interim responses: 100 was answered by veer already; others are dropped.
-        up_in_.consume(resp_.size);
-    }
-    return head_result::closed;
 }
 
 char* session::response_room(const routing::snapshot& snap, std::size_t& room) {

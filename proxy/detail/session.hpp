@@ -8,6 +8,7 @@
 #include "metrics/window.hpp"
 #include "proxy/detail/worker.hpp"
 #include "proxy/http/codec.hpp"
+#include "proxy/request_rules.hpp"
 
 namespace veer::proxy {
 
@@ -40,8 +41,29 @@ private:
         const routing::endpoint* ep = nullptr;
         bool reused = false;
     };
+    // The request in progress, from its head to finish(): the snapshot it is served by,
+    // the upstream connection it uses, and what finish() records and logs.
+    struct request {
+        request(std::int64_t t, std::shared_ptr<const routing::snapshot> s) : t_start(t), snap_ref(std::move(s)) {}
+        const routing::snapshot& snap() const { return *snap_ref; }
+        void measure(metrics::result res) {
+            result = res;
+            measured = true;
+        }
+        std::int64_t t_start;
+        std::shared_ptr<const routing::snapshot> snap_ref;
+        upstream_choice up;       // attached: counted in the worker's outstanding requests
+        int status = 0;           // what the client was answered (0: nothing)
+        metrics::result result{};
+        bool measured = false;    // up.ep served or failed it: recorded against it
+        bool keep_open = true;    // the client connection carries the next request
+    };
+    enum class idle_end { request, park, close };
     enum class send_result { ok, upstream_failed, client_failed, bad_body, body_too_large, early_response };
-    enum class head_result { ok, timeout, closed, reset, bad };
+    struct exchanged {
+        send_result sent;
+        head_result head;
+    };
     enum class relay_result { ok, upstream_failed, client_failed };
     // Where the relay of a response body stands.
     struct relay_state {
@@ -55,6 +77,27 @@ private:
 
     // Requests one after another until the connection ends or parks (true).
     task<bool> serve_requests();
+    // Waits for the next request's first bytes.
+    task<idle_end> await_request();
+    // One request: head, admission, upstream connection, exchange, relay or veer's answer.
+    task<> serve(request& r);
+    // The request head into req_; false if the client left or was answered 4xx.
+    task<bool> read_head(request& r);
+    // veer's own answer, and whether the client connection goes on.
+    task<> refuse(request& r, int status);
+    // Sends the request (resending per may_resend) and reads the response head.
+    task<exchanged> exchange(request& r);
+    task<head_result> read_response_head(upstream_conn& up, const routing::snapshot& snap);
+    // The response head in resp_ and its body, to the client.
+    task<> relay(request& r, bool upload_cut);
+    // The one place a request ends: its connection settled, its outcome recorded, logged.
+    void finish(request& r);
+    // The request takes `c` (and counts as outstanding on its endpoint).
+    void attach(request& r, upstream_choice c);
+    // The request is done with its upstream connection: back to the pool if `reusable`
+    // and its response ended exactly where its bytes did, else closed. Its unread bytes
+    // go with it either way, never to be parsed as the next response.
+    void end_exchange(request& r, bool reusable);
     // An endpoint of the pool other than `tried`, with a pooled idle connection to it
     // unless `fresh` (or none is idle).
     upstream_choice pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried, bool fresh);
@@ -67,17 +110,9 @@ private:
     // send_body while watching the upstream (RFC 9112 9.5): a final response that comes
     // first stops the upload (early_response; `head` says whether it parsed).
     task<send_result> send_body_watching(upstream_conn& up, const routing::snapshot& snap, head_result& head);
-    task<head_result> watch_for_response(upstream_conn& up, const routing::snapshot& snap);
-    // The request is done with its upstream connection: back to the pool if `reusable`
-    // and its response ended exactly where its bytes did, else closed. Its unread bytes
-    // go with it either way, never to be parsed as the next response.
-    void end_exchange(upstream_choice& c, bool reusable);
     // After the last response: the client's unread bytes are drained before closing.
     task<> linger();
     send_result feed_chunks(std::string_view in, const routing::snapshot& snap);
-    // ok or bad once up_in_ holds a final response head (interim ones are dropped);
-    // closed while more bytes are needed.
-    head_result parse_response_head(const routing::snapshot& snap);
     // Room at the end of up_in_ for more of a response head; null if the head is too large.
     char* response_room(const routing::snapshot& snap, std::size_t& room);
     // The next piece of the response body in up_in_: `out` goes to the client, `take`
@@ -89,7 +124,8 @@ private:
     static std::array<asio::const_buffer, 2> join(const std::string& head, io_buffer& buf, asio::const_buffer body);
     task<> tunnel(upstream_conn& up, const routing::snapshot& snap);
     task<> reply(int status, bool close);
-    void log_access(std::int64_t t_start);
+    void log_access(const request& r);
+    // One outcome against its endpoint and pool: the window, and the passive-ejection streak.
     void record(const routing::snapshot& snap, const routing::pool& pool, const routing::endpoint& ep,
                 metrics::result r, std::int64_t t_start);
 
@@ -115,9 +151,7 @@ private:
     upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress
     // The access log's view of the current request (only filled when the log is on).
     std::string log_request_;
-    int status_ = 0;
-    const routing::pool* served_pool_ = nullptr;
-    const routing::endpoint* served_by_ = nullptr;
+    std::string_view detail_;  // why veer refused or failed it: static text, for the log
 };
 
 }  // namespace veer::proxy
