@@ -43,7 +43,7 @@ session::~session() {
 }
 
 void session::cancel_if_idle() {
-    if (idle_) client_.sock().cancel();
+    if (idle_ || lingering_) client_.sock().cancel();
 }
 
 void session::abort() {
@@ -175,6 +175,7 @@ task<> session::serve(request& r) {
     const auto [sent, head] = co_await exchange(r);
     if (sent == send_result::bad_body || sent == send_result::body_too_large) {
         end_exchange(r, false);  // the upstream got part of a body that will never end
+        body_left_ = 1;  // the rest of a broken body is never read: the connection ends
         co_await refuse(r, sent == send_result::bad_body ? 400 : 413);
     } else if (sent == send_result::client_failed) {
         r.keep_open = false;
@@ -298,7 +299,11 @@ task<head_result> session::read_response_head(upstream_conn& up, const routing::
             }
             if (parsed.status != http::parse_status::done) break;
             if (resp_.status >= 200 || resp_.status == 101) co_return head_result::ok;
-            up_in_.consume(resp_.size);  // 100 was answered by veer already; others are dropped
+            if (resp_.status != 100 && req_.version_minor == 1) {  // not co_await in a condition: GCC 12
+                const bool forwarded = co_await forward_interim();
+                if (!forwarded) co_return head_result::reset;
+            }
+            up_in_.consume(resp_.size);
         }
         std::size_t room = 0;
         char* p = response_room(snap, room);
@@ -311,6 +316,16 @@ task<head_result> session::read_response_head(upstream_conn& up, const routing::
         got_bytes = true;
         up_in_.commit(n);
     }
+}
+
+// RFC 9110 15.2: a proxy forwards the 1xx it did not ask for (103 Early Hints, ...) to an
+// HTTP/1.1 client; an HTTP/1.0 one gets none. 100 Continue is veer's own to send.
+task<bool> session::forward_interim() {
+    std::string head;
+    http::write_client_response(resp_, 1, false, false, head);
+    client_.expires_after(snap_timeouts_.idle);
+    auto [ec, n] = co_await client_.write(asio::buffer(head));
+    co_return !ec;
 }
 
 task<> session::relay(request& r, bool upload_cut) {
@@ -337,7 +352,8 @@ task<> session::relay(request& r, bool upload_cut) {
 
     relay_state relay(resp_, chunked_to_client);
     relay_result relayed = relay_result::ok;
-    for (bool head_sent = false;; head_sent = true) {
+    bool head_sent = false;
+    for (;;) {
         // What of up_in_ belongs to this response, and what of it goes to the client.
         asio::const_buffer body;
         std::size_t take = 0;
@@ -354,6 +370,7 @@ task<> session::relay(request& r, bool upload_cut) {
                 break;
             }
         }
+        head_sent = true;
         up_in_.consume(take);
         if (relay.done) break;
         if (!up_in_.empty()) continue;  // the rest of what was read (dechunking)
@@ -371,6 +388,13 @@ task<> session::relay(request& r, bool upload_cut) {
     }
     r.measure(relayed == relay_result::upstream_failed ? metrics::result::reset : metrics::result_of_status(resp_.status));
     if (relayed != relay_result::ok) r.keep_open = false;
+    if (relayed == relay_result::upstream_failed && !head_sent) {
+        // The body's framing broke before the client got a byte (a bad first chunk size):
+        // a 502 can still be said (SPEC 4), rather than a connection closed on nothing.
+        detail_ = "bad chunked framing from upstream";
+        r.status = 502;
+        co_await reply(502, true);
+    }
     end_exchange(r, relayed == relay_result::ok && resp_.keep_alive && !upload_cut);
 }
 
@@ -549,6 +573,13 @@ task<session::send_result> session::send_body_watching(upstream_conn& up, const 
     using namespace asio::experimental::awaitable_operators;
     if (!up_in_) up_in_ = w_.buffers_.get();
     auto r = co_await (send_body(up, snap) || read_response_head(up, snap));
+    if (r.index() == 0 && std::get<0>(r) == send_result::upstream_failed) {
+        // The upload failed because the upstream answered and closed (a 413 and a reset):
+        // its answer may already be here, readable after the reset.
+        head = co_await read_response_head(up, snap);
+        if (head == head_result::ok || head == head_result::bad) co_return send_result::early_response;
+        co_return send_result::upstream_failed;
+    }
     if (r.index() == 0) co_return std::get<0>(r);
     head = std::get<1>(r);
     co_return head == head_result::ok || head == head_result::bad ? send_result::early_response
@@ -561,13 +592,14 @@ task<void> session::linger() {
     // Its bytes are read and dropped until it closes, for a bounded time (nginx lingers too).
     boost::system::error_code ec;
     client_.sock().shutdown(tcp_socket::shutdown_send, ec);
-    if (!in_) co_return;
+    if (!in_ || w_.draining_) co_return;  // a drain does not wait for a client's leftovers
+    lingering_ = true;
     client_.expires_after(linger_limit);
     for (;;) {
         std::size_t room = 0;
         char* p = in_.space(room);
         auto [rec, n] = co_await client_.sock().async_read_some(asio::buffer(p, room), nothrow);
-        if (rec) co_return;
+        if (rec || w_.draining_) co_return;  // a read that beat the drain's cancel ends here
     }
 }
 

@@ -88,6 +88,8 @@ private:
     // Sends the request (resending per may_resend) and reads the response head.
     task<exchanged> exchange(request& r);
     task<head_result> read_response_head(upstream_conn& up, const routing::snapshot& snap);
+    // The interim response in resp_, to the client; false if the client is gone.
+    task<bool> forward_interim();
     // The response head in resp_ and its body, to the client.
     task<> relay(request& r, bool upload_cut);
     // The one place a request ends: its connection settled, its outcome recorded, logged.
@@ -147,6 +149,7 @@ private:
     bool served_ = false;  // a request was read: idle limits apply, not header_read
     bool woken_ = false;   // unparked, its first read not done yet
     bool linger_ = false;  // closing with part of the client's request unread
+    bool lingering_ = false;  // draining those bytes now: a drain ends it
     static constexpr std::chrono::seconds linger_limit{5};
     upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress
     // The access log's view of the current request (only filled when the log is on).

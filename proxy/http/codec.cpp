@@ -576,7 +576,8 @@ void write_upstream_request(const request_head& req, const forward_info& info, s
     else if (!req.has_host && !info.host.empty()) append_field(out, "Host", info.host);
     if (req.upgrade_websocket) out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
     out.append("X-Forwarded-For: ");
-    if (!req.x_forwarded_for.empty()) {
+    // A client's X-Forwarded-For named in its Connection is hop-by-hop: dropped, not chained.
+    if (!req.x_forwarded_for.empty() && !hop_by_hop_in(req, "x-forwarded-for", several)) {
         // Every hop the client's fields name, in order, even when split over several lines.
         for (const auto& f : req.fields)
             if (iequals(f.name, "x-forwarded-for") && !f.value.empty()) out.append(f.value).append(", ");
@@ -596,7 +597,11 @@ void write_client_response(const response_head& resp, int client_minor, bool chu
     const bool several = several_connection_fields(resp);
     for (const auto& f : resp.fields) {
         if (hop_by_hop_in(resp, f.name, several)) continue;
-        if (resp.body != body_kind::none && iequals(f.name, "content-length")) continue;
+        // Re-stated below with a body; never in a 1xx or 204 (RFC 9110 8.6); a HEAD or 304
+        // answer keeps it, as it describes the representation.
+        if ((resp.body != body_kind::none || resp.status < 200 || resp.status == 204) &&
+            iequals(f.name, "content-length"))
+            continue;
         append_field(out, f.name, f.value);
     }
     if (resp.body == body_kind::length) {
