@@ -6,6 +6,7 @@
 
 #include "common/ascii.hpp"
 #include "common/duration.hpp"
+#include "routing/snapshot.hpp"
 
 #include <toml++/toml.h>
 
@@ -621,6 +622,13 @@ void read_pools(walker& root, config& cfg) {
                 const auto canonical = canonical_address(endpoint.value, 1);
                 if (!canonical) {
                     p->error_at(endpoint, check_address(endpoint.value, 1));
+                    continue;
+                }
+                // What the data path can connect to is decided by its own parser, not a
+                // second opinion: until names are resolved, an endpoint is an IP literal.
+                if (routing::endpoint ip; !routing::parse_ip_endpoint(endpoint.value, ip)) {
+                    p->error_at(endpoint, "must be an IP address and port, \"1.2.3.4:80\" or \"[::1]:80\" "
+                                          "(DNS names are not resolved yet; got " + in_quotes(endpoint.value) + ")");
                     continue;
                 }
                 const auto [first, fresh] = seen.emplace(*canonical, endpoint.name);
