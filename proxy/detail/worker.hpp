@@ -138,6 +138,11 @@ public:
     // Writes a new request id (24 hex digits) into `out`.
     std::string_view next_request_id(char (&out)[24]);
 
+private:
+    // A session is the thread's own code: it uses the loop, the pools, the buffers and
+    // the counters below directly (this thread only); nothing else does.
+    friend class session;
+
     // One thread runs it, and only that thread touches its sockets (others post to it):
     // the per-descriptor locks of the reactor are not needed.
     asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
@@ -159,7 +164,6 @@ public:
     std::string access_buffer_;  // access log lines not yet written
     void flush_access_log();
 
-private:
     // An idle connection without a session: a socket waiting to be readable.
     struct parked_conn {
         parked_conn(tcp_socket s, std::int64_t since) : sock(std::move(s)), idle_since_ns(since) {}

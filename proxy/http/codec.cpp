@@ -92,6 +92,15 @@ void note_transfer_encoding(std::string_view value, framing& f) {
     }
 }
 
+// A message with Transfer-Encoding, requests and responses alike: HTTP/1.1 only, and
+// exactly one `chunked`, last (RFC 9112 6.1, 6.3); any other coding is not implemented.
+parse_result check_codings(const framing& f, int version_minor) {
+    if (version_minor == 0) return fail(error::bad_request, "Transfer-Encoding in HTTP/1.0");
+    if (!f.chunked_last || f.chunked_count != 1) return fail(error::bad_request, "last coding is not chunked");
+    if (f.other_coding) return fail(error::not_implemented, "transfer coding other than chunked");
+    return {parse_status::done, error::none, {}};
+}
+
 // Parses the field lines between `begin` and the head's end into `fields`, noting framing.
 template <class Head>
 parse_result parse_fields(std::string_view head, Head& out, framing& f) {
@@ -338,10 +347,8 @@ parse_result parse_request(std::string_view in, std::size_t max_head, request_he
     if (f.hosts > 1) return fail(error::bad_request, "repeated Host");
     if (f.bad_content_length) return fail(error::bad_request, "bad or differing Content-Length");
     if (f.transfer_encodings > 0) {
-        if (out.version_minor == 0) return fail(error::bad_request, "Transfer-Encoding in HTTP/1.0");
         if (f.content_lengths > 0) return fail(error::bad_request, "both Content-Length and Transfer-Encoding");
-        if (!f.chunked_last || f.chunked_count != 1) return fail(error::bad_request, "last coding is not chunked");
-        if (f.other_coding) return fail(error::not_implemented, "transfer coding other than chunked");
+        if (r = check_codings(f, out.version_minor); r.status == parse_status::failed) return r;
         out.body = body_kind::chunked;
     } else if (f.content_lengths > 0) {
         out.content_length = f.content_length;
@@ -407,9 +414,7 @@ parse_result parse_response(std::string_view in, std::size_t max_head, bool requ
         // coding other than chunked until close (RFC 9112 6.3) would not do here: veer strips
         // Transfer-Encoding as hop-by-hop, so the client would get gzip or chunk framing as
         // if it were the body.
-        if (out.version_minor == 0) return fail(error::bad_request, "Transfer-Encoding in HTTP/1.0");
-        if (!f.chunked_last || f.chunked_count != 1) return fail(error::bad_request, "last coding is not chunked");
-        if (f.other_coding) return fail(error::not_implemented, "transfer coding other than chunked");
+        if (r = check_codings(f, out.version_minor); r.status == parse_status::failed) return r;
         out.body = body_kind::chunked;
     } else if (f.content_lengths > 0) {
         out.body = body_kind::length;

@@ -1,0 +1,230 @@
+// One data-path thread (proxy/detail/worker.hpp): its acceptor, its sessions and parked
+// connections, the idle sweeper that enforces every deadline, and the access log buffer.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <malloc.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+#include "proxy/detail/session.hpp"
+
+namespace veer::proxy {
+
+worker::worker(std::size_t index, const config::config& cfg, shared_state& shared)
+    : shared_(shared),
+      metrics_(shared.metrics.shard(index)),
+      routes_(shared.routes),
+      rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)),
+      outstanding_(metrics::max_endpoints, 0),
+      round_robin_(metrics::max_pool_slots, 0),
+      // 32 KiB: most heads with the body bytes that follow, and a 16 KiB response with its
+      // head in one read; a larger head grows its buffer up to max_header_bytes.
+      buffers_(buffer_size),
+      upstreams_(metrics::max_endpoints, std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
+      acceptor_(ioc_.get_executor()),
+      request_prefix_(std::random_device{}()) {
+    request_prefix_ = (request_prefix_ << 32) ^ std::random_device{}() ^ index;
+}
+
+worker::~worker() {
+    stop();
+    join();
+    if (shared_.access_log_fd >= 0) flush_access_log();
+    while (parked_) delete std::exchange(parked_, parked_->next);  // their waits die with ioc_
+}
+
+void worker::listen(const tcp::endpoint& at) {
+    acceptor_.open(at.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    const int one = 1;
+    // Each thread has its own listening socket on the same port; the kernel spreads
+    // connections over them, so no thread hands work to another.
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        throw std::runtime_error("SO_REUSEPORT not supported");
+    if (at.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true));
+    acceptor_.bind(at);
+    acceptor_.listen(4096);
+}
+
+void worker::start() {
+    asio::co_spawn(ioc_, accept_loop(), [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+    });
+    if (shared_.access_log_fd >= 0) asio::co_spawn(ioc_, access_log_flusher(), asio::detached);
+    asio::co_spawn(ioc_, idle_sweeper(), asio::detached);
+    thread_ = std::thread([this] {
+        ioc_.run();
+        finished_ = true;
+    });
+}
+
+void worker::drain() {
+    asio::post(ioc_, [this] {
+        draining_ = true;
+        boost::system::error_code ec;
+        acceptor_.close(ec);
+        for (auto* s = sessions_; s; s = s->next_) s->cancel_if_idle();
+        for (auto* p = parked_; p; p = p->next) p->sock.cancel();
+        upstreams_.close_all();
+        flush_timer_.cancel();
+        sweep_timer_.cancel();
+    });
+}
+
+void worker::flush_access_log() {
+    // One O_APPEND write per 16 KiB or per second: lines of different threads never
+    // interleave within a line, and no request waits on the disk more than that.
+    std::size_t done = 0;
+    while (done < access_buffer_.size()) {
+        const auto n = ::write(shared_.access_log_fd, access_buffer_.data() + done, access_buffer_.size() - done);
+        if (n <= 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    access_buffer_.clear();
+}
+
+task<> worker::access_log_flusher() {
+    while (!draining_) {
+        flush_timer_.expires_after(std::chrono::seconds(1));
+        co_await flush_timer_.async_wait(nothrow);
+        flush_access_log();
+    }
+}
+
+void worker::abort() {
+    asio::post(ioc_, [this] {
+        for (auto* s = sessions_; s;) {
+            auto* next = s->next_;
+            s->abort();
+            s = next;
+        }
+        for (auto* p = parked_; p; p = p->next) p->sock.cancel();
+    });
+}
+
+task<> worker::idle_sweeper() {
+    // One timer per thread instead of one per connection or per operation: a deadline
+    // (session::sweep) is enforced at most a tenth of the shortest timeout late, counting
+    // the 1 s TLS close_notify limit among the timeouts: every 10 to 100 ms.
+    // It goes on during a drain: requests still in progress keep their deadlines.
+    while (!draining_ || sessions_ || parked_) {
+        const auto t = routes_.get()->timeouts;
+        const auto shortest = std::min({t.idle, t.header_read, t.connect, t.upstream_response,
+                                        std::chrono::milliseconds(1000)});
+        const auto period = std::max<std::chrono::milliseconds>(shortest / 10, std::chrono::milliseconds(10));
+        sweep_timer_.expires_after(period);
+        co_await sweep_timer_.async_wait(nothrow);
+        const auto now = coarse_now_ns();
+        if (now - last_pool_trim_ns_ >= 1'000'000'000) {
+            last_pool_trim_ns_ = now;
+            // Many buffers freed at once (a burst, or connections that parked): return
+            // that memory to the kernel too, or it would stay in RSS (at most every 5 s).
+            if (buffers_.trim() >= 64) trim_pending_ = true;
+            if (trim_pending_ && now - last_trim_ns_ >= 5'000'000'000) {
+                ::malloc_trim(0);
+                trim_pending_ = false;
+                last_trim_ns_ = now;
+            }
+        }
+        for (auto* s = sessions_; s;) {
+            auto* next = s->next_;  // cancelling never unlinks synchronously, but stay safe
+            s->sweep(now);
+            s = next;
+        }
+        const auto idle_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.idle).count();
+        for (auto* p = parked_; p; p = p->next)
+            if (now - p->idle_since_ns >= idle_ns) p->sock.cancel();  // unpark() closes it
+    }
+}
+
+task<> worker::accept_loop() {
+    timer backoff(ioc_.get_executor());
+    for (;;) {
+        auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
+        if (!acceptor_.is_open() || ec == asio::error::operation_aborted) co_return;
+        if (ec) {
+            // Out of descriptors or memory: the pending connection stays queued and the
+            // listener stays readable, so wait a little instead of spinning on it.
+            backoff.expires_after(std::chrono::milliseconds(50));
+            co_await backoff.async_wait(nothrow);
+            continue;
+        }
+        const auto limit = routes_.get()->limits.max_connections;
+        if (shared_.active_connections.load(std::memory_order_relaxed) >= limit) {
+            shared_.refused_connections.fetch_add(1, std::memory_order_relaxed);
+            continue;  // the socket closes as it goes out of scope: refused, not queued
+        }
+        shared_.active_connections.fetch_add(1, std::memory_order_relaxed);
+        start_session(std::move(socket), false);
+    }
+}
+
+void worker::start_session(tcp_socket s, bool woken) {
+    asio::co_spawn(ioc_, run_session(*this, std::move(s), woken), [this](std::exception_ptr e, bool parked) {
+        if (parked) return;  // still a connection, now in parked_
+        shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"session failed: %s\"}\n", ex.what());
+            }
+        }
+    });
+}
+
+void worker::park(tcp_socket s, std::int64_t idle_since_ns) {
+    if (draining_) {  // the drain closed the parked ones already: this one goes too
+        shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+        return;
+    }
+    auto* p = new parked_conn(std::move(s), idle_since_ns);
+    p->next = parked_;
+    if (parked_) parked_->prev = p;
+    parked_ = p;
+    p->sock.async_wait(tcp_socket::wait_read, [this, p](const boost::system::error_code& ec) { unpark(p, ec); });
+}
+
+void worker::unpark(parked_conn* p, const boost::system::error_code& ec) {
+    if (p->prev) p->prev->next = p->next;
+    else parked_ = p->next;
+    if (p->next) p->next->prev = p->prev;
+    tcp_socket s = std::move(p->sock);
+    delete p;
+    if (ec || draining_) {  // idle timeout, drain or abort: the socket closes here
+        shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+        return;
+    }
+    start_session(std::move(s), true);
+}
+
+void worker::link(session* s) {
+    s->next_ = sessions_;
+    if (sessions_) sessions_->prev_ = s;
+    sessions_ = s;
+}
+
+void worker::unlink(session* s) {
+    if (s->prev_) s->prev_->next_ = s->next_;
+    else sessions_ = s->next_;
+    if (s->next_) s->next_->prev_ = s->prev_;
+}
+
+std::string_view worker::next_request_id(char (&out)[24]) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::uint64_t a = request_prefix_;
+    for (int i = 15; i >= 0; --i, a >>= 4) out[i] = hex[a & 15];
+    std::uint32_t b = ++request_counter_;
+    for (int i = 23; i >= 16; --i, b >>= 4) out[i] = hex[b & 15];
+    return {out, sizeof out};
+}
+
+}  // namespace veer::proxy
