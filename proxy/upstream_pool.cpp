@@ -30,8 +30,8 @@ void upstream_pool::checkin(std::uint32_t endpoint_id, std::unique_ptr<upstream_
 }
 
 void upstream_pool::watch(std::uint32_t endpoint_id, upstream_conn& c) {
-    // A peek, not a wait: Asio re-registers the descriptor with epoll for every wait, while
-    // a read is queued as it is (or, if bytes came since the last read, found at once).
+    // A peek, not a wait: Asio re-registers the descriptor with epoll for every wait; a
+    // read is tried at once (one recv that finds nothing) and then queued as it is.
     c.stream.sock().async_receive(asio::buffer(&c.peeked, 1), tcp_socket::message_peek,
                                   [this, endpoint_id, conn = &c](boost::system::error_code ec, std::size_t) {
                                       // Aborted: checked out, closed or destroyed; `conn`

@@ -5,8 +5,10 @@
 // An idle connection has no request outstanding, so nothing may arrive on it (RFC 9112
 // 9.2): bytes or EOF there (a late body, a 408 before the upstream closes, a forged
 // response) retire it. Each idle connection is watched the way nginx and HAProxy do it,
-// with a read armed on the reactor rather than a check at checkout: a peek queued on an
-// already registered socket and cancelled at checkout costs no system call.
+// with a read armed on the reactor rather than a check at checkout. Arming it costs one
+// recv(MSG_PEEK) that finds nothing: Asio tries a read at once when its socket last
+// reported data, and every other way to arm a wait is an epoll_ctl. Cancelling it at
+// checkout costs nothing.
 #pragma once
 
 #include <cstdint>
