@@ -10,9 +10,11 @@ std::vector<std::string_view> words(std::string_view line) {
     std::vector<std::string_view> out;
     std::size_t i = 0;
     while (i < line.size()) {
-        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t'))
+            ++i;
         const std::size_t start = i;
-        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t')
+            ++i;
         if (i > start) out.push_back(line.substr(start, i - start));
     }
     return out;
@@ -25,9 +27,12 @@ bool parse_int(std::string_view s, int& out) {
 
 // The rest of the line after the first `n` words, trimmed.
 std::string rest_after(std::string_view line, std::string_view last_word) {
-    auto tail = line.substr(static_cast<std::size_t>(last_word.data() + last_word.size() - line.data()));
-    while (!tail.empty() && (tail.front() == ' ' || tail.front() == '\t')) tail.remove_prefix(1);
-    while (!tail.empty() && (tail.back() == ' ' || tail.back() == '\t')) tail.remove_suffix(1);
+    auto tail =
+        line.substr(static_cast<std::size_t>(last_word.data() + last_word.size() - line.data()));
+    while (!tail.empty() && (tail.front() == ' ' || tail.front() == '\t'))
+        tail.remove_prefix(1);
+    while (!tail.empty() && (tail.back() == ' ' || tail.back() == '\t'))
+        tail.remove_suffix(1);
     return std::string(tail);
 }
 
@@ -67,7 +72,8 @@ command parse_command(std::string_view line) {
     if (name == "set") {
         if (w.size() != 3 || w[1] != "weight") return refuse("usage: set weight N (0..100)");
         if (!parse_int(w[2], c.number) || c.number < 0 || c.number > 100)
-            return refuse("set weight: N must be an integer from 0 to 100 (got " + std::string(w[2].substr(0, 32)) + ")");
+            return refuse("set weight: N must be an integer from 0 to 100 (got " +
+                          std::string(w[2].substr(0, 32)) + ")");
         c.what = verb::set_weight;
         return c;
     }
@@ -77,7 +83,8 @@ command parse_command(std::string_view line) {
         return c;
     }
     if (name == "drain" || name == "undrain") {
-        if (w.size() != 2) return refuse(std::string(name) + ": usage: " + std::string(name) + " ADDRESS");
+        if (w.size() != 2)
+            return refuse(std::string(name) + ": usage: " + std::string(name) + " ADDRESS");
         c.what = name == "drain" ? verb::drain : verb::undrain;
         c.text = std::string(w[1]);
         return c;

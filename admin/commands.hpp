@@ -7,13 +7,26 @@
 
 namespace veer::admin {
 
-enum class verb { status, help, set_weight, start, pause, resume, promote, rollback, drain, undrain, reload, events };
+enum class verb {
+    status,
+    help,
+    set_weight,
+    start,
+    pause,
+    resume,
+    promote,
+    rollback,
+    drain,
+    undrain,
+    reload,
+    events
+};
 
 struct command {
     verb what = verb::help;
-    int number = 0;    // set weight N, events [N]
+    int number = 0;  // set weight N, events [N]
     std::string text;  // rollback [reason], drain/undrain ADDRESS
-    std::string error; // non-empty: the line is refused
+    std::string error;  // non-empty: the line is refused
 };
 
 command parse_command(std::string_view line);

@@ -30,7 +30,8 @@ http_server::http_server(asio::io_context& ioc, const std::string& address, hand
     if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acceptor_.bind(at, ec);
     if (!ec) acceptor_.listen(64, ec);
-    if (ec) throw std::runtime_error("admin.http: cannot listen on " + address + ": " + ec.message());
+    if (ec)
+        throw std::runtime_error("admin.http: cannot listen on " + address + ": " + ec.message());
 }
 
 void http_server::start() { asio::co_spawn(ioc_, accept_loop(), asio::detached); }
@@ -52,24 +53,29 @@ asio::awaitable<void> http_server::serve(tcp::socket socket) {
     proxy::http::request_head req;
     std::string out;
     for (;;) {
-        auto [ec, n] = co_await s.async_read_some(asio::buffer(buf.data() + got, buf.size() - got), nothrow);
+        auto [ec, n] =
+            co_await s.async_read_some(asio::buffer(buf.data() + got, buf.size() - got), nothrow);
         if (ec) co_return;
         got += n;
         const auto r = proxy::http::parse_request({buf.data(), got}, buf.size(), req);
         if (r.status == proxy::http::parse_status::incomplete) continue;
         if (r.status == proxy::http::parse_status::failed) {
-            proxy::http::write_simple_response(proxy::http::status_of(r.err), true, "bad request\n", out);
+            proxy::http::write_simple_response(proxy::http::status_of(r.err), true, "bad request\n",
+                                               out);
             break;
         }
         if (req.method != "GET" && req.method != "HEAD") {
-            out = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 19\r\n"
-                  "Connection: close\r\n\r\nmethod not allowed\n";
+            out =
+                "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 19\r\n"
+                "Connection: close\r\n\r\nmethod not allowed\n";
             break;
         }
         auto path = req.target.substr(0, req.target.find('?'));
         const auto resp = handler_(path);
-        out = "HTTP/1.1 " + std::to_string(resp.status) + " " + std::string(proxy::http::reason_of(resp.status)) +
-              "\r\nContent-Type: " + resp.content_type + "\r\nContent-Length: " + std::to_string(resp.body.size()) +
+        out = "HTTP/1.1 " + std::to_string(resp.status) + " " +
+              std::string(proxy::http::reason_of(resp.status)) +
+              "\r\nContent-Type: " + resp.content_type +
+              "\r\nContent-Length: " + std::to_string(resp.body.size()) +
               "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
         if (!req.is_head) out += resp.body;
         break;

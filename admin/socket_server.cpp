@@ -31,12 +31,15 @@ bool answers(const std::string& path) {
 
 }  // namespace
 
-socket_server::socket_server(asio::io_context& ioc, const std::string& path, unsigned mode, handler h)
+socket_server::socket_server(asio::io_context& ioc, const std::string& path, unsigned mode,
+                             handler h)
     : ioc_(ioc), path_(path), acceptor_(ioc), handler_(std::move(h)) {
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) throw std::runtime_error("admin.socket: " + path + " exists and is not a socket");
-        if (answers(path)) throw std::runtime_error("admin.socket: a live veer already answers on " + path);
+        if (!S_ISSOCK(st.st_mode))
+            throw std::runtime_error("admin.socket: " + path + " exists and is not a socket");
+        if (answers(path))
+            throw std::runtime_error("admin.socket: a live veer already answers on " + path);
         ::unlink(path.c_str());  // stale: its veer is gone
     }
     acceptor_.open(unix_socket());
@@ -75,7 +78,8 @@ asio::awaitable<void> socket_server::serve(unix_socket::socket s) {
         auto [ec, n] = co_await asio::async_read_until(s, buf, '\n', nothrow);
         if (ec == asio::error::not_found || (ec && buf.size() > max_line)) {
             // Over-long: say so and hang up, the rest of the line is not worth reading.
-            static constexpr std::string_view too_long = "{\"ok\":false,\"error\":\"line longer than 4096 bytes\"}\n";
+            static constexpr std::string_view too_long =
+                "{\"ok\":false,\"error\":\"line longer than 4096 bytes\"}\n";
             co_await asio::async_write(s, asio::buffer(too_long), nothrow);
             co_return;
         }

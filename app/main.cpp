@@ -17,7 +17,8 @@ constexpr const char* usage =
 
 int load_or_report(const std::string& path, std::optional<veer::config::config>& out) {
     auto r = veer::config::load_file(path);
-    for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    for (const auto& e : r.errors)
+        std::fprintf(stderr, "%s\n", e.c_str());
     if (!r.cfg) return 1;
     out = std::move(r.cfg);
     return 0;
@@ -34,7 +35,8 @@ int main(int argc, char** argv) {
         std::fputs(usage, stdout);
         return 0;
     }
-    if (argc != 3 || (std::strcmp(argv[1], "--config") != 0 && std::strcmp(argv[1], "--check-config") != 0)) {
+    if (argc != 3 ||
+        (std::strcmp(argv[1], "--config") != 0 && std::strcmp(argv[1], "--check-config") != 0)) {
         std::fputs(usage, stderr);
         return 2;
     }

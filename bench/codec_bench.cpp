@@ -64,12 +64,14 @@ BENCHMARK(BM_parse_and_rewrite_response);
 
 void BM_chunk_decode_16k(benchmark::State& state) {
     std::string body;
-    for (int i = 0; i < 4; ++i) body += "1000\r\n" + std::string(4096, 'x') + "\r\n";
+    for (int i = 0; i < 4; ++i)
+        body += "1000\r\n" + std::string(4096, 'x') + "\r\n";
     body += "0\r\n\r\n";
     for (auto _ : state) {
         chunk_decoder d;
         std::size_t at = 0;
-        while (at < body.size() && !d.done()) at += d.feed(std::string_view(body).substr(at)).consumed;
+        while (at < body.size() && !d.done())
+            at += d.feed(std::string_view(body).substr(at)).consumed;
         benchmark::DoNotOptimize(at);
     }
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * body.size()));

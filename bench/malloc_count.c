@@ -15,15 +15,27 @@ extern void* __libc_memalign(size_t, size_t);
 
 static atomic_ulong allocations;
 
-void* malloc(size_t n) { atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed); return __libc_malloc(n); }
-void* calloc(size_t a, size_t b) { atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed); return __libc_calloc(a, b); }
-void* realloc(void* p, size_t n) { atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed); return __libc_realloc(p, n); }
+void* malloc(size_t n) {
+    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
+    return __libc_malloc(n);
+}
+void* calloc(size_t a, size_t b) {
+    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
+    return __libc_calloc(a, b);
+}
+void* realloc(void* p, size_t n) {
+    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
+    return __libc_realloc(p, n);
+}
 int posix_memalign(void** out, size_t align, size_t n) {
     atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
     *out = __libc_memalign(align, n);
     return *out ? 0 : 12;
 }
-void* aligned_alloc(size_t align, size_t n) { atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed); return __libc_memalign(align, n); }
+void* aligned_alloc(size_t align, size_t n) {
+    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
+    return __libc_memalign(align, n);
+}
 
 static void report(int sig) {
     (void)sig;

@@ -23,7 +23,8 @@ std::vector<std::uint64_t> latencies(std::size_t n, double median_us, std::uint6
     std::mt19937_64 gen(seed);
     std::lognormal_distribution<double> dist(std::log(median_us), 0.7);
     std::vector<std::uint64_t> out(n);
-    for (auto& v : out) v = static_cast<std::uint64_t>(dist(gen));
+    for (auto& v : out)
+        v = static_cast<std::uint64_t>(dist(gen));
     return out;
 }
 
@@ -60,7 +61,8 @@ void bm_collect_30s_window_percentiles(benchmark::State& state) {
     }
     for (auto _ : state) {
         window_stats st;
-        for (const auto& w : windows) w->collect(st, end);
+        for (const auto& w : windows)
+            w->collect(st, end);
         benchmark::DoNotOptimize(st.latency.quantile(0.50));
         benchmark::DoNotOptimize(st.latency.quantile(0.95));
         benchmark::DoNotOptimize(st.latency.quantile(0.99));

@@ -64,7 +64,8 @@ void BM_route(benchmark::State& state) {
 BENCHMARK(BM_route)->Arg(0)->Arg(1);
 
 void BM_sticky_bucket(benchmark::State& state) {
-    for (auto _ : state) benchmark::DoNotOptimize(sticky_bucket("user-123456"));
+    for (auto _ : state)
+        benchmark::DoNotOptimize(sticky_bucket("user-123456"));
 }
 BENCHMARK(BM_sticky_bucket);
 

@@ -14,7 +14,8 @@ using namespace veer::proxy;
 // open, silent, so that no watch retires them.
 struct pooled_connections {
     explicit pooled_connections(int n) : pool(1, 60'000'000'000) {
-        tcp_acceptor acceptor(ioc.get_executor(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        tcp_acceptor acceptor(ioc.get_executor(),
+                              tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
         for (int i = 0; i < n; ++i) {
             auto c = std::make_unique<upstream_conn>(ioc.get_executor());
             c->stream.sock().connect(acceptor.local_endpoint());

@@ -9,13 +9,17 @@
 namespace veer::ascii {
 
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
-constexpr bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+constexpr bool is_alnum(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 namespace detail {
 constexpr std::array<bool, 256> make_tchar() {
     std::array<bool, 256> t{};
-    for (int c = 0; c < 256; ++c) t[c] = is_alnum(static_cast<char>(c));
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    for (int c = 0; c < 256; ++c)
+        t[c] = is_alnum(static_cast<char>(c));
+    for (char c : std::string_view("!#$%&'*+-.^_`|~"))
+        t[static_cast<unsigned char>(c)] = true;
     return t;
 }
 inline constexpr auto tchar = make_tchar();
@@ -40,8 +44,10 @@ inline bool iequals(std::string_view a, std::string_view b) {
 
 // Without leading and trailing spaces and tabs (HTTP's OWS).
 inline std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 

@@ -14,7 +14,8 @@ inline std::string format_duration_ms(std::int64_t ms) {
     if (ms < 1000) return std::to_string(ms) + "ms";
     // Seconds with the fraction, trailing zeros dropped: 1500 -> "1.5s".
     std::string fraction = std::to_string(1000 + ms % 1000).substr(1);
-    while (fraction.back() == '0') fraction.pop_back();
+    while (fraction.back() == '0')
+        fraction.pop_back();
     return std::to_string(ms / 1000) + "." + fraction + "s";
 }
 

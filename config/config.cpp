@@ -64,7 +64,8 @@ std::string show_size(std::uint64_t bytes) {
     constexpr std::pair<std::uint64_t, std::string_view> units[] = {
         {1ull << 40, "TiB"}, {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
     for (const auto& [size, unit] : units)
-        if (bytes != 0 && bytes % size == 0) return std::to_string(bytes / size) + std::string(unit);
+        if (bytes != 0 && bytes % size == 0)
+            return std::to_string(bytes / size) + std::string(unit);
     return std::to_string(bytes);
 }
 
@@ -87,7 +88,8 @@ const std::pair<std::string_view, T>* find_named(const std::pair<std::string_vie
 template <class T, std::size_t N>
 std::string list_names(const std::pair<std::string_view, T> (&table)[N]) {
     std::string out;
-    for (const auto& entry : table) out += (out.empty() ? "" : ", ") + in_quotes(entry.first);
+    for (const auto& entry : table)
+        out += (out.empty() ? "" : ", ") + in_quotes(entry.first);
     return out;
 }
 
@@ -142,14 +144,18 @@ std::optional<std::string> canonical_address(std::string_view text, unsigned min
     std::string canonical_host;
     if (text.starts_with('[')) {
         const std::size_t close = text.find(']');
-        if (close == std::string_view::npos || text.substr(close + 1, 1) != ":") return std::nullopt;
+        if (close == std::string_view::npos || text.substr(close + 1, 1) != ":")
+            return std::nullopt;
         host = text.substr(1, close - 1);
         port = text.substr(close + 2);
         // A zone ("%eth0") is kept as written; only the address part is checked.
         const std::size_t percent = std::min(host.find('%'), host.size());
         const std::string_view zone = host.substr(percent);  // "" or "%eth0"
-        const auto zone_char = [](char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; };
-        if (!zone.empty() && (zone.size() == 1 || !std::all_of(zone.begin() + 1, zone.end(), zone_char)))
+        const auto zone_char = [](char c) {
+            return is_alnum(c) || c == '_' || c == '.' || c == '-';
+        };
+        if (!zone.empty() &&
+            (zone.size() == 1 || !std::all_of(zone.begin() + 1, zone.end(), zone_char)))
             return std::nullopt;
         in6_addr v6{};
         if (inet_pton(AF_INET6, std::string(host.substr(0, percent)).c_str(), &v6) != 1)
@@ -214,8 +220,9 @@ std::string check_socket_path(std::string_view text) {
 }
 
 std::optional<unsigned> parse_socket_mode(std::string_view text) {
-    const bool octal = !text.empty() && text.size() <= 4 &&
-                       std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '7'; });
+    const bool octal =
+        !text.empty() && text.size() <= 4 &&
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '7'; });
     unsigned mode = 0;
     if (!octal) return std::nullopt;
     std::from_chars(text.data(), text.data() + text.size(), mode, 8);
@@ -225,13 +232,14 @@ std::optional<unsigned> parse_socket_mode(std::string_view text) {
 
 std::string check_socket_mode(std::string_view text) {
     if (parse_socket_mode(text)) return "";
-    return "must be octal digits from \"0000\" to \"0777\" like \"0600\" (got " + in_quotes(text) + ")";
+    return "must be octal digits from \"0000\" to \"0777\" like \"0600\" (got " + in_quotes(text) +
+           ")";
 }
 
 std::string check_http_path(std::string_view text) {
     const bool ok = text.starts_with('/') && std::none_of(text.begin(), text.end(), [](char c) {
-        return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
-    });
+                        return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+                    });
     return ok ? "" : "must be a request path starting with \"/\" (got " + in_quotes(text) + ")";
 }
 
@@ -251,8 +259,8 @@ public:
         const auto line = std::max<toml::source_index>(at.begin.line, 1);
         const auto column = std::max<toml::source_index>(at.begin.column, 1);
         entries_.push_back({line, column,
-                            file_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " +
-                                std::string(key) + ": " + std::string(message)});
+                            file_ + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                                ": " + std::string(key) + ": " + std::string(message)});
     }
 
     // In file order, like a compiler, whatever order the sections were checked in.
@@ -261,7 +269,8 @@ public:
             return std::tie(a.line, a.column) < std::tie(b.line, b.column);
         });
         std::vector<std::string> out;
-        for (auto& e : entries_) out.push_back(std::move(e.text));
+        for (auto& e : entries_)
+            out.push_back(std::move(e.text));
         return out;
     }
 
@@ -285,8 +294,10 @@ struct list_item {
 
 template <class T>
 constexpr std::string_view element_type_name() {
-    if constexpr (std::is_same_v<T, std::string>) return "a string";
-    else return "an integer";
+    if constexpr (std::is_same_v<T, std::string>)
+        return "a string";
+    else
+        return "an integer";
 }
 
 enum class lower_bound { non_negative, positive };
@@ -311,7 +322,8 @@ public:
     // An error about `key`: at the key when it is there, else at this table.
     void error(std::string_view key, std::string_view message) const {
         const auto it = table_->find(key);
-        errors_->add(it != table_->end() ? it->first.source() : table_->source(), name(key), message);
+        errors_->add(it != table_->end() ? it->first.source() : table_->source(), name(key),
+                     message);
     }
 
     // An error about this table as a whole.
@@ -331,10 +343,12 @@ public:
     // The keys of this table in file order (toml++ keeps them sorted by name).
     std::vector<std::string> keys_in_file_order() const {
         std::vector<std::pair<toml::source_position, std::string>> keys;
-        for (auto&& [key, node] : *table_) keys.emplace_back(key.source().begin, std::string(key.str()));
+        for (auto&& [key, node] : *table_)
+            keys.emplace_back(key.source().begin, std::string(key.str()));
         std::sort(keys.begin(), keys.end());
         std::vector<std::string> out;
-        for (auto& entry : keys) out.push_back(std::move(entry.second));
+        for (auto& entry : keys)
+            out.push_back(std::move(entry.second));
         return out;
     }
 
@@ -350,7 +364,8 @@ public:
         const auto* value = typed<std::string>(key, "a string");
         if (!value) return false;
         if (check) {
-            if (const std::string message = check(value->get()); !message.empty()) error(key, message);
+            if (const std::string message = check(value->get()); !message.empty())
+                error(key, message);
         }
         out = value->get();
         return true;
@@ -370,7 +385,8 @@ public:
         const std::int64_t got = value->get();
         const std::int64_t top = std::min<std::int64_t>(hi, std::numeric_limits<Int>::max());
         if (got < lo || got > top)
-            error(key, out_of_range(show(lo), (got < lo && hi == no_max) ? "" : show(top), show(got)));
+            error(key,
+                  out_of_range(show(lo), (got < lo && hi == no_max) ? "" : show(top), show(got)));
         out = static_cast<Int>(got);
         return true;
     }
@@ -380,9 +396,12 @@ public:
     bool read_number(std::string_view key, Out& out) {
         const toml::node* node = find(key);
         if (!node) return false;
-        if (const auto* real = node->as_floating_point()) out = real->get();
-        else if (const auto* whole = node->as_integer()) out = static_cast<double>(whole->get());
-        else return type_error(key, *node, "a number");
+        if (const auto* real = node->as_floating_point())
+            out = real->get();
+        else if (const auto* whole = node->as_integer())
+            out = static_cast<double>(whole->get());
+        else
+            return type_error(key, *node, "a number");
         return true;
     }
 
@@ -404,7 +423,8 @@ public:
         if (!text) return false;
         const auto value = parse_duration(text->get());
         if (!value) {
-            error(key, "must be a duration string like \"250ms\" (got " + in_quotes(text->get()) + ")");
+            error(key,
+                  "must be a duration string like \"250ms\" (got " + in_quotes(text->get()) + ")");
             return false;
         }
         if (bound == positive && value->count() == 0)
@@ -422,24 +442,29 @@ public:
         if (const auto* text = node->as_string()) {
             value = parse_size(text->get());
             if (!value)
-                error(key, "must be " + std::string(expected) + " (got " + in_quotes(text->get()) + ")");
+                error(key,
+                      "must be " + std::string(expected) + " (got " + in_quotes(text->get()) + ")");
         } else if (const auto* whole = node->as_integer()) {
-            if (whole->get() >= 0) value = static_cast<std::uint64_t>(whole->get());
-            else error(key, "must not be negative (got " + show(whole->get()) + ")");
+            if (whole->get() >= 0)
+                value = static_cast<std::uint64_t>(whole->get());
+            else
+                error(key, "must not be negative (got " + show(whole->get()) + ")");
         } else {
             return type_error(key, *node, expected);
         }
         if (!value) return false;
         const bool bounded = hi != std::numeric_limits<std::uint64_t>::max();
         if (*value < lo || *value > hi)
-            error(key, out_of_range(show_size(lo), bounded ? show_size(hi) : "", show_size(*value)));
+            error(key,
+                  out_of_range(show_size(lo), bounded ? show_size(hi) : "", show_size(*value)));
         out = *value;
         return true;
     }
 
     // A string naming one of `choices`.
     template <class Out, class T, std::size_t N>
-    bool read_choice(std::string_view key, Out& out, const std::pair<std::string_view, T> (&choices)[N]) {
+    bool read_choice(std::string_view key, Out& out,
+                     const std::pair<std::string_view, T> (&choices)[N]) {
         std::string text;
         if (!read_string(key, text)) return false;
         if (const auto* choice = find_named(choices, text)) {
@@ -499,8 +524,10 @@ public:
         }
         for (std::size_t i = 0; i < array->size(); ++i) {
             const std::string element_name = name(key) + "[" + std::to_string(i) + "]";
-            if (const auto* sub = array->get(i)->as_table()) out.emplace_back(*sub, element_name, *errors_);
-            else errors_->add(array->get(i)->source(), element_name, "must be a table");
+            if (const auto* sub = array->get(i)->as_table())
+                out.emplace_back(*sub, element_name, *errors_);
+            else
+                errors_->add(array->get(i)->source(), element_name, "must be a table");
         }
         return out;
     }
@@ -521,7 +548,8 @@ private:
     }
 
     bool type_error(std::string_view key, const toml::node& node, std::string_view expected) const {
-        error(key, "must be " + std::string(expected) + " (got " + std::string(type_name(node.type())) + ")");
+        error(key, "must be " + std::string(expected) + " (got " +
+                       std::string(type_name(node.type())) + ")");
         return false;
     }
 
@@ -538,30 +566,36 @@ void read_flag_list(walker& w, std::string_view key, S& out,
                     const std::pair<std::string_view, bool S::*> (&flags)[N]) {
     const auto items = w.read_list<std::string>(key);
     if (!items) return;
-    for (const auto& flag : flags) out.*flag.second = false;
+    for (const auto& flag : flags)
+        out.*flag.second = false;
     for (const auto& item : *items) {
         if (const auto* flag = find_named(flags, item.value))
             out.*flag->second = true;
         else
-            w.error_at(item, "must be one of " + list_names(flags) + " (got " + in_quotes(item.value) + ")");
+            w.error_at(item, "must be one of " + list_names(flags) + " (got " +
+                                 in_quotes(item.value) + ")");
     }
 }
 
 // ---------------------------------------------------------------------------------
 // The sections of SPEC section 3.
 
-constexpr std::pair<std::string_view, balance> balances[] = {
-    {"p2c", balance::p2c}, {"round_robin", balance::round_robin}};
+constexpr std::pair<std::string_view, balance> balances[] = {{"p2c", balance::p2c},
+                                                             {"round_robin", balance::round_robin}};
 constexpr std::pair<std::string_view, strategy> strategies[] = {
-    {"canary", strategy::canary}, {"linear", strategy::linear},
-    {"all-at-once", strategy::all_at_once}, {"manual", strategy::manual}};
+    {"canary", strategy::canary},
+    {"linear", strategy::linear},
+    {"all-at-once", strategy::all_at_once},
+    {"manual", strategy::manual}};
 constexpr std::pair<std::string_view, std::string_view> log_levels[] = {
     {"trace", "trace"}, {"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"}};
-constexpr std::pair<std::string_view, log_format> log_formats[] = {
-    {"json", log_format::json}, {"text", log_format::text}};
+constexpr std::pair<std::string_view, log_format> log_formats[] = {{"json", log_format::json},
+                                                                   {"text", log_format::text}};
 constexpr std::pair<std::string_view, bool error_kinds::*> error_kind_names[] = {
-    {"4xx", &error_kinds::status_4xx}, {"5xx", &error_kinds::status_5xx},
-    {"connect", &error_kinds::connect}, {"timeout", &error_kinds::timeout},
+    {"4xx", &error_kinds::status_4xx},
+    {"5xx", &error_kinds::status_5xx},
+    {"connect", &error_kinds::connect},
+    {"timeout", &error_kinds::timeout},
     {"reset", &error_kinds::reset}};
 constexpr std::pair<std::string_view, bool retry::*> retry_kind_names[] = {
     {"connect", &retry::on_connect}};
@@ -614,7 +648,8 @@ void read_pools(walker& root, config& cfg) {
         if (!p) continue;
         pool out;
         out.name = name;
-        if (const std::string message = check_pool_name(name); !message.empty()) p->error_here(message);
+        if (const std::string message = check_pool_name(name); !message.empty())
+            p->error_here(message);
         p->require("endpoints");
         if (const auto endpoints = p->read_list<std::string>("endpoints")) {
             if (endpoints->empty()) p->error("endpoints", "must list at least one endpoint");
@@ -627,8 +662,10 @@ void read_pools(walker& root, config& cfg) {
                 // What the data path can connect to is decided by its own parser, not a
                 // second opinion: until names are resolved, an endpoint is an IP literal.
                 if (routing::endpoint ip; !routing::parse_ip_endpoint(endpoint.value, ip)) {
-                    p->error_at(endpoint, "must be an IP address and port, \"1.2.3.4:80\" or \"[::1]:80\" "
-                                          "(DNS names are not resolved yet; got " + in_quotes(endpoint.value) + ")");
+                    p->error_at(endpoint,
+                                "must be an IP address and port, \"1.2.3.4:80\" or \"[::1]:80\" "
+                                "(DNS names are not resolved yet; got " +
+                                    in_quotes(endpoint.value) + ")");
                     continue;
                 }
                 const auto [first, fresh] = seen.emplace(*canonical, endpoint.name);
@@ -670,8 +707,8 @@ void read_rule(walker& w, const config& cfg, rule& out) {
                                 : "must have only one of equals, prefix or present");
     if (w.read_string("pool", out.pool) && out.pool != "canary" && out.pool != "stable" &&
         !cfg.find_pool(out.pool))
-        w.error("pool",
-                "must be \"canary\", \"stable\" or a pool in [pools] (got " + in_quotes(out.pool) + ")");
+        w.error("pool", "must be \"canary\", \"stable\" or a pool in [pools] (got " +
+                            in_quotes(out.pool) + ")");
     w.reject_unknown();
 }
 
@@ -692,7 +729,8 @@ void read_split(walker& root, config& cfg) {
                 sticky->error_here("needs exactly one of header or cookie");
             sticky->reject_unknown();
         }
-        for (walker& entry : w->array_of_tables("rules")) read_rule(entry, cfg, out.rules.emplace_back());
+        for (walker& entry : w->array_of_tables("rules"))
+            read_rule(entry, cfg, out.rules.emplace_back());
         w->reject_unknown();
     }
     // Without split.stable, pools not called "blue" still work: the first one is stable.
@@ -718,9 +756,11 @@ void read_slo(walker& root, slo& out) {
     auto w = root.table("slo");
     if (!w) return;
     w->read_duration("window", out.window, positive);
-    if (w->read_duration("evaluate_every", out.evaluate_every, positive) && out.evaluate_every > out.window)
-        w->error("evaluate_every", "must not be longer than slo.window, " + show_duration(out.window) +
-                                       " (got " + show_duration(out.evaluate_every) + ")");
+    if (w->read_duration("evaluate_every", out.evaluate_every, positive) &&
+        out.evaluate_every > out.window)
+        w->error("evaluate_every", "must not be longer than slo.window, " +
+                                       show_duration(out.window) + " (got " +
+                                       show_duration(out.evaluate_every) + ")");
     w->read_int("min_requests", out.min_requests, 0, no_max);
     w->read_number("max_error_rate", out.max_error_rate, 0, 1);
     w->read_duration("max_p95", out.max_p95, positive);
@@ -730,8 +770,10 @@ void read_slo(walker& root, slo& out) {
     w->read_number("max_p99_ratio", out.max_p99_ratio, 1, infinity);
     w->read_bool("compare", out.compare);
     // Below 0.5 a "sure" comparison is a coin toss; at 1 nothing is ever sure.
-    if (w->read_number("confidence", out.confidence) && !(out.confidence > 0.5 && out.confidence < 1))
-        w->error("confidence", "must be greater than 0.5 and less than 1 (got " + show(out.confidence) + ")");
+    if (w->read_number("confidence", out.confidence) &&
+        !(out.confidence > 0.5 && out.confidence < 1))
+        w->error("confidence",
+                 "must be greater than 0.5 and less than 1 (got " + show(out.confidence) + ")");
     w->read_int("violations_to_rollback", out.violations_to_rollback, 1, no_max);
     read_flag_list(*w, "errors", out.errors, error_kind_names);
     w->read_bool("dry_run", out.dry_run);
@@ -744,8 +786,8 @@ void read_steps(walker& w, rollout& out) {
     if (!steps) return;
     const bool fixed = out.strategy_ == strategy::all_at_once || out.strategy_ == strategy::manual;
     if (fixed) {
-        w.error("steps", "must be left out with strategy " + in_quotes(strategy_name(out.strategy_)) +
-                             ", which sets its own");
+        w.error("steps", "must be left out with strategy " +
+                             in_quotes(strategy_name(out.strategy_)) + ", which sets its own");
         return;
     }
     if (steps->empty()) {
@@ -794,7 +836,8 @@ void read_limits(walker& root, limits& out) {
     auto w = root.table("limits");
     if (!w) return;
     w->read_size("max_header_bytes", out.max_header_bytes, 1 << 10, 1 << 20);
-    w->read_size("max_body_bytes", out.max_body_bytes, 0, std::numeric_limits<std::uint64_t>::max());
+    w->read_size("max_body_bytes", out.max_body_bytes, 0,
+                 std::numeric_limits<std::uint64_t>::max());
     w->read_int("max_connections", out.max_connections, 1, no_max);
     w->reject_unknown();
 }
@@ -859,7 +902,8 @@ std::string_view take_digits(std::string_view& text) {
 std::optional<std::uint64_t> to_number(std::string_view digits) {
     std::uint64_t value = 0;
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-    if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+    if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size())
+        return std::nullopt;
     return value;
 }
 
@@ -868,7 +912,8 @@ std::optional<std::uint64_t> to_number(std::string_view digits) {
 // ---------------------------------------------------------------------------------
 
 const pool* config::find_pool(const std::string& name) const {
-    const auto it = std::find_if(pools.begin(), pools.end(), [&](const pool& p) { return p.name == name; });
+    const auto it =
+        std::find_if(pools.begin(), pools.end(), [&](const pool& p) { return p.name == name; });
     return it == pools.end() ? nullptr : &*it;
 }
 
@@ -892,7 +937,8 @@ std::optional<duration> parse_duration(std::string_view text) {
 
     // The fraction must come out to whole milliseconds ("1.5s" yes, "1.5ms" no). With
     // trailing zeros gone, more than 9 digits never does, and 9 cannot overflow.
-    while (fraction.ends_with('0')) fraction.remove_suffix(1);
+    while (fraction.ends_with('0'))
+        fraction.remove_suffix(1);
     if (fraction.size() > 9) return std::nullopt;
     std::int64_t numerator = 0;
     std::int64_t scale = 1;
@@ -909,10 +955,17 @@ std::optional<duration> parse_duration(std::string_view text) {
 std::optional<std::uint64_t> parse_size(std::string_view text) {
     const auto count = to_number(take_digits(text));
     if (!count) return std::nullopt;
-    constexpr std::pair<std::string_view, std::uint64_t> units[] = {
-        {"", 1}, {"B", 1},
-        {"kB", 1'000}, {"KB", 1'000}, {"MB", 1'000'000}, {"GB", 1'000'000'000}, {"TB", 1'000'000'000'000},
-        {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40}};
+    constexpr std::pair<std::string_view, std::uint64_t> units[] = {{"", 1},
+                                                                    {"B", 1},
+                                                                    {"kB", 1'000},
+                                                                    {"KB", 1'000},
+                                                                    {"MB", 1'000'000},
+                                                                    {"GB", 1'000'000'000},
+                                                                    {"TB", 1'000'000'000'000},
+                                                                    {"KiB", 1ull << 10},
+                                                                    {"MiB", 1ull << 20},
+                                                                    {"GiB", 1ull << 30},
+                                                                    {"TiB", 1ull << 40}};
     const auto* unit = find_named(units, text);
     if (!unit) return std::nullopt;
     if (*count > std::numeric_limits<std::uint64_t>::max() / unit->second) return std::nullopt;
@@ -927,27 +980,33 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 std::optional<std::string> precheck(const std::string& text, const std::string& file) {
     std::size_t line = 1, pos = 0;
     auto at = [&](std::size_t i, std::string_view what) {
-        return file + ":" + std::to_string(line) + ":" + std::to_string(i - pos + 1) + ": parse error: " + std::string(what);
+        return file + ":" + std::to_string(line) + ":" + std::to_string(i - pos + 1) +
+               ": parse error: " + std::string(what);
     };
     while (pos < text.size()) {
         std::size_t end = text.find('\n', pos);
         if (end == std::string::npos) end = text.size();
         std::size_t i = pos;
-        while (i < end && (text[i] == ' ' || text[i] == '\t')) ++i;
+        while (i < end && (text[i] == ' ' || text[i] == '\t'))
+            ++i;
         if (i < end && text[i] == '[') {
             std::size_t k = i + 1;
             if (k < end && text[k] == '[') ++k;
-            while (k < end && (text[k] == ' ' || text[k] == '\t')) ++k;
+            while (k < end && (text[k] == ' ' || text[k] == '\t'))
+                ++k;
             const char c = k < end ? text[k] : '\n';
-            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '"' || c == '\''))
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '"' ||
+                  c == '\''))
                 return at(k, "expected a key in the table header");
         }
         bool quoted = false;
         for (std::size_t k = pos; k < end; ++k) {
             const char c = text[k];
-            if (c == '"' || c == '\'') quoted = !quoted;  // close enough: only '#' and bytes >= 0x80 matter
+            if (c == '"' || c == '\'')
+                quoted = !quoted;  // close enough: only '#' and bytes >= 0x80 matter
             if (c == '#' && !quoted) break;
-            if (static_cast<unsigned char>(c) >= 0x80) return at(k, "non-ASCII character outside a comment");
+            if (static_cast<unsigned char>(c) >= 0x80)
+                return at(k, "non-ASCII character outside a comment");
         }
         pos = end + 1;
         ++line;
@@ -966,7 +1025,8 @@ load_result load_string(const std::string& text, const std::string& file) {
         document = toml::parse(std::string_view{text}, std::string_view{file});
     } catch (const toml::parse_error& e) {
         const auto& at = e.source().begin;
-        result.errors.push_back(file + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+        result.errors.push_back(file + ":" + std::to_string(at.line) + ":" +
+                                std::to_string(at.column) +
                                 ": parse error: " + std::string(e.description()));
         return result;
     }
@@ -985,9 +1045,11 @@ load_result load_file(const std::string& path) {
     if (std::filesystem::is_directory(path, ec))
         return {std::nullopt, {path + ": cannot read: is a directory"}};
     std::ifstream in(path, std::ios::binary);
-    if (!in) return {std::nullopt, {path + ": cannot read: " + std::generic_category().message(errno)}};
+    if (!in)
+        return {std::nullopt, {path + ": cannot read: " + std::generic_category().message(errno)}};
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) return {std::nullopt, {path + ": cannot read: " + std::generic_category().message(errno)}};
+    if (in.bad())
+        return {std::nullopt, {path + ": cannot read: " + std::generic_category().message(errno)}};
     return load_string(text, path);
 }
 

@@ -22,7 +22,7 @@ struct tls_server {
 struct tls_client {
     std::string sni;
     bool verify = true;
-    std::string ca;   // empty: the system store
+    std::string ca;  // empty: the system store
 };
 
 struct listener {
@@ -58,8 +58,8 @@ struct rule {
 
 struct split {
     std::string stable = "blue";
-    int canary_weight = 0;          // percent, 0..100
-    std::string sticky_header;      // at most one of sticky_header / sticky_cookie
+    int canary_weight = 0;  // percent, 0..100
+    std::string sticky_header;  // at most one of sticky_header / sticky_cookie
     std::string sticky_cookie;
     std::vector<rule> rules;
 };
@@ -143,7 +143,7 @@ enum class log_format { json, text };
 
 struct log {
     std::string level = "info";  // trace debug info warn error
-    std::string access_log;      // empty: off
+    std::string access_log;  // empty: off
     log_format format = log_format::json;
 };
 

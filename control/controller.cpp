@@ -29,7 +29,6 @@ namespace {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
-
 // With two pools, the one that is not `stable`.
 const std::string& canary_of(const config::config& cfg, const std::string& stable) {
     for (const auto& p : cfg.pools)
@@ -43,7 +42,8 @@ controller::controller(config::config cfg)
     : cfg_(std::move(cfg)),
       metrics_(proxy::thread_count(cfg_.listener), cfg_.slo.window, metrics::monotonic_ns()),
       shared_(routes_, metrics_),
-      checker_(ioc_, [this](std::uint32_t id, bool healthy, std::string why) { on_health(id, healthy, why); }),
+      checker_(ioc_, [this](std::uint32_t id, bool healthy,
+                            std::string why) { on_health(id, healthy, why); }),
       notifier_(ioc_),
       signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
       judge_timer_(ioc_),
@@ -52,25 +52,29 @@ controller::controller(config::config cfg)
     notifier_.set_url(cfg_.notify.webhook);
     for (const auto& p : cfg_.pools) {
         pool_slot(p.name);
-        for (const auto& a : p.endpoints) endpoints_[endpoint_id(a)].pool = p.name;
+        for (const auto& a : p.endpoints)
+            endpoints_[endpoint_id(a)].pool = p.name;
     }
     if (auto err = load_tls(cfg_); !err.empty()) throw std::runtime_error(err);
     restore_state();
     publish();
     shared_.on_eject = [this](std::uint32_t id) { asio::post(ioc_, [this, id] { eject(id); }); };
     if (!cfg_.log.access_log.empty()) {
-        shared_.access_log_fd = ::open(cfg_.log.access_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        shared_.access_log_fd =
+            ::open(cfg_.log.access_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (shared_.access_log_fd < 0)
-            throw std::runtime_error("log.access_log: cannot open " + cfg_.log.access_log + ": " + std::strerror(errno));
+            throw std::runtime_error("log.access_log: cannot open " + cfg_.log.access_log + ": " +
+                                     std::strerror(errno));
     }
     // Bound in this order so that the data listener accepting is the last sign of
     // readiness: by then the admin socket and the admin HTTP listener accept as well.
     if (!cfg_.admin.http.empty()) {
-        http_ = std::make_unique<admin::http_server>(ioc_, cfg_.admin.http,
-                                                     [this](std::string_view target) { return serve_http(target); });
+        http_ = std::make_unique<admin::http_server>(
+            ioc_, cfg_.admin.http, [this](std::string_view target) { return serve_http(target); });
     }
-    admin_ = std::make_unique<admin::socket_server>(ioc_, cfg_.admin.socket, cfg_.admin.socket_mode,
-                                                    [this](std::string_view line) { return command(line); });
+    admin_ = std::make_unique<admin::socket_server>(
+        ioc_, cfg_.admin.socket, cfg_.admin.socket_mode,
+        [this](std::string_view line) { return command(line); });
     server_ = std::make_unique<proxy::server>(cfg_, shared_);
 }
 
@@ -81,7 +85,8 @@ controller::~controller() {
 
 gating::instant controller::now() const {
     const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch()).count();
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
     return {unix_ms, metrics::monotonic_ns()};
 }
 
@@ -131,20 +136,24 @@ void controller::restore_state() {
         const auto& r = saved->rollout;
         if (cfg_.find_pool(r.stable) && cfg_.find_pool(r.canary) && r.stable != r.canary) {
             release_.restore(r, std::move(saved->events));
-            log("info", "state restored", {{"path", cfg_.state.path},
-                                           {"state", gating::phase_name(r.state)},
-                                           {"canary_weight", r.canary_weight}});
+            log("info", "state restored",
+                {{"path", cfg_.state.path},
+                 {"state", gating::phase_name(r.state)},
+                 {"canary_weight", r.canary_weight}});
         } else {
-            log("warn", "state file names pools the config does not have; ignored", {{"path", cfg_.state.path}});
+            log("warn", "state file names pools the config does not have; ignored",
+                {{"path", cfg_.state.path}});
         }
     }
-    if (cfg_.rollout.auto_start && release_.state().state == gating::phase::idle) release_.start(now(), cfg_.rollout);
+    if (cfg_.rollout.auto_start && release_.state().state == gating::phase::idle)
+        release_.start(now(), cfg_.rollout);
 }
 
 void controller::persist() {
     const auto& events = release_.events();
     persisted p{release_.state(), {events.begin(), events.end()}};
-    if (auto err = write_state(cfg_.state.path, p); !err.empty()) log("error", "state not saved", {{"error", err}});
+    if (auto err = write_state(cfg_.state.path, p); !err.empty())
+        log("error", "state not saved", {{"error", err}});
 }
 
 void controller::apply(const std::vector<gating::event>& events) {
@@ -197,8 +206,9 @@ void controller::eject(std::uint32_t id) {
     ep.ejected = true;
     const auto generation = ++ep.eject_generation;
     record(gating::make_event(now().unix_ms, gating::event_kind::health, gating::event_by::health,
-                              ep.address + " ejected for " + format_duration_ms(cfg_.health.eject_for.count()) +
-                                  " after " + std::to_string(cfg_.health.eject_after_failures) +
+                              ep.address + " ejected for " +
+                                  format_duration_ms(cfg_.health.eject_for.count()) + " after " +
+                                  std::to_string(cfg_.health.eject_after_failures) +
                                   " consecutive failed requests",
                               {{"endpoint", ep.address}, {"pool", ep.pool}, {"ejected", true}}));
     auto timer = std::make_shared<asio::steady_timer>(ioc_, cfg_.health.eject_for);
@@ -235,7 +245,8 @@ void controller::evaluate() {
     const auto& r = release_.state();
     const auto stable = metrics_.window(pool_slot(r.stable), t.mono_ns);
     const auto canary = metrics_.window(pool_slot(r.canary), t.mono_ns, release_.canary_since_ns());
-    auto events = release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout);
+    auto events =
+        release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout);
     if (!events.empty()) apply(events);
 }
 
@@ -273,10 +284,11 @@ std::string controller::command(std::string_view line) {
             for (auto& ep : endpoints_) {
                 if (ep.address != cmd.text || ep.pool.empty()) continue;
                 ep.drained = drain;
-                record(gating::make_event(now.unix_ms, drain ? gating::event_kind::drain : gating::event_kind::undrain,
-                                          gating::event_by::operator_,
-                                          ep.address + (drain ? " drained by operator" : " back in rotation"),
-                                          {{"endpoint", ep.address}}));
+                record(gating::make_event(
+                    now.unix_ms, drain ? gating::event_kind::drain : gating::event_kind::undrain,
+                    gating::event_by::operator_,
+                    ep.address + (drain ? " drained by operator" : " back in rotation"),
+                    {{"endpoint", ep.address}}));
                 json::object o;
                 o["endpoint"] = ep.address;
                 o["drained"] = drain;
@@ -294,8 +306,10 @@ std::string controller::command(std::string_view line) {
         case verb::events: {
             json::array a;
             const auto& events = release_.events();
-            const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(cmd.number), events.size());
-            for (std::size_t i = events.size() - n; i < events.size(); ++i) a.push_back(gating::to_json(events[i]));
+            const std::size_t n =
+                std::min<std::size_t>(static_cast<std::size_t>(cmd.number), events.size());
+            for (std::size_t i = events.size() - n; i < events.size(); ++i)
+                a.push_back(gating::to_json(events[i]));
             json::object o;
             o["events"] = std::move(a);
             return ok_json(std::move(o));
@@ -308,17 +322,20 @@ std::string controller::reload() {
     auto loaded = config::load_file(cfg_.file);
     if (!loaded.cfg) {
         std::string all;
-        for (const auto& e : loaded.errors) all += (all.empty() ? "" : "; ") + e;
+        for (const auto& e : loaded.errors)
+            all += (all.empty() ? "" : "; ") + e;
         log("error", "reload rejected", {{"errors", all}});
         return "reload rejected, old config kept: " + all;
     }
     auto& next = *loaded.cfg;
     const auto& release = release_.state();
     if (!next.find_pool(release.stable) || !next.find_pool(release.canary))
-        return "reload rejected: pools " + release.stable + " and " + release.canary + " must stay defined";
+        return "reload rejected: pools " + release.stable + " and " + release.canary +
+               " must stay defined";
     std::string note;
     if (next.listener.address != cfg_.listener.address) {
-        note = "listener.address change needs a restart; still listening on " + cfg_.listener.address;
+        note =
+            "listener.address change needs a restart; still listening on " + cfg_.listener.address;
         next.listener.address = cfg_.listener.address;
         log("warn", note);
     }
@@ -334,16 +351,19 @@ std::string controller::reload() {
     notifier_.set_url(cfg_.notify.webhook);
     for (const auto& p : cfg_.pools) {
         pool_slot(p.name);
-        for (const auto& a : p.endpoints) endpoints_[endpoint_id(a)].pool = p.name;
+        for (const auto& a : p.endpoints)
+            endpoints_[endpoint_id(a)].pool = p.name;
     }
     for (auto& ep : endpoints_)  // endpoints dropped from the config belong to no pool now
         if (!cfg_.find_pool(ep.pool) ||
-            std::find(cfg_.find_pool(ep.pool)->endpoints.begin(), cfg_.find_pool(ep.pool)->endpoints.end(), ep.address) ==
-                cfg_.find_pool(ep.pool)->endpoints.end())
+            std::find(cfg_.find_pool(ep.pool)->endpoints.begin(),
+                      cfg_.find_pool(ep.pool)->endpoints.end(),
+                      ep.address) == cfg_.find_pool(ep.pool)->endpoints.end())
             ep.pool.clear();
     start_health_checks();
-    record(gating::make_event(now().unix_ms, gating::event_kind::reload, gating::event_by::operator_,
-                              note.empty() ? "config reloaded from " + cfg_.file : "config reloaded; " + note));
+    record(gating::make_event(
+        now().unix_ms, gating::event_kind::reload, gating::event_by::operator_,
+        note.empty() ? "config reloaded from " + cfg_.file : "config reloaded; " + note));
     return "";
 }
 
@@ -353,10 +373,11 @@ int controller::run() {
     if (http_) http_->start();
     start_health_checks();
     schedule_evaluation();
-    log("info", "veer started", {{"listener", cfg_.listener.address},
-                                 {"threads", static_cast<std::uint64_t>(server_->threads())},
-                                 {"admin_socket", cfg_.admin.socket},
-                                 {"version", VEER_VERSION}});
+    log("info", "veer started",
+        {{"listener", cfg_.listener.address},
+         {"threads", static_cast<std::uint64_t>(server_->threads())},
+         {"admin_socket", cfg_.admin.socket},
+         {"version", VEER_VERSION}});
     std::function<void()> wait_signal = [&] {
         signals_.async_wait([&](const boost::system::error_code& ec, int sig) {
             if (ec) return;
@@ -397,7 +418,8 @@ void controller::watch_drain(std::chrono::steady_clock::time_point deadline) {
         return;
     }
     judge_timer_.expires_after(std::chrono::milliseconds(20));
-    judge_timer_.async_wait([this, deadline](const boost::system::error_code&) { watch_drain(deadline); });
+    judge_timer_.async_wait(
+        [this, deadline](const boost::system::error_code&) { watch_drain(deadline); });
 }
 
 }  // namespace veer::control

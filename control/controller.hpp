@@ -92,7 +92,7 @@ private:
 
     std::vector<endpoint_state> endpoints_;  // by endpoint id
     std::map<std::string, std::shared_ptr<void>> pool_tls_;  // by pool name: asio::ssl::context
-    std::vector<std::string> pool_slots_;    // by metrics slot
+    std::vector<std::string> pool_slots_;  // by metrics slot
     gating::release release_;
     bool draining_ = false;
 };

@@ -32,18 +32,21 @@ void configure_log(const config::log& settings) {
 void log(std::string_view level, std::string_view msg, const boost::json::object& fields) {
     if (rank(level) < min_rank) return;
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
     std::string line;
     if (format == config::log_format::json) {
         boost::json::object o;
         o["time"] = gating::format_rfc3339_ms(now);
         o["level"] = level;
         o["msg"] = msg;
-        for (const auto& kv : fields) o[kv.key()] = kv.value();
+        for (const auto& kv : fields)
+            o[kv.key()] = kv.value();
         line = boost::json::serialize(o);
     } else {
         line = gating::format_rfc3339_ms(now) + " " + std::string(level) + " " + std::string(msg);
-        for (const auto& kv : fields) {  // appended piece by piece (GCC 12 warns on " " + temporary)
+        for (const auto& kv :
+             fields) {  // appended piece by piece (GCC 12 warns on " " + temporary)
             line.append(" ").append(kv.key()).append("=");
             line.append(boost::json::serialize(kv.value()));
         }

@@ -33,7 +33,8 @@ void notifier::set_url(const std::string& url) {
     } else {
         port_ = "80";
     }
-    if (authority.size() > 2 && authority.front() == '[') authority = authority.substr(1, authority.size() - 2);
+    if (authority.size() > 2 && authority.front() == '[')
+        authority = authority.substr(1, authority.size() - 2);
     host_ = authority;
 }
 
@@ -82,9 +83,10 @@ asio::awaitable<bool> notifier::send_one(const std::string& body) {
     s.expires_after(std::chrono::seconds(5));
     auto [cec, ep] = co_await s.async_connect(results, nothrow);
     if (cec) co_return false;
-    const std::string req = "POST " + path_ + " HTTP/1.1\r\nHost: " + host_ + ":" + port_ +
-                            "\r\nUser-Agent: veer\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    const std::string req =
+        "POST " + path_ + " HTTP/1.1\r\nHost: " + host_ + ":" + port_ +
+        "\r\nUser-Agent: veer\r\nContent-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
     auto [wec, wn] = co_await asio::async_write(s, asio::buffer(req), nothrow);
     if (wec) co_return false;
     std::string head;

@@ -66,7 +66,8 @@ void controller::publish() {
     s->stable = index_of(release.stable);
     s->canary = index_of(release.canary);
     s->canary_weight_bp = release.canary_weight * 100;
-    for (const auto& r : cfg_.split.rules) s->rules.push_back(to_rule(r, index_of));
+    for (const auto& r : cfg_.split.rules)
+        s->rules.push_back(to_rule(r, index_of));
     s->sticky_header = cfg_.split.sticky_header;
     s->sticky_cookie = cfg_.split.sticky_cookie;
     s->timeouts = cfg_.timeouts;

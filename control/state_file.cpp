@@ -154,9 +154,11 @@ std::optional<gating::rollout_state> rollout_from_json(const boost::json::value&
 std::string serialize_state(const persisted& state) {
     boost::json::array events;
     const auto& all = state.events;
-    const std::size_t first = all.size() > max_persisted_events ? all.size() - max_persisted_events : 0;
+    const std::size_t first =
+        all.size() > max_persisted_events ? all.size() - max_persisted_events : 0;
     events.reserve(all.size() - first);
-    for (std::size_t i = first; i < all.size(); ++i) events.push_back(gating::to_json(all[i]));
+    for (std::size_t i = first; i < all.size(); ++i)
+        events.push_back(gating::to_json(all[i]));
 
     boost::json::object doc;
     doc["version"] = format_version;

@@ -48,10 +48,14 @@ json::object controller::status() const {
     o["paused"] = r.paused;
     o["strategy"] = config::strategy_name(cfg_.rollout.strategy_);
     json::array steps;
-    for (int w : gating::steps_for(cfg_.rollout)) steps.push_back(w);
+    for (int w : gating::steps_for(cfg_.rollout))
+        steps.push_back(w);
     o["steps"] = std::move(steps);
-    o["step_started"] = r.step_started_ms ? json::value(gating::format_rfc3339_ms(r.step_started_ms)) : json::value(nullptr);
-    o["step_elapsed_ms"] = r.step_started_ms ? std::max<std::int64_t>(0, t.unix_ms - r.step_started_ms) : 0;
+    o["step_started"] = r.step_started_ms
+                            ? json::value(gating::format_rfc3339_ms(r.step_started_ms))
+                            : json::value(nullptr);
+    o["step_elapsed_ms"] =
+        r.step_started_ms ? std::max<std::int64_t>(0, t.unix_ms - r.step_started_ms) : 0;
     o["step_interval_ms"] = cfg_.rollout.step_interval.count();
     o["bake_ms"] = cfg_.rollout.bake.count();
     o["verdict"] = judging ? json::value(gating::to_json(verdict)) : json::value(nullptr);
@@ -70,14 +74,17 @@ json::object controller::pools_json(std::int64_t now_ns) const {
     const auto& r = release_.state();
     json::object pools;
     for (const auto& p : cfg_.pools) {
-        const auto since = p.name == r.canary ? release_.canary_since_ns() : std::numeric_limits<std::int64_t>::min();
+        const auto since = p.name == r.canary ? release_.canary_since_ns()
+                                              : std::numeric_limits<std::int64_t>::min();
         auto po = window_json(metrics_.window(slot_of(p.name), now_ns, since));
         po.emplace("role", p.name == r.stable ? "stable" : p.name == r.canary ? "canary" : "other");
         json::array eps;
         for (const auto& a : p.endpoints)
             for (const auto& ep : endpoints_)
                 if (ep.address == a)
-                    eps.push_back(json::object{{"address", a}, {"healthy", ep.healthy}, {"ejected", ep.ejected},
+                    eps.push_back(json::object{{"address", a},
+                                               {"healthy", ep.healthy},
+                                               {"ejected", ep.ejected},
                                                {"drained", ep.drained}});
         po["endpoints"] = std::move(eps);
         pools[p.name] = std::move(po);
@@ -106,7 +113,8 @@ std::string controller::prometheus() const {
         for (std::uint32_t id = 0; id < endpoints_.size(); ++id) {
             const auto& ep = endpoints_[id];
             if (ep.pool != p.name) continue;
-            ip.endpoints.push_back({ep.address, ep.healthy && !ep.ejected, metrics_.endpoint_totals(id)});
+            ip.endpoints.push_back(
+                {ep.address, ep.healthy && !ep.ejected, metrics_.endpoint_totals(id)});
         }
         in.pools.push_back(std::move(ip));
     }

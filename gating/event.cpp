@@ -87,15 +87,13 @@ std::string format_rfc3339_ms(std::int64_t unix_ms) {
 std::optional<std::int64_t> parse_rfc3339_ms(std::string_view s) {
     std::size_t pos = 0;
     unsigned year, month, day, hour, minute, second;
-    if (!read_digits(s, pos, 4, year) || !expect(s, pos, '-') ||
-        !read_digits(s, pos, 2, month) || !expect(s, pos, '-') ||
-        !read_digits(s, pos, 2, day))
+    if (!read_digits(s, pos, 4, year) || !expect(s, pos, '-') || !read_digits(s, pos, 2, month) ||
+        !expect(s, pos, '-') || !read_digits(s, pos, 2, day))
         return std::nullopt;
     if (pos >= s.size() || (s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ')) return std::nullopt;
     ++pos;
-    if (!read_digits(s, pos, 2, hour) || !expect(s, pos, ':') ||
-        !read_digits(s, pos, 2, minute) || !expect(s, pos, ':') ||
-        !read_digits(s, pos, 2, second))
+    if (!read_digits(s, pos, 2, hour) || !expect(s, pos, ':') || !read_digits(s, pos, 2, minute) ||
+        !expect(s, pos, ':') || !read_digits(s, pos, 2, second))
         return std::nullopt;
     if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
         minute > 59 || second > 60)  // 60: a leap second, folded into the next minute
@@ -111,7 +109,8 @@ std::optional<std::int64_t> parse_rfc3339_ms(std::string_view s) {
             ++pos;
         }
         if (digits == 0) return std::nullopt;
-        for (std::size_t i = digits; i < 3; ++i) ms *= 10;
+        for (std::size_t i = digits; i < 3; ++i)
+            ms *= 10;
     }
 
     std::int64_t offset_min = 0;

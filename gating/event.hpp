@@ -41,14 +41,15 @@ struct event {
     std::int64_t time_ms = 0;  // unix epoch, milliseconds
     std::string kind;
     std::string by;
-    std::string reason;          // human words, e.g. "error_rate 0.48 > max_error_rate 0.05"
-    boost::json::object figures; // the numbers behind the decision
+    std::string reason;  // human words, e.g. "error_rate 0.48 > max_error_rate 0.05"
+    boost::json::object figures;  // the numbers behind the decision
 };
 
 // The one way events are made: a kind and a `by` from the lists above.
-inline event make_event(std::int64_t time_ms, std::string_view kind, std::string_view by, std::string reason,
-                        boost::json::object figures = {}) {
-    return event{time_ms, std::string(kind), std::string(by), std::move(reason), std::move(figures)};
+inline event make_event(std::int64_t time_ms, std::string_view kind, std::string_view by,
+                        std::string reason, boost::json::object figures = {}) {
+    return event{time_ms, std::string(kind), std::string(by), std::move(reason),
+                 std::move(figures)};
 }
 
 // {"time":"2026-11-22T14:03:07.123Z","kind":..,"by":..,"reason":..,"figures":{..}}

@@ -66,7 +66,8 @@ std::string format_confidence(double c) {
         ++decimals;
     const double scale = std::pow(10.0, decimals);
     std::string s = printf_string("%.*f", decimals, std::floor(c * scale + 1e-9) / scale);
-    while (s.back() == '0' && s.size() > 4) s.pop_back();  // keep "0.x" at least
+    while (s.back() == '0' && s.size() > 4)
+        s.pop_back();  // keep "0.x" at least
     return s;
 }
 
@@ -99,8 +100,7 @@ double smallest_level(Separated separated, double a0, double floor) {
 // (a) Error rate: the lower confidence bound of canary - stable error rate must exceed
 // the margin. The bound is exact enough at tiny alphas (see gating/stats.hpp).
 comparison compare_error_rates(const metrics::window_stats& stable,
-                               const metrics::window_stats& canary, double margin,
-                               double alpha) {
+                               const metrics::window_stats& canary, double margin, double alpha) {
     comparison c;
     // The bound sits below the observed difference: no need to compute it.
     if (canary.error_rate() - stable.error_rate() <= margin) return c;
@@ -122,8 +122,8 @@ comparison compare_error_rates(const metrics::window_stats& stable,
 // bound must exceed ratio x the stable p99 upper bound. A false alarm needs one of the
 // two bounds to be wrong (alpha / 2 each); the rank test is required on top (an
 // intersection), so it may use all of alpha.
-comparison compare_latency(const metrics::window_stats& stable,
-                           const metrics::window_stats& canary, double ratio, double alpha) {
+comparison compare_latency(const metrics::window_stats& stable, const metrics::window_stats& canary,
+                           double ratio, double alpha) {
     comparison c;
     const rank_test shift = mann_whitney_greater(canary.latency, stable.latency);
     if (!(shift.p_value <= alpha)) return c;
@@ -170,7 +170,8 @@ verdict judge(const metrics::window_stats& stable, const metrics::window_stats& 
     v.canary_mean_ms = canary.latency.mean_us() / 1000.0;
     v.stable_p99_ms = stable.latency.quantile(0.99) / 1000.0;
 
-    const auto min_requests = static_cast<std::uint64_t>(std::max<std::int64_t>(policy.min_requests, 0));
+    const auto min_requests =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(policy.min_requests, 0));
     if (!canary_all_unhealthy && canary.requests < min_requests) {
         // Never a verdict for lack of data: neither a rollback nor a step forward.
         v.what = verdict::kind::holding;
@@ -200,8 +201,8 @@ verdict judge(const metrics::window_stats& stable, const metrics::window_stats& 
     if (policy.compare && canary.requests >= compare_floor && stable.requests >= compare_floor) {
         // Two tests share this evaluation's budget (Bonferroni).
         const double alpha = spent_alpha(policy.confidence, evaluation_index) / 2.0;
-        const comparison errors =
-            compare_error_rates(stable, canary, policy.max_error_rate_increase.value_or(0.0), alpha);
+        const comparison errors = compare_error_rates(
+            stable, canary, policy.max_error_rate_increase.value_or(0.0), alpha);
         const comparison latency =
             compare_latency(stable, canary, policy.max_p99_ratio.value_or(1.0), alpha);
         for (const comparison* c : {&errors, &latency}) {

@@ -35,7 +35,7 @@ struct verdict {
     double canary_mean_ms = 0;
     double stable_p99_ms = 0;
     double confidence = 0;  // of the comparison that fired (the higher if both; at most
-                            // 0.999999), or 0
+        // 0.999999), or 0
 };
 
 // "ok", "holding", "violation".
@@ -56,8 +56,7 @@ std::string_view kind_name(verdict::kind k);
 //   rollbacks; see spent_alpha in gating/stats.hpp.
 // Any limit or comparison firing -> violation; else ok.
 verdict judge(const metrics::window_stats& stable, const metrics::window_stats& canary,
-              bool canary_all_unhealthy, const config::slo& policy,
-              std::uint64_t evaluation_index);
+              bool canary_all_unhealthy, const config::slo& policy, std::uint64_t evaluation_index);
 
 // The verdict as a flat object, for event figures and status:
 // {"verdict":"violation","reason":..,"needed_requests":..,"canary_requests":..,

@@ -18,15 +18,19 @@ void release::restore(const rollout_state& saved, std::vector<event> events) {
     seen_weight_ = state_.canary_weight;
     seen_canary_ = state_.canary;
     events_.clear();
-    for (auto& e : events) events_.push_back(std::move(e));
-    while (events_.size() > max_events) events_.pop_front();
+    for (auto& e : events)
+        events_.push_back(std::move(e));
+    while (events_.size() > max_events)
+        events_.pop_front();
 }
 
 command_result release::start(instant now, const config::rollout& settings) {
     return take(gating::start(state_, now.unix_ms, settings), now);
 }
 command_result release::pause(instant now) { return take(gating::pause(state_, now.unix_ms), now); }
-command_result release::resume(instant now) { return take(gating::resume(state_, now.unix_ms), now); }
+command_result release::resume(instant now) {
+    return take(gating::resume(state_, now.unix_ms), now);
+}
 command_result release::promote(instant now, const config::rollout& settings) {
     return take(gating::promote(state_, now.unix_ms, settings), now);
 }
@@ -37,8 +41,9 @@ command_result release::set_weight(int weight, instant now, const config::rollou
     return take(gating::set_weight(state_, weight, now.unix_ms, settings), now);
 }
 
-std::vector<event> release::evaluate(const metrics::window_stats& stable, const metrics::window_stats& canary,
-                                     bool canary_all_unhealthy, instant now, const config::slo& slo,
+std::vector<event> release::evaluate(const metrics::window_stats& stable,
+                                     const metrics::window_stats& canary, bool canary_all_unhealthy,
+                                     instant now, const config::slo& slo,
                                      const config::rollout& settings) {
     if (!judging()) {
         evaluation_index_ = 0;
@@ -47,7 +52,8 @@ std::vector<event> release::evaluate(const metrics::window_stats& stable, const 
     }
     last_verdict_ = judge(stable, canary, canary_all_unhealthy, slo, ++evaluation_index_);
     const judgement j{last_verdict_.what, last_verdict_.reason, to_json(last_verdict_)};
-    return take(tick(state_, j, now.unix_ms, settings, slo.violations_to_rollback, slo.dry_run), now);
+    return take(tick(state_, j, now.unix_ms, settings, slo.violations_to_rollback, slo.dry_run),
+                now);
 }
 
 void release::note(const event& e) {
@@ -64,13 +70,15 @@ std::uint64_t release::count(std::string_view kind) const {
 std::vector<event> release::take(std::vector<event> events, instant now) {
     const bool started = std::any_of(events.begin(), events.end(),
                                      [](const event& e) { return e.kind == event_kind::started; });
-    if (state_.canary_weight > 0 && (started || seen_weight_ == 0 || seen_canary_ != state_.canary)) {
+    if (state_.canary_weight > 0 &&
+        (started || seen_weight_ == 0 || seen_canary_ != state_.canary)) {
         canary_since_ns_ = now.mono_ns;
         evaluation_index_ = 0;
     }
     seen_weight_ = state_.canary_weight;
     seen_canary_ = state_.canary;
-    for (const auto& e : events) note(e);
+    for (const auto& e : events)
+        note(e);
     return events;
 }
 

@@ -48,8 +48,9 @@ public:
 
     // One evaluation: judges `canary` (the window since canary_since_ns()) against
     // `stable` while the canary has weight, and steps the rollout on the verdict.
-    std::vector<event> evaluate(const metrics::window_stats& stable, const metrics::window_stats& canary,
-                                bool canary_all_unhealthy, instant now, const config::slo& slo,
+    std::vector<event> evaluate(const metrics::window_stats& stable,
+                                const metrics::window_stats& canary, bool canary_all_unhealthy,
+                                instant now, const config::slo& slo,
                                 const config::rollout& settings);
     // An event of another origin (health, drain, reload): kept and counted as the rest.
     void note(const event& e);

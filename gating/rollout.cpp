@@ -14,7 +14,7 @@ namespace {
 constexpr int full_weight = 100;
 
 constexpr std::array<std::string_view, 5> phase_names = {"idle", "progressing", "baking",
-                                                          "promoted", "rolled_back"};
+                                                         "promoted", "rolled_back"};
 
 boost::json::object weight_figures(int from, int to) {
     boost::json::object figures;
@@ -64,8 +64,8 @@ std::vector<event> on_violation(rollout_state& s, const judgement& verdict, std:
     s.canary_weight = 0;
     s.state = phase::rolled_back;
     s.paused = false;
-    events.push_back(make_event(now_ms, event_kind::rollback, event_by::judge, verdict.reason,
-                                verdict.figures));
+    events.push_back(
+        make_event(now_ms, event_kind::rollback, event_by::judge, verdict.reason, verdict.figures));
     return events;
 }
 
@@ -84,15 +84,15 @@ std::optional<phase> parse_phase(std::string_view name) {
 
 std::vector<int> steps_for(const config::rollout& settings) {
     std::vector<int> steps;
-    for (int w : settings.steps) steps.push_back(std::clamp(w, 1, full_weight));
+    for (int w : settings.steps)
+        steps.push_back(std::clamp(w, 1, full_weight));
     if (steps.empty()) steps = config::default_steps(settings.strategy_);
     if (steps.back() != full_weight) steps.push_back(full_weight);
     return steps;
 }
 
 std::vector<event> tick(rollout_state& s, const judgement& verdict, std::int64_t now_ms,
-                        const config::rollout& settings, int violations_to_rollback,
-                        bool dry_run) {
+                        const config::rollout& settings, int violations_to_rollback, bool dry_run) {
     if (s.canary_weight <= 0) {
         // Nothing is exposed, so nothing is judged; a later exposure starts a fresh streak.
         s.consecutive_violations = 0;
@@ -134,12 +134,11 @@ std::vector<event> tick(rollout_state& s, const judgement& verdict, std::int64_t
         s.state = phase::promoted;
         s.step = 0;
         s.step_started_ms = now_ms;
-        events.push_back(make_event(
-            now_ms, event_kind::promoted, event_by::judge,
-            "baked " + format_duration_ms(settings.bake.count()) +
-                " at 100% with SLOs met: " + s.stable + " is now stable, " + s.canary +
-                " the canary at weight 0",
-            verdict.figures));
+        events.push_back(make_event(now_ms, event_kind::promoted, event_by::judge,
+                                    "baked " + format_duration_ms(settings.bake.count()) +
+                                        " at 100% with SLOs met: " + s.stable + " is now stable, " +
+                                        s.canary + " the canary at weight 0",
+                                    verdict.figures));
     }
     return events;
 }
@@ -165,8 +164,8 @@ command_result start(rollout_state& s, std::int64_t now_ms, const config::rollou
 
     command_result result;
     result.events.push_back(make_event(now_ms, event_kind::started, event_by::operator_,
-                                       "rollout of " + s.canary + " started: " +
-                                           step_label(0, steps.size()) + ", " +
+                                       "rollout of " + s.canary +
+                                           " started: " + step_label(0, steps.size()) + ", " +
                                            weight_change(from, to),
                                        weight_figures(from, to)));
     if (s.state == phase::baking)
@@ -183,9 +182,9 @@ command_result pause(rollout_state& s, std::int64_t now_ms) {
     if (s.paused) return {"the rollout is already paused", {}};
     s.paused = true;
     command_result result;
-    result.events.push_back(make_event(now_ms, event_kind::paused, event_by::operator_,
-                                       "rollout paused by operator at canary weight " +
-                                           std::to_string(s.canary_weight)));
+    result.events.push_back(make_event(
+        now_ms, event_kind::paused, event_by::operator_,
+        "rollout paused by operator at canary weight " + std::to_string(s.canary_weight)));
     return result;
 }
 
@@ -195,9 +194,9 @@ command_result resume(rollout_state& s, std::int64_t now_ms) {
     // The step must hold a full interval again from now: time spent paused is not evidence.
     s.step_started_ms = now_ms;
     command_result result;
-    result.events.push_back(make_event(now_ms, event_kind::resumed, event_by::operator_,
-                                       "rollout resumed by operator at canary weight " +
-                                           std::to_string(s.canary_weight)));
+    result.events.push_back(make_event(
+        now_ms, event_kind::resumed, event_by::operator_,
+        "rollout resumed by operator at canary weight " + std::to_string(s.canary_weight)));
     return result;
 }
 
@@ -236,10 +235,9 @@ command_result rollback(rollout_state& s, std::int64_t now_ms, std::string_view 
     s.paused = false;
     s.consecutive_violations = 0;
     command_result result;
-    result.events.push_back(make_event(now_ms, event_kind::rollback, event_by::operator_,
-                                       reason.empty() ? "rollback by operator"
-                                                      : std::string(reason),
-                                       weight_figures(from, 0)));
+    result.events.push_back(make_event(
+        now_ms, event_kind::rollback, event_by::operator_,
+        reason.empty() ? "rollback by operator" : std::string(reason), weight_figures(from, 0)));
     return result;
 }
 

@@ -28,9 +28,9 @@ std::optional<phase> parse_phase(std::string_view name);
 struct rollout_state {
     std::string stable;
     std::string canary;
-    int canary_weight = 0;          // percent, 0..100
+    int canary_weight = 0;  // percent, 0..100
     phase state = phase::idle;
-    int step = 0;                   // index into steps_for(settings)
+    int step = 0;  // index into steps_for(settings)
     bool paused = false;
     std::int64_t step_started_ms = 0;  // when the current step (or the bake) began holding
     int consecutive_violations = 0;
@@ -40,8 +40,8 @@ struct rollout_state {
 struct judgement {
     using kind = verdict_kind;
     kind what = kind::holding;
-    std::string reason;            // for a violation: the limit, e.g. "p99 812ms > max_p99 500ms"
-    boost::json::object figures;   // copied into the events it causes
+    std::string reason;  // for a violation: the limit, e.g. "p99 812ms > max_p99 500ms"
+    boost::json::object figures;  // copied into the events it causes
 };
 
 // An operator command's outcome: an error (the state is untouched) or the events.
@@ -68,8 +68,7 @@ std::vector<int> steps_for(const config::rollout& settings);
 // - baking, not paused: held `bake` and ok -> promoted: stable and canary swap, the new
 //   canary gets weight 0 ("promoted").
 std::vector<event> tick(rollout_state& state, const judgement& verdict, std::int64_t now_ms,
-                        const config::rollout& settings, int violations_to_rollback,
-                        bool dry_run);
+                        const config::rollout& settings, int violations_to_rollback, bool dry_run);
 
 // Operator commands; every event they produce is by "operator".
 

@@ -49,8 +49,8 @@ double beta_fraction(double a, double b, double x) {
 double regularized_beta(double a, double b, double x) {
     if (x <= 0.0) return 0.0;
     if (x >= 1.0) return 1.0;
-    const double log_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) +
-                             a * std::log(x) + b * std::log1p(-x);
+    const double log_front =
+        std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
     if (x < (a + 1.0) / (a + b + 2.0)) return std::exp(log_front) * beta_fraction(a, b, x) / a;
     return 1.0 - std::exp(log_front) * beta_fraction(b, a, 1.0 - x) / b;
 }
@@ -84,7 +84,7 @@ double normal_quantile(double p) {
                                    -1.328068155288572e+01};
     static constexpr double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
                                    -2.400758277161838e+00, -2.549732539343734e+00,
-                                   4.374664141464968e+00, 2.938163982698783e+00};
+                                   4.374664141464968e+00,  2.938163982698783e+00};
     static constexpr double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
                                    2.445134137142996e+00, 3.754408661907416e+00};
     constexpr double p_low = 0.02425;
@@ -154,8 +154,8 @@ double proportion_upper_bound(std::uint64_t failures, std::uint64_t n, double al
     return hi;
 }
 
-double difference_lower_bound(std::uint64_t failures_a, std::uint64_t n_a,
-                              std::uint64_t failures_b, std::uint64_t n_b, double alpha) {
+double difference_lower_bound(std::uint64_t failures_a, std::uint64_t n_a, std::uint64_t failures_b,
+                              std::uint64_t n_b, double alpha) {
     if (n_a == 0 || n_b == 0) return -1.0;
     failures_a = std::min(failures_a, n_a);
     failures_b = std::min(failures_b, n_b);

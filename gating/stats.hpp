@@ -43,8 +43,8 @@ double proportion_upper_bound(std::uint64_t failures, std::uint64_t n, double al
 // rates 0.1%..50%, alpha 1e-5..3e-3) its false-alarm rate stayed at or below
 // 0.85 x alpha, where a two-proportion z-test ran 4-60x over alpha once failures were
 // few (the alphas that alpha spending hands out).
-double difference_lower_bound(std::uint64_t failures_a, std::uint64_t n_a,
-                              std::uint64_t failures_b, std::uint64_t n_b, double alpha);
+double difference_lower_bound(std::uint64_t failures_a, std::uint64_t n_a, std::uint64_t failures_b,
+                              std::uint64_t n_b, double alpha);
 
 // Distribution-free bounds on the q-quantile from order statistics: the number of
 // observations below the true quantile is at most Binomial(n, q), so the order statistic

@@ -36,8 +36,10 @@ proxy::task<> checker::loop(target t, config::health settings, std::uint64_t gen
         if (generation != generation_) co_return;
         auto& s = state_of(t.id);
         if (observe(s, why.empty(), settings.healthy_after, settings.unhealthy_after))
-            cb_(t.id, s.healthy, why.empty() ? "health check passed " + std::to_string(settings.healthy_after) + " times"
-                                             : why);
+            cb_(t.id, s.healthy,
+                why.empty()
+                    ? "health check passed " + std::to_string(settings.healthy_after) + " times"
+                    : why);
         timer.expires_after(settings.interval);
         co_await timer.async_wait(nothrow);
     }
@@ -59,7 +61,8 @@ proxy::task<std::string> checker::exchange(const target& t, const config::health
     auto [cec] = co_await s.sock().async_connect(t.at, nothrow);
     if (cec) co_return "health check of " + t.address + ": connect: " + cec.message();
     if (t.tls) {
-        const auto hec = co_await s.handshake_client(*static_cast<asio::ssl::context*>(t.tls.get()), t.tls_name, t.tls_verify);
+        const auto hec = co_await s.handshake_client(*static_cast<asio::ssl::context*>(t.tls.get()),
+                                                     t.tls_name, t.tls_verify);
         if (hec) co_return "health check of " + t.address + ": TLS: " + hec.message();
     }
     const std::string req = "GET " + settings.path + " HTTP/1.1\r\nHost: " + t.address +
@@ -71,14 +74,16 @@ proxy::task<std::string> checker::exchange(const target& t, const config::health
     int status = 0;
     for (;;) {
         const auto st = proxy::http::response_status(head, max_head, status);
-        if (st == proxy::http::parse_status::failed) co_return "health check of " + t.address + ": not HTTP";
+        if (st == proxy::http::parse_status::failed)
+            co_return "health check of " + t.address + ": not HTTP";
         if (st == proxy::http::parse_status::done) break;
         char buf[1024];
         auto [rec, rn] = co_await s.read_some(asio::buffer(buf));
         if (rec) co_return "health check of " + t.address + ": " + rec.message();
         head.append(buf, rn);
     }
-    if (status > 399) co_return "health check of " + t.address + ": status " + std::to_string(status);
+    if (status > 399)
+        co_return "health check of " + t.address + ": status " + std::to_string(status);
     co_return "";
 }
 

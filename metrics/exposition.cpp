@@ -7,7 +7,8 @@ namespace veer::metrics {
 namespace {
 
 // Bounds of veer_request_duration_seconds, in seconds.
-constexpr double le_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+constexpr double le_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                0.25,   0.5,   1,      2.5,   5,    10,    30};
 constexpr const char* states[] = {"idle", "progressing", "baking", "promoted", "rolled_back"};
 
 std::string num(double v) {
@@ -32,7 +33,15 @@ std::string esc(const std::string& s) {
 }
 
 void head(std::string& out, const char* name, const char* type, const char* help) {
-    out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ").append(name).append(" ").append(type).append("\n");
+    out.append("# HELP ")
+        .append(name)
+        .append(" ")
+        .append(help)
+        .append("\n# TYPE ")
+        .append(name)
+        .append(" ")
+        .append(type)
+        .append("\n");
 }
 
 }  // namespace
@@ -41,68 +50,86 @@ std::string render(const exposition_input& in) {
     std::string out;
     out.reserve(8192);
 
-    head(out, "veer_requests_total", "counter", "Requests per pool, endpoint and class (status class or failure kind).");
+    head(out, "veer_requests_total", "counter",
+         "Requests per pool, endpoint and class (status class or failure kind).");
     for (const auto& p : in.pools)
         for (const auto& e : p.endpoints)
             for (std::size_t r = 0; r < result_count; ++r)
-                out += "veer_requests_total{pool=\"" + esc(p.name) + "\",endpoint=\"" + esc(e.address) + "\",class=\"" +
-                       std::string(result_name(static_cast<result>(r))) + "\"} " + std::to_string(e.results[r]) + "\n";
+                out += "veer_requests_total{pool=\"" + esc(p.name) + "\",endpoint=\"" +
+                       esc(e.address) + "\",class=\"" +
+                       std::string(result_name(static_cast<result>(r))) + "\"} " +
+                       std::to_string(e.results[r]) + "\n";
 
     head(out, "veer_request_duration_seconds", "histogram",
          "Latency from the first byte of the request head to the last byte of the response.");
     for (const auto& p : in.pools) {
         const auto& h = p.total.latency;
         for (double le : le_bounds)
-            out += "veer_request_duration_seconds_bucket{pool=\"" + esc(p.name) + "\",le=\"" + num(le) + "\"} " +
-                   std::to_string(h.count_at_or_below(le * 1e6)) + "\n";
-        out += "veer_request_duration_seconds_bucket{pool=\"" + esc(p.name) + "\",le=\"+Inf\"} " + std::to_string(h.count()) + "\n";
-        out += "veer_request_duration_seconds_sum{pool=\"" + esc(p.name) + "\"} " + num(h.sum_us() / 1e6) + "\n";
-        out += "veer_request_duration_seconds_count{pool=\"" + esc(p.name) + "\"} " + std::to_string(h.count()) + "\n";
+            out += "veer_request_duration_seconds_bucket{pool=\"" + esc(p.name) + "\",le=\"" +
+                   num(le) + "\"} " + std::to_string(h.count_at_or_below(le * 1e6)) + "\n";
+        out += "veer_request_duration_seconds_bucket{pool=\"" + esc(p.name) + "\",le=\"+Inf\"} " +
+               std::to_string(h.count()) + "\n";
+        out += "veer_request_duration_seconds_sum{pool=\"" + esc(p.name) + "\"} " +
+               num(h.sum_us() / 1e6) + "\n";
+        out += "veer_request_duration_seconds_count{pool=\"" + esc(p.name) + "\"} " +
+               std::to_string(h.count()) + "\n";
     }
 
     head(out, "veer_canary_weight", "gauge", "Percent of traffic routed to the canary pool.");
     out += "veer_canary_weight " + std::to_string(in.canary_weight) + "\n";
 
-    head(out, "veer_rollout_state", "gauge", "1 for the rollout's current state, 0 for the others.");
+    head(out, "veer_rollout_state", "gauge",
+         "1 for the rollout's current state, 0 for the others.");
     for (const char* s : states)
-        out += std::string("veer_rollout_state{state=\"") + s + "\"} " + (in.state == s ? "1" : "0") + "\n";
+        out += std::string("veer_rollout_state{state=\"") + s + "\"} " +
+               (in.state == s ? "1" : "0") + "\n";
 
-    head(out, "veer_rollbacks_total", "counter", "Rollbacks since start, by the judge or an operator.");
+    head(out, "veer_rollbacks_total", "counter",
+         "Rollbacks since start, by the judge or an operator.");
     out += "veer_rollbacks_total " + std::to_string(in.rollbacks) + "\n";
 
-    head(out, "veer_events_total", "counter", "Rollout, health and operator events since start, by kind.");
+    head(out, "veer_events_total", "counter",
+         "Rollout, health and operator events since start, by kind.");
     for (const auto& [kind, n] : in.events)
         out += "veer_events_total{kind=\"" + esc(kind) + "\"} " + std::to_string(n) + "\n";
 
-    head(out, "veer_endpoint_healthy", "gauge", "1 while an endpoint passes health checks and is not ejected.");
+    head(out, "veer_endpoint_healthy", "gauge",
+         "1 while an endpoint passes health checks and is not ejected.");
     for (const auto& p : in.pools)
         for (const auto& e : p.endpoints)
-            out += "veer_endpoint_healthy{pool=\"" + esc(p.name) + "\",endpoint=\"" + esc(e.address) + "\"} " +
-                   (e.healthy ? "1" : "0") + "\n";
+            out += "veer_endpoint_healthy{pool=\"" + esc(p.name) + "\",endpoint=\"" +
+                   esc(e.address) + "\"} " + (e.healthy ? "1" : "0") + "\n";
 
     head(out, "veer_connections_active", "gauge", "Client connections open now.");
     out += "veer_connections_active " + std::to_string(in.active_connections) + "\n";
 
-    head(out, "veer_connections_refused_total", "counter", "Client connections refused at limits.max_connections.");
+    head(out, "veer_connections_refused_total", "counter",
+         "Client connections refused at limits.max_connections.");
     out += "veer_connections_refused_total " + std::to_string(in.refused_connections) + "\n";
 
     head(out, "veer_webhook_sent_total", "counter", "Events delivered to notify.webhook.");
     out += "veer_webhook_sent_total " + std::to_string(in.webhook_sent) + "\n";
-    head(out, "veer_webhook_dropped_total", "counter", "Events dropped: webhook queue full or retries exhausted.");
+    head(out, "veer_webhook_dropped_total", "counter",
+         "Events dropped: webhook queue full or retries exhausted.");
     out += "veer_webhook_dropped_total " + std::to_string(in.webhook_dropped) + "\n";
 
-    head(out, "veer_slo_window_error_rate", "gauge", "Share of failed requests over the SLO window.");
+    head(out, "veer_slo_window_error_rate", "gauge",
+         "Share of failed requests over the SLO window.");
     for (const auto& p : in.pools)
-        out += "veer_slo_window_error_rate{pool=\"" + esc(p.name) + "\"} " + num(p.window.error_rate()) + "\n";
+        out += "veer_slo_window_error_rate{pool=\"" + esc(p.name) + "\"} " +
+               num(p.window.error_rate()) + "\n";
 
-    head(out, "veer_slo_window_latency_seconds", "summary", "Latency percentiles over the SLO window.");
+    head(out, "veer_slo_window_latency_seconds", "summary",
+         "Latency percentiles over the SLO window.");
     for (const auto& p : in.pools) {
         const auto& h = p.window.latency;
         for (double q : {0.5, 0.95, 0.99})
-            out += "veer_slo_window_latency_seconds{pool=\"" + esc(p.name) + "\",quantile=\"" + num(q) + "\"} " +
-                   num(h.quantile(q) / 1e6) + "\n";
-        out += "veer_slo_window_latency_seconds_sum{pool=\"" + esc(p.name) + "\"} " + num(h.sum_us() / 1e6) + "\n";
-        out += "veer_slo_window_latency_seconds_count{pool=\"" + esc(p.name) + "\"} " + std::to_string(h.count()) + "\n";
+            out += "veer_slo_window_latency_seconds{pool=\"" + esc(p.name) + "\",quantile=\"" +
+                   num(q) + "\"} " + num(h.quantile(q) / 1e6) + "\n";
+        out += "veer_slo_window_latency_seconds_sum{pool=\"" + esc(p.name) + "\"} " +
+               num(h.sum_us() / 1e6) + "\n";
+        out += "veer_slo_window_latency_seconds_count{pool=\"" + esc(p.name) + "\"} " +
+               std::to_string(h.count()) + "\n";
     }
     return out;
 }

@@ -18,7 +18,7 @@ struct exposition_input {
     };
     struct pool {
         std::string name;
-        window_stats total;   // since start
+        window_stats total;  // since start
         window_stats window;  // over slo.window
         std::vector<endpoint> endpoints;
     };

@@ -37,9 +37,12 @@ public:
         c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
 
-    const pool_window* pool(std::uint32_t slot) const { return pools_[slot].load(std::memory_order_acquire); }
+    const pool_window* pool(std::uint32_t slot) const {
+        return pools_[slot].load(std::memory_order_acquire);
+    }
     std::uint64_t endpoint_count(std::uint32_t id, result r) const {
-        return endpoints_[id * result_count + static_cast<std::size_t>(r)].load(std::memory_order_relaxed);
+        return endpoints_[id * result_count + static_cast<std::size_t>(r)].load(
+            std::memory_order_relaxed);
     }
 
 private:

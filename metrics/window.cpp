@@ -12,8 +12,7 @@ inline void bump(std::atomic<T>& c, T n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
-inline void widen(std::atomic<std::uint16_t>& lo, std::atomic<std::uint16_t>& hi,
-                  std::size_t b) {
+inline void widen(std::atomic<std::uint16_t>& lo, std::atomic<std::uint16_t>& hi, std::size_t b) {
     const auto b16 = static_cast<std::uint16_t>(b);
     if (b16 < lo.load(std::memory_order_relaxed)) lo.store(b16, std::memory_order_relaxed);
     if (b16 > hi.load(std::memory_order_relaxed)) hi.store(b16, std::memory_order_relaxed);
@@ -66,8 +65,10 @@ pool_window::pool_window(std::chrono::nanoseconds window, std::int64_t now_ns)
     : created_ns_(now_ns) {
     using std::chrono::nanoseconds;
     const nanoseconds w = std::max(window, nanoseconds{1});
-    nanoseconds len = std::clamp(w / static_cast<std::int64_t>(target_slices), min_slice, max_slice);
-    auto count = static_cast<std::size_t>((w + len - nanoseconds{1}) / len);  // ring covers the window
+    nanoseconds len =
+        std::clamp(w / static_cast<std::int64_t>(target_slices), min_slice, max_slice);
+    auto count =
+        static_cast<std::size_t>((w + len - nanoseconds{1}) / len);  // ring covers the window
     if (count > max_slices) {
         count = max_slices;
         len = (w + nanoseconds{static_cast<std::int64_t>(max_slices) - 1}) /
@@ -90,7 +91,8 @@ void pool_window::enter_slice(std::int64_t now_ns) {
         std::atomic_thread_fence(std::memory_order_release);
         s.failures.store(0, std::memory_order_relaxed);
         s.sum_us.store(0, std::memory_order_relaxed);
-        for (auto& c : s.by_result) c.store(0, std::memory_order_relaxed);
+        for (auto& c : s.by_result)
+            c.store(0, std::memory_order_relaxed);
         // Buckets outside [lo, hi] were never touched, so only that range needs clearing.
         const std::size_t hi = std::min<std::size_t>(s.hi.load(std::memory_order_relaxed),
                                                      histogram::bucket_count - 1);
@@ -104,8 +106,7 @@ void pool_window::enter_slice(std::int64_t now_ns) {
     current_end_ns_ = (epoch + 1) * slice_ns_;
 }
 
-void pool_window::record(result r, bool failed, std::uint64_t latency_us,
-                         std::int64_t now_ns) {
+void pool_window::record(result r, bool failed, std::uint64_t latency_us, std::int64_t now_ns) {
     // An earlier `now` than the current slice's start (a stale cached clock) lands in
     // the current slice: harmless, and it never clobbers newer data.
     if (now_ns >= current_end_ns_) [[unlikely]]
@@ -144,9 +145,10 @@ void pool_window::collect(window_stats& into, std::int64_t now_ns, std::int64_t 
         if (epoch < oldest || epoch > newest) continue;  // also skips `never`
 
         const std::size_t lo = s.lo.load(std::memory_order_relaxed);
-        const std::size_t hi =
-            std::min<std::size_t>(s.hi.load(std::memory_order_relaxed), histogram::bucket_count - 1);
-        for (std::size_t b = lo; b <= hi; ++b) counts[b] = s.buckets[b].load(std::memory_order_relaxed);
+        const std::size_t hi = std::min<std::size_t>(s.hi.load(std::memory_order_relaxed),
+                                                     histogram::bucket_count - 1);
+        for (std::size_t b = lo; b <= hi; ++b)
+            counts[b] = s.buckets[b].load(std::memory_order_relaxed);
         // Failures before the requests they are a share of: the writer goes on meanwhile,
         // and a concurrent read should understate the error rate, never overstate it.
         const std::uint64_t failures = s.failures.load(std::memory_order_acquire);
@@ -174,8 +176,8 @@ void pool_window::collect(window_stats& into, std::int64_t now_ns, std::int64_t 
 
 void pool_window::collect_total(window_stats& into) const {
     const std::size_t lo = total_lo_.load(std::memory_order_relaxed);
-    const std::size_t hi =
-        std::min<std::size_t>(total_hi_.load(std::memory_order_relaxed), histogram::bucket_count - 1);
+    const std::size_t hi = std::min<std::size_t>(total_hi_.load(std::memory_order_relaxed),
+                                                 histogram::bucket_count - 1);
     for (std::size_t b = lo; b <= hi; ++b)
         into.latency.add_bucket(b, total_buckets_[b].load(std::memory_order_relaxed));
     into.latency.add_sum_us(static_cast<double>(total_sum_us_.load(std::memory_order_relaxed)));

@@ -2,7 +2,8 @@
 
 namespace veer::proxy {
 
-admission admit(const http::request_head& req, const routing::snapshot& snap, std::uint32_t random_bp) {
+admission admit(const http::request_head& req, const routing::snapshot& snap,
+                std::uint32_t random_bp) {
     if (req.body == http::body_kind::length && snap.limits.max_body_bytes &&
         req.content_length > snap.limits.max_body_bytes)
         return {413, -1};
@@ -37,8 +38,8 @@ bool keep_open_after_reply(const http::request_head& req, int status, bool body_
     return status != 413 && !body_unread && req.keep_alive;
 }
 
-bool keep_open_after_response(const http::request_head& req, const http::response_head& resp, bool draining,
-                              bool upload_cut) {
+bool keep_open_after_response(const http::request_head& req, const http::response_head& resp,
+                              bool draining, bool upload_cut) {
     if (!req.keep_alive || draining || upload_cut) return false;
     if (resp.body == http::body_kind::until_close) return false;
     return !(resp.body == http::body_kind::chunked && req.version_minor == 0);

@@ -18,7 +18,8 @@ struct admission {
     int status = 0;  // 413 (declared body over limits.max_body_bytes), 503 (no pool serves)
     int pool = -1;
 };
-admission admit(const http::request_head& req, const routing::snapshot& snap, std::uint32_t random_bp);
+admission admit(const http::request_head& req, const routing::snapshot& snap,
+                std::uint32_t random_bp);
 
 // How waiting for a response head ended.
 enum class head_result { ok, timeout, closed, reset, bad };
@@ -45,7 +46,7 @@ bool keep_open_after_reply(const http::request_head& req, int status, bool body_
 // Whether the client connection carries another request after a relayed response: not
 // when the client or a drain asks to close, when an early response cut the upload, when
 // the body is delimited by closing, or when a chunked body goes to an HTTP/1.0 client.
-bool keep_open_after_response(const http::request_head& req, const http::response_head& resp, bool draining,
-                              bool upload_cut);
+bool keep_open_after_response(const http::request_head& req, const http::response_head& resp,
+                              bool draining, bool upload_cut);
 
 }  // namespace veer::proxy

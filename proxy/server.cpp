@@ -38,14 +38,16 @@ void refuse_if_taken(const tcp::endpoint& at, const std::string& address) {
     if (!ec && at.address().is_v6()) probe.set_option(asio::ip::v6_only(true), ec);
     if (!ec) probe.bind(at, ec);
     if (ec == asio::error::address_in_use)
-        throw std::runtime_error("cannot listen on " + address + ": " + ec.message() + " (another process listens there)");
+        throw std::runtime_error("cannot listen on " + address + ": " + ec.message() +
+                                 " (another process listens there)");
 }
 
 }  // namespace
 
 server::server(const config::config& cfg, shared_state& shared) {
     const auto parsed = parse_tcp(cfg.listener.address);
-    if (!parsed) throw std::runtime_error("listener.address: not an IP:port: " + cfg.listener.address);
+    if (!parsed)
+        throw std::runtime_error("listener.address: not an IP:port: " + cfg.listener.address);
     const auto at = *parsed;
     refuse_if_taken(at, cfg.listener.address);
     const auto n = shared.metrics.threads();
@@ -54,7 +56,8 @@ server::server(const config::config& cfg, shared_state& shared) {
         try {
             workers_.back()->listen(at);
         } catch (const boost::system::system_error& e) {
-            throw std::runtime_error("cannot listen on " + cfg.listener.address + ": " + e.code().message());
+            throw std::runtime_error("cannot listen on " + cfg.listener.address + ": " +
+                                     e.code().message());
         }
     }
 }
@@ -62,11 +65,13 @@ server::server(const config::config& cfg, shared_state& shared) {
 server::~server() { stop(); }
 
 void server::start() {
-    for (auto& w : workers_) w->start();
+    for (auto& w : workers_)
+        w->start();
 }
 
 void server::drain() {
-    for (auto& w : workers_) w->drain();
+    for (auto& w : workers_)
+        w->drain();
 }
 
 bool server::wait(std::chrono::milliseconds limit) {
@@ -86,12 +91,15 @@ bool server::finished() const {
 }
 
 void server::abort() {
-    for (auto& w : workers_) w->abort();
+    for (auto& w : workers_)
+        w->abort();
 }
 
 void server::stop() {
-    for (auto& w : workers_) w->stop();
-    for (auto& w : workers_) w->join();
+    for (auto& w : workers_)
+        w->stop();
+    for (auto& w : workers_)
+        w->join();
 }
 
 }  // namespace veer::proxy

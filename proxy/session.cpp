@@ -18,7 +18,11 @@
 
 namespace veer::proxy {
 session::session(worker& w, tcp_socket socket, bool woken)
-    : w_(w), client_(std::move(socket)), snap_timeouts_(w.routes_.get()->timeouts), served_(woken), woken_(woken) {
+    : w_(w),
+      client_(std::move(socket)),
+      snap_timeouts_(w.routes_.get()->timeouts),
+      served_(woken),
+      woken_(woken) {
     boost::system::error_code ec;
     const auto remote = client_.sock().remote_endpoint(ec);
     if (!ec) {
@@ -151,7 +155,8 @@ task<session::idle_end> session::await_request() {
             std::memcpy(in_.space(room), first, n);
         }
     }
-    if (ec) co_return ec == asio::error::operation_aborted && park_ ? idle_end::park : idle_end::close;
+    const bool parked = ec == asio::error::operation_aborted && park_;
+    if (ec) co_return parked ? idle_end::park : idle_end::close;
     in_.commit(n);
     idle_ = false;
     park_ = false;  // the sweeper may have asked after the read had completed
@@ -166,7 +171,8 @@ task<> session::serve(request& r) {
         co_return;
     }
     auto first = pick(r.snap(), admitted.pool, ~0u, false);
-    if (first.ep && !first.conn) first = co_await connect(r.snap(), std::move(first), r.t_start, false);
+    if (first.ep && !first.conn)
+        first = co_await connect(r.snap(), std::move(first), r.t_start, false);
     if (!first.conn) {
         co_await refuse(r, 502);
         co_return;
@@ -216,7 +222,8 @@ task<bool> session::read_head(request& r) {
         if (ec) co_return false;  // a timeout closed the socket already (slowloris)
         in_.commit(n);
     }
-    if (w_.shared_.access_log_fd >= 0) log_request_.assign(req_.method).append(" ").append(req_.target);
+    if (w_.shared_.access_log_fd >= 0)
+        log_request_.assign(req_.method).append(" ").append(req_.target);
     in_.consume(req_.size);
     served_ = true;
     body_left_ = req_.body == http::body_kind::none ? 0 : 1;  // unread until start_body counts it
@@ -245,8 +252,9 @@ void session::finish(request& r) {
 task<session::exchanged> session::exchange(request& r) {
     const auto& snap = r.snap();
     char id[24];
-    http::write_upstream_request(req_, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), r.up.ep->address},
-                                 out_);
+    http::write_upstream_request(
+        req_, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), r.up.ep->address},
+        out_);
     // From here on nothing reads req_'s views, which point into in_: the body reuses it.
     for (int attempt = 0;; ++attempt) {
         upstream_conn& up = *r.up.conn;
@@ -273,9 +281,11 @@ task<session::exchanged> session::exchange(request& r) {
             }
         }
         if (sent == send_result::ok) head = co_await read_response_head(up, snap);
-        if (sent != send_result::ok && sent != send_result::upstream_failed) co_return exchanged{sent, head};
+        if (sent != send_result::ok && sent != send_result::upstream_failed)
+            co_return exchanged{sent, head};
         if (sent == send_result::ok && head != head_result::closed) co_return exchanged{sent, head};
-        if (attempt == 1 || !http::may_resend(req_, r.up.reused)) co_return exchanged{sent, head_result::reset};
+        if (attempt == 1 || !http::may_resend(req_, r.up.reused))
+            co_return exchanged{sent, head_result::reset};
         auto again = pick(snap, static_cast<int>(r.up.pool - snap.pools.data()), ~0u, true);
         if (again.ep) again = co_await connect(snap, std::move(again), r.t_start, true);
         if (!again.conn) co_return exchanged{sent, head_result::reset};
@@ -292,14 +302,16 @@ task<head_result> session::read_response_head(upstream_conn& up, const routing::
     bool got_bytes = !up_in_.empty();
     for (;;) {
         while (!up_in_.empty()) {
-            const auto parsed = http::parse_response(up_in_.view(), snap.limits.max_header_bytes, req_.is_head, resp_);
+            const auto parsed = http::parse_response(up_in_.view(), snap.limits.max_header_bytes,
+                                                     req_.is_head, resp_);
             if (parsed.status == http::parse_status::failed) {
                 detail_ = parsed.detail;
                 co_return head_result::bad;
             }
             if (parsed.status != http::parse_status::done) break;
             if (resp_.status >= 200 || resp_.status == 101) co_return head_result::ok;
-            if (resp_.status != 100 && req_.version_minor == 1) {  // not co_await in a condition: GCC 12
+            if (resp_.status != 100 &&
+                req_.version_minor == 1) {  // not co_await in a condition: GCC 12
                 const bool forwarded = co_await forward_interim();
                 if (!forwarded) co_return head_result::reset;
             }
@@ -312,7 +324,10 @@ task<head_result> session::read_response_head(upstream_conn& up, const routing::
             co_return head_result::bad;
         }
         auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
-        if (ec) co_return up.stream.timed_out() ? head_result::timeout : got_bytes ? head_result::reset : head_result::closed;
+        if (ec)
+            co_return up.stream.timed_out() ? head_result::timeout
+            : got_bytes                     ? head_result::reset
+                                            : head_result::closed;
         got_bytes = true;
         up_in_.commit(n);
     }
@@ -336,8 +351,10 @@ task<> session::relay(request& r, bool upload_cut) {
         r.measure(upgraded ? metrics::result::s1xx : metrics::result::s5xx);
         r.keep_open = false;
         r.status = upgraded ? 101 : 502;
-        if (upgraded) co_await tunnel(up, snap);
-        else co_await reply(502, true);
+        if (upgraded)
+            co_await tunnel(up, snap);
+        else
+            co_await reply(502, true);
         co_return;
     }
     // A response that came while the body was still being sent ends the upload: the rest
@@ -361,7 +378,8 @@ task<> session::relay(request& r, bool upload_cut) {
             relayed = relay_result::upstream_failed;
             break;
         }
-        const auto bufs = head_sent ? std::array<asio::const_buffer, 2>{body, {}} : join(out_, up_in_, body);
+        const auto bufs =
+            head_sent ? std::array<asio::const_buffer, 2>{body, {}} : join(out_, up_in_, body);
         if (bufs[0].size() + bufs[1].size() > 0) {
             client_.expires_after(snap.timeouts.idle);
             auto [ec, n] = co_await client_.write(bufs);
@@ -386,7 +404,8 @@ task<> session::relay(request& r, bool upload_cut) {
         }
         up_in_.commit(n);
     }
-    r.measure(relayed == relay_result::upstream_failed ? metrics::result::reset : metrics::result_of_status(resp_.status));
+    r.measure(relayed == relay_result::upstream_failed ? metrics::result::reset
+                                                       : metrics::result_of_status(resp_.status));
     if (relayed != relay_result::ok) r.keep_open = false;
     if (relayed == relay_result::upstream_failed && !head_sent) {
         // The body's framing broke before the client got a byte (a bad first chunk size):
@@ -417,18 +436,24 @@ void session::end_exchange(request& r, bool reusable) {
 void session::log_access(const request& r) {
     char line[256];
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
     const double ms = static_cast<double>(metrics::monotonic_ns() - r.t_start) / 1e6;
     std::string& out = w_.access_buffer_;
-    out.append("{\"time_ms\":").append(std::to_string(now_ms)).append(",\"client\":\"").append(client_ip_);
+    out.append("{\"time_ms\":")
+        .append(std::to_string(now_ms))
+        .append(",\"client\":\"")
+        .append(client_ip_);
     out.append("\",\"request\":\"");
     for (char c : log_request_) {  // the target is client input: escape what JSON needs
         if (c == '"' || c == '\\') out.push_back('\\');
         if (static_cast<unsigned char>(c) >= 0x20) out.push_back(c);
     }
     const bool served = r.up.ep != nullptr;
-    std::snprintf(line, sizeof line, "\",\"status\":%d,\"pool\":\"%s\",\"endpoint\":\"%s\",\"duration_ms\":%.3f",
-                  r.status, served ? r.up.pool->name.c_str() : "", served ? r.up.ep->address.c_str() : "", ms);
+    std::snprintf(line, sizeof line,
+                  "\",\"status\":%d,\"pool\":\"%s\",\"endpoint\":\"%s\",\"duration_ms\":%.3f",
+                  r.status, served ? r.up.pool->name.c_str() : "",
+                  served ? r.up.ep->address.c_str() : "", ms);
     out.append(line);
     // Why veer refused or failed it, as Envoy logs its response-code details (static text).
     if (!detail_.empty()) out.append(",\"detail\":\"").append(detail_).append("\"");
@@ -443,8 +468,8 @@ task<void> session::reply(int status, bool close) {
     co_await client_.write(asio::buffer(out_));
 }
 
-void session::record(const routing::snapshot& snap, const routing::pool& pool, const routing::endpoint& ep,
-                     metrics::result r, std::int64_t t_start) {
+void session::record(const routing::snapshot& snap, const routing::pool& pool,
+                     const routing::endpoint& ep, metrics::result r, std::int64_t t_start) {
     const auto now = metrics::monotonic_ns();
     const bool failed = metrics::counts_as_failure(r, snap.errors);
     const auto latency_us = static_cast<std::uint64_t>(now > t_start ? (now - t_start) / 1000 : 0);
@@ -458,7 +483,8 @@ void session::record(const routing::snapshot& snap, const routing::pool& pool, c
     }
 }
 
-std::array<asio::const_buffer, 2> session::join(const std::string& head, io_buffer& buf, asio::const_buffer body) {
+std::array<asio::const_buffer, 2> session::join(const std::string& head, io_buffer& buf,
+                                                asio::const_buffer body) {
     if (body.size() == 0) return {asio::buffer(head), {}};
     if (body.data() == buf.view().data()) {
         if (char* p = buf.room_before(head.size())) {  // where the head it replaces was
@@ -469,10 +495,12 @@ std::array<asio::const_buffer, 2> session::join(const std::string& head, io_buff
     return {asio::buffer(head), body};
 }
 
-session::upstream_choice session::pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried, bool fresh) {
+session::upstream_choice session::pick(const routing::snapshot& snap, int pool_index,
+                                       std::uint32_t tried, bool fresh) {
     upstream_choice c;
     const auto& pool = snap.pools[pool_index];
-    const int ei = routing::pick_endpoint(pool, w_.outstanding_.data(), w_.rng_, w_.round_robin_[pool_index], tried);
+    const int ei = routing::pick_endpoint(pool, w_.outstanding_.data(), w_.rng_,
+                                          w_.round_robin_[pool_index], tried);
     if (ei < 0) return c;
     c.pool = &pool;
     c.ep = &pool.endpoints[ei];
@@ -481,8 +509,8 @@ session::upstream_choice session::pick(const routing::snapshot& snap, int pool_i
     return c;
 }
 
-task<session::upstream_choice> session::connect(const routing::snapshot& snap, upstream_choice c, std::int64_t t_start,
-                                                bool fresh) {
+task<session::upstream_choice> session::connect(const routing::snapshot& snap, upstream_choice c,
+                                                std::int64_t t_start, bool fresh) {
     const int attempts = snap.retry.on_connect ? snap.retry.attempts : 1;
     for (int a = 1;; ++a) {
         const auto& pool = *c.pool;
@@ -494,19 +522,24 @@ task<session::upstream_choice> session::connect(const routing::snapshot& snap, u
         if (!ec) {
             c.conn->stream.sock().set_option(tcp::no_delay(true), ec);
             if (pool.tls)
-                ec = co_await c.conn->stream.handshake_client(*static_cast<asio::ssl::context*>(pool.tls.get()),
-                                                              proxy::tls_name(pool.tls_name, ep.address), pool.tls_verify);
+                ec = co_await c.conn->stream.handshake_client(
+                    *static_cast<asio::ssl::context*>(pool.tls.get()),
+                    proxy::tls_name(pool.tls_name, ep.address), pool.tls_verify);
             if (!ec) co_return c;
         }
         // A failed attempt counts against its endpoint and pool; the client is not told yet.
-        record(snap, pool, ep, c.conn->stream.timed_out() ? metrics::result::timeout : metrics::result::connect, t_start);
+        record(snap, pool, ep,
+               c.conn->stream.timed_out() ? metrics::result::timeout : metrics::result::connect,
+               t_start);
         current_up_ = nullptr;
         c.conn.reset();
         if (a >= attempts) break;
         // Next: another usable endpoint of the same pool, else the stable pool.
         const std::uint32_t tried = ep.id;
         int pool_index = static_cast<int>(c.pool - snap.pools.data());
-        const bool other_here = pool.usable.size() > 1 || (pool.usable.size() == 1 && pool.endpoints[pool.usable[0]].id != tried);
+        const bool other_here =
+            pool.usable.size() > 1 ||
+            (pool.usable.size() == 1 && pool.endpoints[pool.usable[0]].id != tried);
         if (!other_here) {
             int stable = routing::serving_pool(snap, snap.stable);
             if (stable == pool_index) {
@@ -526,7 +559,8 @@ session::send_result session::start_body(const routing::snapshot& snap, std::siz
     body_now = 0;
     body_left_ = 0;
     if (req_.body == http::body_kind::length) {
-        body_now = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), req_.content_length));
+        body_now =
+            static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), req_.content_length));
         body_left_ = req_.content_length - body_now;
     } else if (req_.body == http::body_kind::chunked) {
         chunks_.reset();
@@ -568,8 +602,9 @@ task<session::send_result> session::send_body(upstream_conn& up, const routing::
 
 // The upstream may answer before the body is all sent (RFC 9112 9.5): a final response
 // that comes first stops the upload.
-task<session::send_result> session::send_body_watching(upstream_conn& up, const routing::snapshot& snap,
-                                                      head_result& head) {
+task<session::send_result> session::send_body_watching(upstream_conn& up,
+                                                       const routing::snapshot& snap,
+                                                       head_result& head) {
     using namespace asio::experimental::awaitable_operators;
     if (!up_in_) up_in_ = w_.buffers_.get();
     auto r = co_await (send_body(up, snap) || read_response_head(up, snap));
@@ -577,7 +612,8 @@ task<session::send_result> session::send_body_watching(upstream_conn& up, const 
         // The upload failed because the upstream answered and closed (a 413 and a reset):
         // its answer may already be here, readable after the reset.
         head = co_await read_response_head(up, snap);
-        if (head == head_result::ok || head == head_result::bad) co_return send_result::early_response;
+        if (head == head_result::ok || head == head_result::bad)
+            co_return send_result::early_response;
         co_return send_result::upstream_failed;
     }
     if (r.index() == 0) co_return std::get<0>(r);
@@ -629,7 +665,8 @@ session::relay_state::relay_state(const http::response_head& resp, bool chunked_
     : kind(resp.body),
       dechunk(resp.body == http::body_kind::chunked && !chunked_to_client),
       left(resp.body == http::body_kind::length ? resp.content_length : 0),
-      done(resp.body == http::body_kind::none || (resp.body == http::body_kind::length && resp.content_length == 0)) {}
+      done(resp.body == http::body_kind::none ||
+           (resp.body == http::body_kind::length && resp.content_length == 0)) {}
 
 bool session::next_slice(relay_state& st, asio::const_buffer& out, std::size_t& take) {
     if (st.done) return true;
@@ -666,7 +703,8 @@ bool session::next_slice(relay_state& st, asio::const_buffer& out, std::size_t& 
         if (s.consumed == 0) break;
     }
     st.done = chunks_.done();
-    out = st.dechunk ? asio::buffer(data.data() + data_off, data_len) : asio::buffer(data.data(), take);
+    out = st.dechunk ? asio::buffer(data.data() + data_off, data_len)
+                     : asio::buffer(data.data(), take);
     return true;
 }
 

@@ -38,7 +38,8 @@ template <class T = void>
 using task = asio::awaitable<T, executor>;
 using tcp_socket = asio::basic_stream_socket<tcp, executor>;
 using tcp_acceptor = asio::basic_socket_acceptor<tcp, executor>;
-using timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, executor>;
+using timer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                         asio::wait_traits<std::chrono::steady_clock>, executor>;
 // Awaited operations report errors as values: a closed peer is not exceptional here.
 inline constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<executor>{});
 
@@ -66,7 +67,8 @@ public:
     // The deadline of the operations that follow, until the next call.
     template <class Duration>
     void expires_after(Duration d) {
-        deadline_ns_ = coarse_now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+        deadline_ns_ =
+            coarse_now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
     }
     void expires_never() { deadline_ns_ = never; }
     // Past its deadline, the socket is closed, which fails whatever waits on it; timed_out()
@@ -84,7 +86,8 @@ public:
     // Client side of TLS to an upstream, within the deadline the caller set: SNI `name`
     // unless it is an IP literal (RFC 6066 forbids those), and with `verify` the
     // certificate must be valid for `name` (a DNS name or an IP SAN).
-    task<boost::system::error_code> handshake_client(asio::ssl::context& ctx, const std::string& name, bool verify) {
+    task<boost::system::error_code> handshake_client(asio::ssl::context& ctx,
+                                                     const std::string& name, bool verify) {
         use_tls(ctx);
         boost::system::error_code not_ip;
         asio::ip::make_address(name, not_ip);

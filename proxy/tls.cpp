@@ -29,18 +29,21 @@ std::string openssl_reason() {
 
 void harden(SSL_CTX* ctx) {
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(
+        ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     // OpenSSL's record buffers (about 34 KiB a connection) are freed while empty, as nginx
     // has them: an idle keep-alive TLS connection holds none.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) throw std::runtime_error("TLS: cipher list: " + openssl_reason());
+    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1)
+        throw std::runtime_error("TLS: cipher list: " + openssl_reason());
 }
 
-int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
-                  void*) {
+int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                  unsigned inlen, void*) {
     static constexpr unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     unsigned char* selected = nullptr;
-    if (SSL_select_next_proto(&selected, outlen, http11, sizeof http11, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(&selected, outlen, http11, sizeof http11, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;  // a client that offers only h2 gets no ALPN, not a failure
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
@@ -57,19 +60,22 @@ std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings
     if (SSL_CTX_use_PrivateKey_file(native, settings.key.c_str(), SSL_FILETYPE_PEM) != 1)
         throw std::runtime_error("listener.tls.key: " + settings.key + ": " + openssl_reason());
     if (SSL_CTX_check_private_key(native) != 1)
-        throw std::runtime_error("listener.tls.key: " + settings.key + " does not match " + settings.cert);
+        throw std::runtime_error("listener.tls.key: " + settings.key + " does not match " +
+                                 settings.cert);
     SSL_CTX_set_alpn_select_cb(native, select_http11, nullptr);
     return ctx;
 }
 
-std::shared_ptr<ssl::context> make_client_tls(const config::tls_client& settings, const std::string& key) {
+std::shared_ptr<ssl::context> make_client_tls(const config::tls_client& settings,
+                                              const std::string& key) {
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
     SSL_CTX* native = ctx->native_handle();
     harden(native);
     if (settings.verify) {
         if (!settings.ca.empty()) {
             if (SSL_CTX_load_verify_locations(native, settings.ca.c_str(), nullptr) != 1)
-                throw std::runtime_error(key + ".ca: cannot load " + settings.ca + ": " + openssl_reason());
+                throw std::runtime_error(key + ".ca: cannot load " + settings.ca + ": " +
+                                         openssl_reason());
         } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
             throw std::runtime_error(key + ": system CA store: " + openssl_reason());
         }

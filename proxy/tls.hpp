@@ -20,6 +20,7 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls(const config::tls_ser
 
 // Same protocol floor for upstream connections; verification against `ca` or the system
 // store unless verify = false. `key` names the setting in errors ("pools.blue.tls").
-std::shared_ptr<boost::asio::ssl::context> make_client_tls(const config::tls_client& settings, const std::string& key);
+std::shared_ptr<boost::asio::ssl::context> make_client_tls(const config::tls_client& settings,
+                                                           const std::string& key);
 
 }  // namespace veer::proxy

@@ -28,7 +28,8 @@ worker::worker(std::size_t index, const config::config& cfg, shared_state& share
       // 32 KiB: most heads with the body bytes that follow, and a 16 KiB response with its
       // head in one read; a larger head grows its buffer up to max_header_bytes.
       buffers_(buffer_size),
-      upstreams_(metrics::max_endpoints, std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
+      upstreams_(metrics::max_endpoints,
+                 std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
       acceptor_(ioc_.get_executor()),
       request_prefix_(std::random_device{}()) {
     request_prefix_ = (request_prefix_ << 32) ^ std::random_device{}() ^ index;
@@ -38,7 +39,8 @@ worker::~worker() {
     stop();
     join();
     if (shared_.access_log_fd >= 0) flush_access_log();
-    while (parked_) delete std::exchange(parked_, parked_->next);  // their waits die with ioc_
+    while (parked_)
+        delete std::exchange(parked_, parked_->next);  // their waits die with ioc_
 }
 
 void worker::listen(const tcp::endpoint& at) {
@@ -71,8 +73,10 @@ void worker::drain() {
         draining_ = true;
         boost::system::error_code ec;
         acceptor_.close(ec);
-        for (auto* s = sessions_; s; s = s->next_) s->cancel_if_idle();
-        for (auto* p = parked_; p; p = p->next) p->sock.cancel();
+        for (auto* s = sessions_; s; s = s->next_)
+            s->cancel_if_idle();
+        for (auto* p = parked_; p; p = p->next)
+            p->sock.cancel();
         upstreams_.close_all();
         flush_timer_.cancel();
         sweep_timer_.cancel();
@@ -84,7 +88,8 @@ void worker::flush_access_log() {
     // interleave within a line, and no request waits on the disk more than that.
     std::size_t done = 0;
     while (done < access_buffer_.size()) {
-        const auto n = ::write(shared_.access_log_fd, access_buffer_.data() + done, access_buffer_.size() - done);
+        const auto n = ::write(shared_.access_log_fd, access_buffer_.data() + done,
+                               access_buffer_.size() - done);
         if (n <= 0) break;
         done += static_cast<std::size_t>(n);
     }
@@ -106,7 +111,8 @@ void worker::abort() {
             s->abort();
             s = next;
         }
-        for (auto* p = parked_; p; p = p->next) p->sock.cancel();
+        for (auto* p = parked_; p; p = p->next)
+            p->sock.cancel();
     });
 }
 
@@ -119,7 +125,8 @@ task<> worker::idle_sweeper() {
         const auto t = routes_.get()->timeouts;
         const auto shortest = std::min({t.idle, t.header_read, t.connect, t.upstream_response,
                                         std::chrono::milliseconds(1000)});
-        const auto period = std::max<std::chrono::milliseconds>(shortest / 10, std::chrono::milliseconds(10));
+        const auto period =
+            std::max<std::chrono::milliseconds>(shortest / 10, std::chrono::milliseconds(10));
         sweep_timer_.expires_after(period);
         co_await sweep_timer_.async_wait(nothrow);
         const auto now = coarse_now_ns();
@@ -168,17 +175,19 @@ task<> worker::accept_loop() {
 }
 
 void worker::start_session(tcp_socket s, bool woken) {
-    asio::co_spawn(ioc_, run_session(*this, std::move(s), woken), [this](std::exception_ptr e, bool parked) {
-        if (parked) return;  // still a connection, now in parked_
-        shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"session failed: %s\"}\n", ex.what());
+    asio::co_spawn(
+        ioc_, run_session(*this, std::move(s), woken), [this](std::exception_ptr e, bool parked) {
+            if (parked) return;  // still a connection, now in parked_
+            shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"session failed: %s\"}\n",
+                                 ex.what());
+                }
             }
-        }
-    });
+        });
 }
 
 void worker::park(tcp_socket s, std::int64_t idle_since_ns) {
@@ -190,12 +199,15 @@ void worker::park(tcp_socket s, std::int64_t idle_since_ns) {
     p->next = parked_;
     if (parked_) parked_->prev = p;
     parked_ = p;
-    p->sock.async_wait(tcp_socket::wait_read, [this, p](const boost::system::error_code& ec) { unpark(p, ec); });
+    p->sock.async_wait(tcp_socket::wait_read,
+                       [this, p](const boost::system::error_code& ec) { unpark(p, ec); });
 }
 
 void worker::unpark(parked_conn* p, const boost::system::error_code& ec) {
-    if (p->prev) p->prev->next = p->next;
-    else parked_ = p->next;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        parked_ = p->next;
     if (p->next) p->next->prev = p->prev;
     tcp_socket s = std::move(p->sock);
     delete p;
@@ -213,17 +225,21 @@ void worker::link(session* s) {
 }
 
 void worker::unlink(session* s) {
-    if (s->prev_) s->prev_->next_ = s->next_;
-    else sessions_ = s->next_;
+    if (s->prev_)
+        s->prev_->next_ = s->next_;
+    else
+        sessions_ = s->next_;
     if (s->next_) s->next_->prev_ = s->prev_;
 }
 
 std::string_view worker::next_request_id(char (&out)[24]) {
     static constexpr char hex[] = "0123456789abcdef";
     std::uint64_t a = request_prefix_;
-    for (int i = 15; i >= 0; --i, a >>= 4) out[i] = hex[a & 15];
+    for (int i = 15; i >= 0; --i, a >>= 4)
+        out[i] = hex[a & 15];
     std::uint32_t b = ++request_counter_;
-    for (int i = 23; i >= 16; --i, b >>= 4) out[i] = hex[b & 15];
+    for (int i = 23; i >= 16; --i, b >>= 4)
+        out[i] = hex[b & 15];
     return {out, sizeof out};
 }
 

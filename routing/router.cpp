@@ -76,7 +76,8 @@ int pick_endpoint(const pool& p, const std::uint32_t* outstanding, fast_random& 
     std::uint32_t ia = p.usable[a], ib = p.usable[b];
     if (excluded(ia)) return static_cast<int>(ib);
     if (excluded(ib)) return static_cast<int>(ia);
-    return static_cast<int>(outstanding[p.endpoints[ib].id] < outstanding[p.endpoints[ia].id] ? ib : ia);
+    return static_cast<int>(outstanding[p.endpoints[ib].id] < outstanding[p.endpoints[ia].id] ? ib
+                                                                                              : ia);
 }
 
 }  // namespace veer::routing

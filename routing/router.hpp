@@ -20,7 +20,8 @@ public:
     }
     // Uniform in [0, n), n > 0 (Lemire's multiply-shift; the bias is far below 1e-9).
     std::uint32_t below(std::uint32_t n) {
-        return static_cast<std::uint32_t>((static_cast<std::uint64_t>(static_cast<std::uint32_t>(next())) * n) >> 32);
+        return static_cast<std::uint32_t>(
+            (static_cast<std::uint64_t>(static_cast<std::uint32_t>(next())) * n) >> 32);
     }
 
 private:
@@ -67,9 +68,9 @@ int choose_pool(const snapshot& s, const Fields& fields, std::uint32_t random_bp
             }
         }
         if (matched || (r.match == rule_match::present && present)) {
-            const int wanted = r.target == rule_target::canary ? s.canary
-                             : r.target == rule_target::stable ? s.stable
-                                                               : r.pool;
+            const int wanted = r.target == rule_target::canary   ? s.canary
+                               : r.target == rule_target::stable ? s.stable
+                                                                 : r.pool;
             return serving_pool(s, wanted);
         }
     }

@@ -11,7 +11,8 @@ bool parse_ip_endpoint(std::string_view address, endpoint& out) {
     std::string_view host, port;
     if (!address.empty() && address.front() == '[') {
         const auto close = address.find(']');
-        if (close == std::string_view::npos || close + 1 >= address.size() || address[close + 1] != ':')
+        if (close == std::string_view::npos || close + 1 >= address.size() ||
+            address[close + 1] != ':')
             return false;
         host = address.substr(1, close - 1);
         port = address.substr(close + 2);

@@ -19,11 +19,11 @@ inline constexpr int buckets = 10000;  // sticky buckets; weights are in basis p
 
 struct endpoint {
     std::uint32_t id = 0;  // stable for the process's life: indexes per-endpoint state
-    std::string address;   // as configured, "127.0.0.1:9001"
+    std::string address;  // as configured, "127.0.0.1:9001"
     std::array<std::uint8_t, 16> ip{};
     bool v6 = false;
     std::uint16_t port = 0;
-    bool healthy = true;   // active checks
+    bool healthy = true;  // active checks
     bool ejected = false;  // passive: consecutive failed requests
     bool drained = false;  // operator
     bool usable() const { return healthy && !ejected && !drained; }
@@ -68,7 +68,6 @@ struct snapshot {
     config::retry retry;
     config::error_kinds errors;
     int eject_after_failures = 5;
-
 };
 
 // Holds the current snapshot. publish() from the control thread; threads keep their own

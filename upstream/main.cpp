@@ -65,8 +65,8 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 struct limits {
     static constexpr std::uint32_t max_header_bytes = 64 * 1024;
     static constexpr std::size_t chunk_bytes = 64 * 1024;  // body read/write granularity
-    static constexpr std::chrono::seconds idle{120};       // keep-alive wait for a request
-    static constexpr std::chrono::seconds io{60};          // each body read / write step
+    static constexpr std::chrono::seconds idle{120};  // keep-alive wait for a request
+    static constexpr std::chrono::seconds io{60};  // each body read / write step
 };
 
 struct options {
@@ -107,7 +107,8 @@ bool next_answer_fails(double rate) {
 const std::string& filler() {
     static const std::string text = [] {
         std::string s(limits::chunk_bytes, 'x');
-        for (std::size_t i = 63; i < s.size(); i += 64) s[i] = '\n';
+        for (std::size_t i = 63; i < s.size(); i += 64)
+            s[i] = '\n';
         return s;
     }();
     return text;
@@ -115,15 +116,15 @@ const std::string& filler() {
 
 std::string_view reason_phrase(int status) {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+        case 100: return "Continue";
+        case 200: return "OK";
+        case 400: return "Bad Request";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 431: return "Request Header Fields Too Large";
+        case 500: return "Internal Server Error";
+        case 503: return "Service Unavailable";
+        default: return "Unknown";
     }
 }
 
@@ -151,7 +152,7 @@ struct answer {
     std::uint64_t body_bytes = 0;  // /bytes/N: the filler's length; else body_text's
     bool filler_body = false;
     double sleep_seconds = 0;
-    bool delayed = true;            // behaviour knobs apply (not to /healthz or /admin)
+    bool delayed = true;  // behaviour knobs apply (not to /healthz or /admin)
 };
 
 class connection {
@@ -180,7 +181,8 @@ public:
                 iequals(req[http::field::expect], "100-continue")) {
                 static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
                 stream_.expires_after(limits::io);
-                auto [wec, wn] = co_await asio::async_write(stream_, asio::buffer(go_on), use_tuple);
+                auto [wec, wn] =
+                    co_await asio::async_write(stream_, asio::buffer(go_on), use_tuple);
                 if (wec) break;
             }
             std::uint64_t body_bytes = 0;
@@ -369,9 +371,11 @@ private:
         // /bytes/N: stream the filler, a chunk at a time.
         const std::string& chunk = filler();
         for (std::uint64_t left = a.body_bytes; left > 0;) {
-            const std::size_t size = left < chunk.size() ? static_cast<std::size_t>(left) : chunk.size();
+            const std::size_t size =
+                left < chunk.size() ? static_cast<std::size_t>(left) : chunk.size();
             stream_.expires_after(limits::io);
-            auto [wec, wn] = co_await asio::async_write(stream_, asio::buffer(chunk.data(), size), use_tuple);
+            auto [wec, wn] =
+                co_await asio::async_write(stream_, asio::buffer(chunk.data(), size), use_tuple);
             if (wec) co_return false;
             left -= size;
         }
@@ -382,10 +386,10 @@ private:
     const options& opts_;
     runtime& rt_;
     asio::steady_timer timer_;
-    beast::flat_buffer buffer_;   // kept across requests: pipelined bytes stay in it
+    beast::flat_buffer buffer_;  // kept across requests: pipelined bytes stay in it
     std::optional<http::request_parser<http::buffer_body>> parser_;
-    std::string out_;             // the response head (and small body), reused
-    std::string text_;            // the response body text, reused
+    std::string out_;  // the response head (and small body), reused
+    std::string text_;  // the response body text, reused
 };
 
 // Connection coroutines never throw (every operation returns its error code); should one
@@ -458,7 +462,8 @@ std::string parse_options(int argc, char** argv, options& opts) {
             return true;
         };
         const auto bad = [&](std::string_view why) {
-            return std::string(arg) + ": " + std::string(why) + " (got \"" + std::string(value) + "\")";
+            return std::string(arg) + ": " + std::string(why) + " (got \"" + std::string(value) +
+                   "\")";
         };
 
         if (arg == "--help" || arg == "-h") {
@@ -539,25 +544,28 @@ int run(int argc, char** argv) {
 
     asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
     signals.async_wait([&](beast::error_code, int) {
-        for (auto& ctx : contexts) ctx->stop();
+        for (auto& ctx : contexts)
+            ctx->stop();
     });
     asio::co_spawn(*contexts[0], accept_loop(acceptor, contexts, opts, rt), report_failure);
 
     // Keeps the other threads' loops alive while they have no connection yet.
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
-    for (auto& ctx : contexts) guards.push_back(asio::make_work_guard(*ctx));
+    for (auto& ctx : contexts)
+        guards.push_back(asio::make_work_guard(*ctx));
 
     const std::string shown = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                                       : bound.address().to_string();
-    std::fprintf(stderr, "veer-upstream %s listening on %s:%u\n", opts.name.c_str(),
-                 shown.c_str(), static_cast<unsigned>(bound.port()));
+    std::fprintf(stderr, "veer-upstream %s listening on %s:%u\n", opts.name.c_str(), shown.c_str(),
+                 static_cast<unsigned>(bound.port()));
     std::fflush(stderr);
 
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < contexts.size(); ++i)
         threads.emplace_back([&ctx = *contexts[i]] { ctx.run(); });
     contexts[0]->run();
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     return 0;
 }
 

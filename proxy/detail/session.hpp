@@ -44,7 +44,8 @@ private:
     // The request in progress, from its head to finish(): the snapshot it is served by,
     // the upstream connection it uses, and what finish() records and logs.
     struct request {
-        request(std::int64_t t, std::shared_ptr<const routing::snapshot> s) : t_start(t), snap_ref(std::move(s)) {}
+        request(std::int64_t t, std::shared_ptr<const routing::snapshot> s)
+            : t_start(t), snap_ref(std::move(s)) {}
         const routing::snapshot& snap() const { return *snap_ref; }
         void measure(metrics::result res) {
             result = res;
@@ -52,14 +53,21 @@ private:
         }
         std::int64_t t_start;
         std::shared_ptr<const routing::snapshot> snap_ref;
-        upstream_choice up;       // attached: counted in the worker's outstanding requests
-        int status = 0;           // what the client was answered (0: nothing)
+        upstream_choice up;  // attached: counted in the worker's outstanding requests
+        int status = 0;  // what the client was answered (0: nothing)
         metrics::result result{};
-        bool measured = false;    // up.ep served or failed it: recorded against it
-        bool keep_open = true;    // the client connection carries the next request
+        bool measured = false;  // up.ep served or failed it: recorded against it
+        bool keep_open = true;  // the client connection carries the next request
     };
     enum class idle_end { request, park, close };
-    enum class send_result { ok, upstream_failed, client_failed, bad_body, body_too_large, early_response };
+    enum class send_result {
+        ok,
+        upstream_failed,
+        client_failed,
+        bad_body,
+        body_too_large,
+        early_response
+    };
     struct exchanged {
         send_result sent;
         head_result head;
@@ -69,8 +77,8 @@ private:
     struct relay_state {
         relay_state(const http::response_head& resp, bool chunked_to_client);
         http::body_kind kind;
-        bool dechunk;           // chunked upstream, HTTP/1.0 client
-        std::uint64_t left;     // Content-Length bytes still to come
+        bool dechunk;  // chunked upstream, HTTP/1.0 client
+        std::uint64_t left;  // Content-Length bytes still to come
         bool done;
         bool chunks_started = false;
     };
@@ -102,16 +110,19 @@ private:
     void end_exchange(request& r, bool reusable);
     // An endpoint of the pool other than `tried`, with a pooled idle connection to it
     // unless `fresh` (or none is idle).
-    upstream_choice pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried, bool fresh);
+    upstream_choice pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried,
+                         bool fresh);
     // Connects to c's endpoint, on failure to others per [retry]; conn is null if all failed.
-    task<upstream_choice> connect(const routing::snapshot& snap, upstream_choice c, std::int64_t t_start, bool fresh);
+    task<upstream_choice> connect(const routing::snapshot& snap, upstream_choice c,
+                                  std::int64_t t_start, bool fresh);
     // The request body bytes that go out with the head (body_now); sets body_left_.
     send_result start_body(const routing::snapshot& snap, std::size_t& body_now);
     // The rest of the request body, read from the client as it comes.
     task<send_result> send_body(upstream_conn& up, const routing::snapshot& snap);
     // send_body while watching the upstream (RFC 9112 9.5): a final response that comes
     // first stops the upload (early_response; `head` says whether it parsed).
-    task<send_result> send_body_watching(upstream_conn& up, const routing::snapshot& snap, head_result& head);
+    task<send_result> send_body_watching(upstream_conn& up, const routing::snapshot& snap,
+                                         head_result& head);
     // After the last response: the client's unread bytes are drained before closing.
     task<> linger();
     send_result feed_chunks(std::string_view in, const routing::snapshot& snap);
@@ -123,21 +134,22 @@ private:
     // A head and the body bytes after it: one buffer (a send, not a sendmsg of two pieces)
     // when the head fits in the consumed bytes of `buf` right before the body, which
     // is where the head it replaces was; else head and body as two pieces.
-    static std::array<asio::const_buffer, 2> join(const std::string& head, io_buffer& buf, asio::const_buffer body);
+    static std::array<asio::const_buffer, 2> join(const std::string& head, io_buffer& buf,
+                                                  asio::const_buffer body);
     task<> tunnel(upstream_conn& up, const routing::snapshot& snap);
     task<> reply(int status, bool close);
     void log_access(const request& r);
     // One outcome against its endpoint and pool: the window, and the passive-ejection streak.
-    void record(const routing::snapshot& snap, const routing::pool& pool, const routing::endpoint& ep,
-                metrics::result r, std::int64_t t_start);
+    void record(const routing::snapshot& snap, const routing::pool& pool,
+                const routing::endpoint& ep, metrics::result r, std::int64_t t_start);
 
     worker& w_;
     stream client_;
     std::string client_ip_;
     config::timeouts snap_timeouts_;
-    io_buffer in_;      // bytes from the client
-    io_buffer up_in_;   // bytes from the upstream
-    std::string out_;   // the head being written, either way
+    io_buffer in_;  // bytes from the client
+    io_buffer up_in_;  // bytes from the upstream
+    std::string out_;  // the head being written, either way
     http::request_head req_;
     http::response_head resp_;
     http::chunk_decoder chunks_;
@@ -145,9 +157,9 @@ private:
     std::uint64_t body_left_ = 0;  // request body bytes not yet relayed (chunked: 1 until done)
     bool idle_ = false;
     std::int64_t idle_since_ns_ = 0;
-    bool park_ = false;    // the sweeper asked an idle read to end: park (TLS: drop the buffer)
+    bool park_ = false;  // the sweeper asked an idle read to end: park (TLS: drop the buffer)
     bool served_ = false;  // a request was read: idle limits apply, not header_read
-    bool woken_ = false;   // unparked, its first read not done yet
+    bool woken_ = false;  // unparked, its first read not done yet
     bool linger_ = false;  // closing with part of the client's request unread
     bool lingering_ = false;  // draining those bytes now: a drain ends it
     static constexpr std::chrono::seconds linger_limit{5};

@@ -27,7 +27,8 @@ using tcp = asio::ip::tcp;
 class io_buffer {
 public:
     io_buffer() = default;
-    io_buffer(std::unique_ptr<char[]> data, std::size_t capacity) : data_(std::move(data)), capacity_(capacity) {}
+    io_buffer(std::unique_ptr<char[]> data, std::size_t capacity)
+        : data_(std::move(data)), capacity_(capacity) {}
     explicit operator bool() const { return data_ != nullptr; }
     std::string_view view() const { return {data_.get() + begin_, end_ - begin_}; }
     std::size_t size() const { return end_ - begin_; }
@@ -128,7 +129,6 @@ public:
         if (thread_.joinable()) thread_.join();
     }
     bool finished() const { return finished_.load(); }
-
 
     void link(session* s);
     void unlink(session* s);

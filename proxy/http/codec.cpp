@@ -13,7 +13,6 @@ constexpr std::size_t max_fields = 128;
 
 using ascii::trim;
 
-
 parse_result fail(error e, std::string_view why) { return {parse_status::failed, e, why}; }
 
 // Finds the end of the head (CRLFCRLF), a memchr per line. A complete head needs no other
@@ -96,7 +95,8 @@ void note_transfer_encoding(std::string_view value, framing& f) {
 // exactly one `chunked`, last (RFC 9112 6.1, 6.3); any other coding is not implemented.
 parse_result check_codings(const framing& f, int version_minor) {
     if (version_minor == 0) return fail(error::bad_request, "Transfer-Encoding in HTTP/1.0");
-    if (!f.chunked_last || f.chunked_count != 1) return fail(error::bad_request, "last coding is not chunked");
+    if (!f.chunked_last || f.chunked_count != 1)
+        return fail(error::bad_request, "last coding is not chunked");
     if (f.other_coding) return fail(error::not_implemented, "transfer coding other than chunked");
     return {parse_status::done, error::none, {}};
 }
@@ -111,24 +111,30 @@ parse_result parse_fields(std::string_view head, Head& out, framing& f) {
         const auto line = head.substr(pos, eol - pos);
         pos = eol + 2;
         if (line.empty()) break;  // the final empty line
-        if (line.front() == ' ' || line.front() == '\t') return fail(error::bad_request, "obs-fold");
+        if (line.front() == ' ' || line.front() == '\t')
+            return fail(error::bad_request, "obs-fold");
         const std::size_t colon = line.find(':');
-        if (colon == std::string_view::npos || colon == 0) return fail(error::bad_request, "bad field line");
+        if (colon == std::string_view::npos || colon == 0)
+            return fail(error::bad_request, "bad field line");
         const auto name = line.substr(0, colon);
         for (char c : name)
             if (!ascii::is_tchar(c)) return fail(error::bad_request, "invalid field name");
         const auto value = trim(line.substr(colon + 1));
         for (char c : value) {
             const auto u = static_cast<unsigned char>(c);
-            if ((u < 0x20 && c != '\t') || u == 0x7f) return fail(error::bad_request, "control character in field");
+            if ((u < 0x20 && c != '\t') || u == 0x7f)
+                return fail(error::bad_request, "control character in field");
         }
-        if (out.fields.size() == max_fields) return fail(error::header_too_large, "too many fields");
+        if (out.fields.size() == max_fields)
+            return fail(error::header_too_large, "too many fields");
         out.fields.push_back({name, value});
 
         if (iequals(name, "content-length")) {
             std::uint64_t n = 0;
-            if (!parse_decimal(value, n)) f.bad_content_length = true;
-            else if (f.content_lengths > 0 && n != f.content_length) f.bad_content_length = true;
+            if (!parse_decimal(value, n))
+                f.bad_content_length = true;
+            else if (f.content_lengths > 0 && n != f.content_length)
+                f.bad_content_length = true;
             f.content_length = n;
             ++f.content_lengths;
         } else if (iequals(name, "transfer-encoding")) {
@@ -138,7 +144,8 @@ parse_result parse_fields(std::string_view head, Head& out, framing& f) {
             if (has_token(value, "close")) {
                 out.keep_alive = false;
                 f.connection_close = true;
-            } else if (has_token(value, "keep-alive") && out.version_minor == 0 && !f.connection_close) {
+            } else if (has_token(value, "keep-alive") && out.version_minor == 0 &&
+                       !f.connection_close) {
                 out.keep_alive = true;  // "close" wins, whatever the order of the fields
             }
         } else if (iequals(name, "host")) {
@@ -154,12 +161,14 @@ parse_result parse_fields(std::string_view head, Head& out, framing& f) {
 bool valid_authority(std::string_view a, bool port_required) {
     if (a.empty() || a.front() == ':') return false;
     for (char c : a) {
-        const bool ok = ascii::is_alnum(c) || std::string_view("-._~!$&'()*+,;=%:[]").find(c) != std::string_view::npos;
+        const bool ok = ascii::is_alnum(c) ||
+                        std::string_view("-._~!$&'()*+,;=%:[]").find(c) != std::string_view::npos;
         if (!ok) return false;
     }
     const std::size_t colon = a.rfind(':');
     const std::size_t bracket = a.rfind(']');
-    const bool has_port = colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket);
+    const bool has_port =
+        colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket);
     if (!has_port) return !port_required;
     const auto port = a.substr(colon + 1);
     if (port.empty()) return !port_required;
@@ -174,7 +183,8 @@ bool valid_authority(std::string_view a, bool port_required) {
 // nothing). Sets what goes upstream: the origin-form, with the authority as Host.
 parse_result check_target(request_head& out) {
     const auto t = out.target;
-    if (t.find('#') != std::string_view::npos) return fail(error::bad_request, "fragment in target");
+    if (t.find('#') != std::string_view::npos)
+        return fail(error::bad_request, "fragment in target");
     if (out.method == "CONNECT") {
         if (!valid_authority(t, true)) return fail(error::bad_request, "bad CONNECT target");
         return fail(error::not_implemented, "CONNECT");
@@ -189,17 +199,22 @@ parse_result check_target(request_head& out) {
         return {parse_status::done, error::none, {}};
     }
     std::size_t scheme = 0;
-    if (t.size() > 7 && iequals(t.substr(0, 7), "http://")) scheme = 7;
-    else if (t.size() > 8 && iequals(t.substr(0, 8), "https://")) scheme = 8;
+    if (t.size() > 7 && iequals(t.substr(0, 7), "http://"))
+        scheme = 7;
+    else if (t.size() > 8 && iequals(t.substr(0, 8), "https://"))
+        scheme = 8;
     if (scheme == 0) return fail(error::bad_request, "bad target form");
     const auto rest = t.substr(scheme);
     const std::size_t end = std::min(rest.find('/'), rest.find('?'));
     out.authority = rest.substr(0, end);
-    if (!valid_authority(out.authority, false)) return fail(error::bad_request, "bad authority in target");
+    if (!valid_authority(out.authority, false))
+        return fail(error::bad_request, "bad authority in target");
     // An empty path is "/" upstream (RFC 9112 3.2.1), or "*" for OPTIONS (3.2.4); a query
     // without a path keeps its "?" and gets the "/" when written.
-    if (end == std::string_view::npos) out.forward_target = out.method == "OPTIONS" ? "*" : "/";
-    else out.forward_target = rest.substr(end);
+    if (end == std::string_view::npos)
+        out.forward_target = out.method == "OPTIONS" ? "*" : "/";
+    else
+        out.forward_target = rest.substr(end);
     return {parse_status::done, error::none, {}};
 }
 
@@ -221,7 +236,8 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 template <class Head>
 bool several_connection_fields(const Head& h) {
     int n = 0;
-    for (const auto& f : h.fields) n += iequals(f.name, "connection");
+    for (const auto& f : h.fields)
+        n += iequals(f.name, "connection");
     return n > 1;
 }
 
@@ -245,7 +261,8 @@ void append_uint(std::string& out, std::uint64_t n) {
 bool iequals(std::string_view a, std::string_view b) { return ascii::iequals(a, b); }
 
 bool idempotent(std::string_view m) {
-    return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+    return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" ||
+           m == "DELETE";
 }
 
 bool may_resend(const request_head& req, bool reused) {
@@ -307,7 +324,8 @@ std::string_view request_head::find(std::string_view name) const {
 parse_result parse_request(std::string_view in, std::size_t max_head, request_head& out) {
     // RFC 9112 2.2: a server should ignore at least one empty line before the request line.
     std::size_t skip = 0;
-    while (skip + 1 < in.size() && in[skip] == '\r' && in[skip + 1] == '\n' && skip < 8) skip += 2;
+    while (skip + 1 < in.size() && in[skip] == '\r' && in[skip + 1] == '\n' && skip < 8)
+        skip += 2;
     std::size_t end = 0;
     auto r = find_head_end(in.substr(skip), max_head, end);
     if (r.status != parse_status::done) return r;
@@ -322,7 +340,8 @@ parse_result parse_request(std::string_view in, std::size_t max_head, request_he
     out.method = line.substr(0, sp1);
     out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
     const auto version = line.substr(sp2 + 1);
-    if (out.method.empty() || out.target.empty()) return fail(error::bad_request, "bad request line");
+    if (out.method.empty() || out.target.empty())
+        return fail(error::bad_request, "bad request line");
     for (char c : out.method)
         if (!ascii::is_tchar(c)) return fail(error::bad_request, "bad method");
     for (char c : out.target) {
@@ -330,7 +349,8 @@ parse_result parse_request(std::string_view in, std::size_t max_head, request_he
         if (u <= 0x20 || u == 0x7f) return fail(error::bad_request, "bad target");
     }
     if (!parse_version(version, out.version_minor)) {
-        if (version.size() == 8 && version.substr(0, 5) == "HTTP/" && version[5] >= '2' && version[5] <= '9')
+        if (version.size() == 8 && version.substr(0, 5) == "HTTP/" && version[5] >= '2' &&
+            version[5] <= '9')
             return fail(error::bad_version, "unsupported version");
         return fail(error::bad_request, "bad version");
     }
@@ -343,11 +363,13 @@ parse_result parse_request(std::string_view in, std::size_t max_head, request_he
     r = parse_fields(head.substr(eol + 2), out, f);
     if (r.status != parse_status::done) return r;
 
-    if (out.version_minor == 1 && f.hosts != 1) return fail(error::bad_request, "missing or repeated Host");
+    if (out.version_minor == 1 && f.hosts != 1)
+        return fail(error::bad_request, "missing or repeated Host");
     if (f.hosts > 1) return fail(error::bad_request, "repeated Host");
     if (f.bad_content_length) return fail(error::bad_request, "bad or differing Content-Length");
     if (f.transfer_encodings > 0) {
-        if (f.content_lengths > 0) return fail(error::bad_request, "both Content-Length and Transfer-Encoding");
+        if (f.content_lengths > 0)
+            return fail(error::bad_request, "both Content-Length and Transfer-Encoding");
         if (r = check_codings(f, out.version_minor); r.status == parse_status::failed) return r;
         out.body = body_kind::chunked;
     } else if (f.content_lengths > 0) {
@@ -359,10 +381,12 @@ parse_result parse_request(std::string_view in, std::size_t max_head, request_he
 
     for (const auto& fl : out.fields) {
         if (iequals(fl.name, "expect")) {
-            if (!iequals(fl.value, "100-continue")) return fail(error::expectation_failed, "unsupported Expect");
+            if (!iequals(fl.value, "100-continue"))
+                return fail(error::expectation_failed, "unsupported Expect");
             out.expect_continue = out.version_minor == 1;
         } else if (iequals(fl.name, "upgrade")) {
-            out.upgrade_websocket = has_token(fl.value, "websocket") && has_token(out.connection_tokens, "upgrade");
+            out.upgrade_websocket =
+                has_token(fl.value, "websocket") && has_token(out.connection_tokens, "upgrade");
         } else if (iequals(fl.name, "x-forwarded-for")) {
             out.x_forwarded_for = fl.value;
         } else if (iequals(fl.name, "x-request-id")) {
@@ -385,7 +409,8 @@ parse_result parse_response(std::string_view in, std::size_t max_head, bool requ
     if (line.size() < 12 || line[8] != ' ' || (line.size() > 12 && line[12] != ' '))
         return fail(error::bad_request, "bad status line");
     reset_keeping_fields(out);
-    if (!parse_version(line.substr(0, 8), out.version_minor)) return fail(error::bad_request, "bad version");
+    if (!parse_version(line.substr(0, 8), out.version_minor))
+        return fail(error::bad_request, "bad version");
     const auto code = line.substr(9, 3);
     for (char c : code)
         if (c < '0' || c > '9') return fail(error::bad_request, "bad status");
@@ -394,7 +419,8 @@ parse_result parse_response(std::string_view in, std::size_t max_head, bool requ
     out.reason = line.size() > 13 ? line.substr(13) : std::string_view{};
     for (char c : out.reason) {
         const auto u = static_cast<unsigned char>(c);
-        if ((u < 0x20 && c != '\t') || u == 0x7f) return fail(error::bad_request, "control character in reason");
+        if ((u < 0x20 && c != '\t') || u == 0x7f)
+            return fail(error::bad_request, "control character in reason");
     }
     out.keep_alive = out.version_minor == 1;
 
@@ -405,7 +431,8 @@ parse_result parse_response(std::string_view in, std::size_t max_head, bool requ
     if (f.transfer_encodings > 0 && f.content_lengths > 0)
         return fail(error::bad_request, "both Content-Length and Transfer-Encoding");
 
-    const bool bodyless = request_was_head || out.status < 200 || out.status == 204 || out.status == 304;
+    const bool bodyless =
+        request_was_head || out.status < 200 || out.status == 204 || out.status == 304;
     if (bodyless) {
         out.body = body_kind::none;
         out.content_length = f.content_length;  // kept for HEAD/304, where it describes the entity
@@ -450,11 +477,15 @@ chunk_decoder::step chunk_decoder::feed(std::string_view in) {
         switch (state_) {
             case state::size: {
                 int d = -1;
-                if (c >= '0' && c <= '9') d = c - '0';
-                else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-                else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+                if (c >= '0' && c <= '9')
+                    d = c - '0';
+                else if (c >= 'a' && c <= 'f')
+                    d = c - 'a' + 10;
+                else if (c >= 'A' && c <= 'F')
+                    d = c - 'A' + 10;
                 if (d >= 0) {
-                    if (++digits_ > 15) return failed();  // beyond any real body: refuse, never overflow
+                    if (++digits_ > 15)
+                        return failed();  // beyond any real body: refuse, never overflow
                     remaining_ = remaining_ * 16 + static_cast<std::uint64_t>(d);
                 } else if (digits_ == 0) {
                     return failed();
@@ -469,8 +500,10 @@ chunk_decoder::step chunk_decoder::feed(std::string_view in) {
                 break;
             }
             case state::ext:
-                if (c == '\r') state_ = state::size_lf;
-                else if (c == '\n' || ++line_ > max_line_) return failed();
+                if (c == '\r')
+                    state_ = state::size_lf;
+                else if (c == '\n' || ++line_ > max_line_)
+                    return failed();
                 ++i;
                 break;
             case state::size_lf:
@@ -480,8 +513,8 @@ chunk_decoder::step chunk_decoder::feed(std::string_view in) {
                 state_ = remaining_ == 0 ? state::trailer_start : state::data;
                 break;
             case state::data: {
-                const std::size_t n = static_cast<std::size_t>(
-                    std::min<std::uint64_t>(remaining_, in.size() - i));
+                const std::size_t n =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size() - i));
                 s.data_offset = i;
                 s.data_size = n;
                 remaining_ -= n;
@@ -503,14 +536,19 @@ chunk_decoder::step chunk_decoder::feed(std::string_view in) {
                 ++i;
                 break;
             case state::trailer_start:
-                if (c == '\r') state_ = state::last_lf;
-                else if (c == '\n') return failed();
-                else state_ = state::trailer;
+                if (c == '\r')
+                    state_ = state::last_lf;
+                else if (c == '\n')
+                    return failed();
+                else
+                    state_ = state::trailer;
                 ++i;
                 break;
             case state::trailer:
-                if (c == '\r') state_ = state::trailer_lf;
-                else if (c == '\n' || ++line_ > max_line_) return failed();
+                if (c == '\r')
+                    state_ = state::trailer_lf;
+                else if (c == '\n' || ++line_ > max_line_)
+                    return failed();
                 ++i;
                 break;
             case state::trailer_lf:
@@ -539,18 +577,29 @@ chunk_decoder::step chunk_decoder::feed(std::string_view in) {
 
 bool is_hop_by_hop(std::string_view name, std::string_view connection_tokens) {
     switch (name.size()) {
-        case 2: if (iequals(name, "te")) return true; break;
-        case 7: if (iequals(name, "trailer") || iequals(name, "upgrade")) return true; break;
-        case 10: if (iequals(name, "connection") || iequals(name, "keep-alive")) return true; break;
-        case 16: if (iequals(name, "proxy-connection")) return true; break;
-        case 17: if (iequals(name, "transfer-encoding")) return true; break;
+        case 2:
+            if (iequals(name, "te")) return true;
+            break;
+        case 7:
+            if (iequals(name, "trailer") || iequals(name, "upgrade")) return true;
+            break;
+        case 10:
+            if (iequals(name, "connection") || iequals(name, "keep-alive")) return true;
+            break;
+        case 16:
+            if (iequals(name, "proxy-connection")) return true;
+            break;
+        case 17:
+            if (iequals(name, "transfer-encoding")) return true;
+            break;
         default: break;
     }
     return !connection_tokens.empty() && has_token(connection_tokens, name);
 }
 
 void write_upstream_request(const request_head& req, const forward_info& info, std::string& out) {
-    const auto target = req.forward_target.empty() ? req.target : req.forward_target;  // a head not parsed here
+    const auto target =
+        req.forward_target.empty() ? req.target : req.forward_target;  // a head not parsed here
     out.append(req.method).append(" ");
     if (!target.empty() && target.front() == '?') out.push_back('/');
     out.append(target).append(" HTTP/1.1\r\n");
@@ -577,15 +626,18 @@ void write_upstream_request(const request_head& req, const forward_info& info, s
     }
     // Upstream requests are HTTP/1.1, which requires Host (RFC 9112 3.2).
     // An absolute-form target names the host itself; any Host field is ignored (RFC 9112 3.2.2).
-    if (!req.authority.empty()) append_field(out, "Host", req.authority);
-    else if (!req.has_host && !info.host.empty()) append_field(out, "Host", info.host);
+    if (!req.authority.empty())
+        append_field(out, "Host", req.authority);
+    else if (!req.has_host && !info.host.empty())
+        append_field(out, "Host", info.host);
     if (req.upgrade_websocket) out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
     out.append("X-Forwarded-For: ");
     // A client's X-Forwarded-For named in its Connection is hop-by-hop: dropped, not chained.
     if (!req.x_forwarded_for.empty() && !hop_by_hop_in(req, "x-forwarded-for", several)) {
         // Every hop the client's fields name, in order, even when split over several lines.
         for (const auto& f : req.fields)
-            if (iequals(f.name, "x-forwarded-for") && !f.value.empty()) out.append(f.value).append(", ");
+            if (iequals(f.name, "x-forwarded-for") && !f.value.empty())
+                out.append(f.value).append(", ");
     }
     out.append(info.client_ip).append("\r\n");
     out.append(info.tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
@@ -597,7 +649,9 @@ void write_client_response(const response_head& resp, int client_minor, bool chu
                            bool close, std::string& out) {
     out.append("HTTP/1.1 ");
     append_uint(out, static_cast<std::uint64_t>(resp.status));
-    out.append(" ").append(resp.reason.empty() ? reason_of(resp.status) : resp.reason).append("\r\n");
+    out.append(" ")
+        .append(resp.reason.empty() ? reason_of(resp.status) : resp.reason)
+        .append("\r\n");
     const bool switching = resp.status == 101;
     const bool several = several_connection_fields(resp);
     for (const auto& f : resp.fields) {
@@ -616,16 +670,21 @@ void write_client_response(const response_head& resp, int client_minor, bool chu
     } else if (resp.body == body_kind::chunked && chunked_to_client) {
         out.append("Transfer-Encoding: chunked\r\n");
     }
-    if (switching) out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
-    else if (close) out.append("Connection: close\r\n");
-    else if (client_minor == 0) out.append("Connection: keep-alive\r\n");
+    if (switching)
+        out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    else if (close)
+        out.append("Connection: close\r\n");
+    else if (client_minor == 0)
+        out.append("Connection: keep-alive\r\n");
     out.append("\r\n");
 }
 
 void write_simple_response(int status, bool close, std::string_view body, std::string& out) {
     out.append("HTTP/1.1 ");
     append_uint(out, static_cast<std::uint64_t>(status));
-    out.append(" ").append(reason_of(status)).append("\r\nContent-Type: text/plain\r\nContent-Length: ");
+    out.append(" ")
+        .append(reason_of(status))
+        .append("\r\nContent-Type: text/plain\r\nContent-Length: ");
     append_uint(out, body.size());
     out.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n").append(body);
 }

@@ -22,11 +22,11 @@ enum class body_kind : std::uint8_t { none, length, chunked, until_close };
 // Why a head or body is refused; each maps to the status veer answers with.
 enum class error : std::uint8_t {
     none,
-    bad_request,        // 400: malformed or ambiguous (RFC 9112 smuggling rules)
-    header_too_large,   // 431
-    not_implemented,    // 501: a transfer coding other than chunked
-    bad_version,        // 505
-    expectation_failed, // 417: an Expect other than 100-continue
+    bad_request,  // 400: malformed or ambiguous (RFC 9112 smuggling rules)
+    header_too_large,  // 431
+    not_implemented,  // 501: a transfer coding other than chunked
+    bad_version,  // 505
+    expectation_failed,  // 417: an Expect other than 100-continue
 };
 int status_of(error e);
 std::string_view reason_of(int status);
@@ -35,12 +35,12 @@ enum class parse_status : std::uint8_t { incomplete, done, failed };
 
 struct request_head {
     std::string_view method;
-    std::string_view target;            // as the client sent it
-    std::string_view forward_target;    // as it goes upstream: origin-form, or "*"
-    std::string_view authority;         // of an absolute-form target: the Host sent upstream
+    std::string_view target;  // as the client sent it
+    std::string_view forward_target;  // as it goes upstream: origin-form, or "*"
+    std::string_view authority;  // of an absolute-form target: the Host sent upstream
     int version_minor = 1;
     std::vector<field> fields;  // cleared, not freed, per request: no allocation in steady state
-    std::size_t size = 0;       // bytes of the head, final CRLF included
+    std::size_t size = 0;  // bytes of the head, final CRLF included
     body_kind body = body_kind::none;
     std::uint64_t content_length = 0;
     bool keep_alive = true;
@@ -49,8 +49,9 @@ struct request_head {
     bool is_head = false;
     bool has_host = false;
     bool explicit_zero_length = false;  // "Content-Length: 0": restated, some servers want it (411)
-    std::string_view connection_tokens;  // the raw Connection value(s): names more hop-by-hop fields
-    std::string_view x_forwarded_for;    // the last one given by the client (all are forwarded)
+    std::string_view
+        connection_tokens;  // the raw Connection value(s): names more hop-by-hop fields
+    std::string_view x_forwarded_for;  // the last one given by the client (all are forwarded)
     std::string_view x_request_id;
 
     // The value of the first field named `name` (case-insensitive), or empty.
@@ -93,11 +94,11 @@ parse_status response_status(std::string_view in, std::size_t max_head, int& sta
 class chunk_decoder {
 public:
     struct step {
-        std::size_t consumed = 0;     // bytes of `in` used, framing and data
+        std::size_t consumed = 0;  // bytes of `in` used, framing and data
         std::size_t data_offset = 0;  // data run inside `in`
         std::size_t data_size = 0;
-        bool done = false;            // the last chunk and trailers are complete
-        bool failed = false;          // bad chunk size, line or trailer
+        bool done = false;  // the last chunk and trailers are complete
+        bool failed = false;  // bad chunk size, line or trailer
     };
     explicit chunk_decoder(std::size_t max_line = 4096) : max_line_(max_line) {}
     step feed(std::string_view in);
@@ -107,7 +108,17 @@ public:
 
 private:
     enum class state : std::uint8_t {
-        size, ext, size_lf, data, data_cr, data_lf, trailer_start, trailer, trailer_lf, last_lf, done
+        size,
+        ext,
+        size_lf,
+        data,
+        data_cr,
+        data_lf,
+        trailer_start,
+        trailer,
+        trailer_lf,
+        last_lf,
+        done
     };
     state state_ = state::size;
     std::uint64_t remaining_ = 0;
@@ -126,7 +137,7 @@ struct forward_info {
     std::string_view client_ip;
     bool tls = false;
     std::string_view request_id;  // used when the client sent none
-    std::string_view host;        // Host for an HTTP/1.0 request that has none: the endpoint
+    std::string_view host;  // Host for an HTTP/1.0 request that has none: the endpoint
 };
 
 // Appends the upstream request head for `req` to `out`: hop-by-hop fields dropped before

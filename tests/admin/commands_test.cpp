@@ -60,20 +60,61 @@ TEST(ParseCommand, AcceptedLines) {
 TEST(ParseCommand, RefusedLines) {
     const std::vector<std::string> lines = {
         // Empty or unknown.
-        "", " ", "\t \t", "bogus", "STATUS", "Status", "stat", "statuses", "weight 5", "rollbackx",
+        "",
+        " ",
+        "\t \t",
+        "bogus",
+        "STATUS",
+        "Status",
+        "stat",
+        "statuses",
+        "weight 5",
+        "rollbackx",
         // Extra arguments.
-        "status now", "help me", "start 1", "pause x", "resume now", "promote green", "reload conf/veer.toml",
+        "status now",
+        "help me",
+        "start 1",
+        "pause x",
+        "resume now",
+        "promote green",
+        "reload conf/veer.toml",
         // set weight: missing, out of range, not an integer, extra.
-        "set", "set weight", "set weight ", "set weight 101", "set weight 1000", "set weight -1",
-        "set weight x", "set weight 5x", "set weight 1.5", "set weight 0x10", "set weight +5",
-        "set weight 99999999999999999999", "set weight 5 6", "set weigh 5", "set canary 5", "set 5",
+        "set",
+        "set weight",
+        "set weight ",
+        "set weight 101",
+        "set weight 1000",
+        "set weight -1",
+        "set weight x",
+        "set weight 5x",
+        "set weight 1.5",
+        "set weight 0x10",
+        "set weight +5",
+        "set weight 99999999999999999999",
+        "set weight 5 6",
+        "set weigh 5",
+        "set canary 5",
+        "set 5",
         // drain / undrain need exactly one address.
-        "drain", "undrain", "drain a b", "undrain 10.0.0.1:80 now",
+        "drain",
+        "undrain",
+        "drain a b",
+        "undrain 10.0.0.1:80 now",
         // events: bounds and arguments.
-        "events -1", "events 1001", "events x", "events 1 2", "events 2.5",
+        "events -1",
+        "events 1001",
+        "events x",
+        "events 1 2",
+        "events 2.5",
         // Control characters anywhere.
-        "status\n", "status\r", "stat\0us"s, "\x1b[Astatus", "rollback bad\x01reason", "rollback bad\x7freason",
-        "drain 10.0.0.1:80\x08", "set weight 5\x0b",
+        "status\n",
+        "status\r",
+        "stat\0us"s,
+        "\x1b[Astatus",
+        "rollback bad\x01reason",
+        "rollback bad\x7freason",
+        "drain 10.0.0.1:80\x08",
+        "set weight 5\x0b",
     };
     for (const auto& line : lines) {
         const auto cmd = parse_command(line);
@@ -95,8 +136,8 @@ TEST(ParseCommand, LongInputIsEchoedOnlyInPart) {
 
 TEST(HelpText, NamesEveryCommand) {
     const std::string help(help_text());
-    for (const char* word : {"status", "set weight", "start", "pause", "resume", "promote", "rollback", "drain",
-                             "undrain", "reload", "events", "help"}) {
+    for (const char* word : {"status", "set weight", "start", "pause", "resume", "promote",
+                             "rollback", "drain", "undrain", "reload", "events", "help"}) {
         EXPECT_NE(help.find(word), std::string::npos) << word;
     }
 }

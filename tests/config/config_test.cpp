@@ -23,10 +23,14 @@ endpoints = ["127.0.0.1:9101"]
 )";
 
 // The text as the whole file: line numbers are the ones in the test.
-load_result load_exact(std::string_view text) { return load_string(std::string(text), "test.toml"); }
+load_result load_exact(std::string_view text) {
+    return load_string(std::string(text), "test.toml");
+}
 
 // The text first, then two valid pools, so the text's line numbers stay as written.
-load_result load(std::string_view text) { return load_string(std::string(text) + std::string(two_pools), "test.toml"); }
+load_result load(std::string_view text) {
+    return load_string(std::string(text) + std::string(two_pools), "test.toml");
+}
 
 errors errors_of(std::string_view text) {
     auto result = load(text);
@@ -42,7 +46,8 @@ errors errors_of_exact(std::string_view text) {
 
 config valid(std::string_view text) {
     auto result = load(text);
-    EXPECT_TRUE(result.errors.empty()) << "first error: " << (result.errors.empty() ? "" : result.errors.front());
+    EXPECT_TRUE(result.errors.empty())
+        << "first error: " << (result.errors.empty() ? "" : result.errors.front());
     return result.cfg.value_or(config{});
 }
 
@@ -518,7 +523,8 @@ sticky = "X-User"
 }
 
 TEST(config_errors, durations) {
-    EXPECT_EQ(errors_of(R"([health]
+    EXPECT_EQ(
+        errors_of(R"([health]
 interval = 2
 timeout = "1 s"
 eject_for = "0s"
@@ -527,46 +533,56 @@ connect = "1.5ms"
 [rollout]
 bake = "-1s"
 )"),
-              (errors{
-                  "test.toml:2:1: health.interval: must be a duration string like \"250ms\" (got an integer)",
-                  "test.toml:3:1: health.timeout: must be a duration string like \"250ms\" (got \"1 s\")",
-                  "test.toml:4:1: health.eject_for: must be greater than 0 (got \"0s\")",
-                  "test.toml:6:1: timeouts.connect: must be a duration string like \"250ms\" (got \"1.5ms\")",
-                  "test.toml:8:1: rollout.bake: must be a duration string like \"250ms\" (got \"-1s\")",
-              }));
+        (errors{
+            "test.toml:2:1: health.interval: must be a duration string like \"250ms\" (got an "
+            "integer)",
+            "test.toml:3:1: health.timeout: must be a duration string like \"250ms\" (got \"1 s\")",
+            "test.toml:4:1: health.eject_for: must be greater than 0 (got \"0s\")",
+            "test.toml:6:1: timeouts.connect: must be a duration string like \"250ms\" (got "
+            "\"1.5ms\")",
+            "test.toml:8:1: rollout.bake: must be a duration string like \"250ms\" (got \"-1s\")",
+        }));
     // Zero is fine where waiting is optional.
     EXPECT_EQ(valid("rollout.step_interval = \"0s\"\nrollout.bake = \"0ms\"").rollout.bake, 0ms);
 }
 
 TEST(config_errors, evaluate_every_longer_than_window) {
     EXPECT_EQ(errors_of("[slo]\nwindow = \"5s\"\nevaluate_every = \"10s\""),
-              errors{"test.toml:3:1: slo.evaluate_every: must not be longer than slo.window, \"5s\" (got \"10s\")"});
+              errors{"test.toml:3:1: slo.evaluate_every: must not be longer than slo.window, "
+                     "\"5s\" (got \"10s\")"});
     // Against the default window too.
     EXPECT_EQ(errors_of("slo.evaluate_every = \"1m\""),
-              errors{"test.toml:1:5: slo.evaluate_every: must not be longer than slo.window, \"30s\" (got \"1m\")"});
+              errors{"test.toml:1:5: slo.evaluate_every: must not be longer than slo.window, "
+                     "\"30s\" (got \"1m\")"});
 }
 
 TEST(config_errors, sizes) {
-    EXPECT_EQ(errors_of(R"([limits]
+    EXPECT_EQ(
+        errors_of(R"([limits]
 max_header_bytes = "2MiB"
 max_body_bytes = -1
 )"),
-              (errors{
-                  "test.toml:2:1: limits.max_header_bytes: must be between 1KiB and 1MiB (got 2MiB)",
-                  "test.toml:3:1: limits.max_body_bytes: must not be negative (got -1)",
-              }));
-    EXPECT_EQ(errors_of("[limits]\nmax_header_bytes = 1023\nmax_body_bytes = \"lots\"\nmax_connections = 0"),
-              (errors{
-                  "test.toml:2:1: limits.max_header_bytes: must be between 1KiB and 1MiB (got 1023)",
-                  "test.toml:3:1: limits.max_body_bytes: must be a size like \"64KiB\" or a number of bytes (got \"lots\")",
-                  "test.toml:4:1: limits.max_connections: must be at least 1 (got 0)",
-              }));
+        (errors{
+            "test.toml:2:1: limits.max_header_bytes: must be between 1KiB and 1MiB (got 2MiB)",
+            "test.toml:3:1: limits.max_body_bytes: must not be negative (got -1)",
+        }));
+    EXPECT_EQ(
+        errors_of(
+            "[limits]\nmax_header_bytes = 1023\nmax_body_bytes = \"lots\"\nmax_connections = 0"),
+        (errors{
+            "test.toml:2:1: limits.max_header_bytes: must be between 1KiB and 1MiB (got 1023)",
+            "test.toml:3:1: limits.max_body_bytes: must be a size like \"64KiB\" or a number of "
+            "bytes (got \"lots\")",
+            "test.toml:4:1: limits.max_connections: must be at least 1 (got 0)",
+        }));
     EXPECT_EQ(errors_of("limits.max_body_bytes = true"),
-              errors{"test.toml:1:8: limits.max_body_bytes: must be a size like \"64KiB\" or a number of bytes (got a boolean)"});
+              errors{"test.toml:1:8: limits.max_body_bytes: must be a size like \"64KiB\" or a "
+                     "number of bytes (got a boolean)"});
 }
 
 TEST(config_errors, numeric_ranges) {
-    EXPECT_EQ(errors_of(R"([listener]
+    EXPECT_EQ(
+        errors_of(R"([listener]
 threads = 257
 [split]
 canary_weight = 101
@@ -583,26 +599,31 @@ violations_to_rollback = 0
 [retry]
 attempts = 11
 )"),
-              (errors{
-                  "test.toml:2:1: listener.threads: must be between 0 and 256 (got 257)",
-                  "test.toml:4:1: split.canary_weight: must be between 0 and 100 (got 101)",
-                  "test.toml:6:1: health.healthy_after: must be at least 1 (got 0)",
-                  "test.toml:7:1: health.unhealthy_after: must be at least 1 (got 0)",
-                  "test.toml:8:1: health.eject_after_failures: must be at least 1 (got -1)",
-                  "test.toml:10:1: slo.min_requests: must be at least 0 (got -1)",
-                  "test.toml:11:1: slo.max_error_rate_increase: must be between 0 and 1 (got 1.5)",
-                  "test.toml:12:1: slo.max_p99_ratio: must be at least 1 (got 0.5)",
-                  "test.toml:13:1: slo.confidence: must be greater than 0.5 and less than 1 (got 1)",
-                  "test.toml:14:1: slo.violations_to_rollback: must be at least 1 (got 0)",
-                  "test.toml:16:1: retry.attempts: must be between 1 and 10 (got 11)",
-              }));
+        (errors{
+            "test.toml:2:1: listener.threads: must be between 0 and 256 (got 257)",
+            "test.toml:4:1: split.canary_weight: must be between 0 and 100 (got 101)",
+            "test.toml:6:1: health.healthy_after: must be at least 1 (got 0)",
+            "test.toml:7:1: health.unhealthy_after: must be at least 1 (got 0)",
+            "test.toml:8:1: health.eject_after_failures: must be at least 1 (got -1)",
+            "test.toml:10:1: slo.min_requests: must be at least 0 (got -1)",
+            "test.toml:11:1: slo.max_error_rate_increase: must be between 0 and 1 (got 1.5)",
+            "test.toml:12:1: slo.max_p99_ratio: must be at least 1 (got 0.5)",
+            "test.toml:13:1: slo.confidence: must be greater than 0.5 and less than 1 (got 1)",
+            "test.toml:14:1: slo.violations_to_rollback: must be at least 1 (got 0)",
+            "test.toml:16:1: retry.attempts: must be between 1 and 10 (got 11)",
+        }));
     // An integer too large for the field is out of range, not truncated.
     EXPECT_EQ(errors_of("health.healthy_after = 4294967297"),
-              errors{"test.toml:1:8: health.healthy_after: must be between 1 and 2147483647 (got 4294967297)"});
-    EXPECT_EQ(errors_of("slo.confidence = 0.5"),
-              errors{"test.toml:1:5: slo.confidence: must be greater than 0.5 and less than 1 (got 0.5)"});
-    EXPECT_EQ(errors_of("slo.confidence = nan"),
-              errors{"test.toml:1:5: slo.confidence: must be greater than 0.5 and less than 1 (got nan)"});
+              errors{"test.toml:1:8: health.healthy_after: must be between 1 and 2147483647 (got "
+                     "4294967297)"});
+    EXPECT_EQ(
+        errors_of("slo.confidence = 0.5"),
+        errors{
+            "test.toml:1:5: slo.confidence: must be greater than 0.5 and less than 1 (got 0.5)"});
+    EXPECT_EQ(
+        errors_of("slo.confidence = nan"),
+        errors{
+            "test.toml:1:5: slo.confidence: must be greater than 0.5 and less than 1 (got nan)"});
     EXPECT_EQ(errors_of("slo.max_error_rate = nan"),
               errors{"test.toml:1:5: slo.max_error_rate: must be between 0 and 1 (got nan)"});
 }
@@ -618,10 +639,13 @@ endpoints = ["127.0.0.1:7"]
 balance = "random"
 )"),
               (errors{
-                  "test.toml:2:1: rollout.strategy: must be one of \"canary\", \"linear\", \"all-at-once\", \"manual\" (got \"yolo\")",
-                  "test.toml:4:1: log.level: must be one of \"trace\", \"debug\", \"info\", \"warn\", \"error\" (got \"verbose\")",
+                  "test.toml:2:1: rollout.strategy: must be one of \"canary\", \"linear\", "
+                  "\"all-at-once\", \"manual\" (got \"yolo\")",
+                  "test.toml:4:1: log.level: must be one of \"trace\", \"debug\", \"info\", "
+                  "\"warn\", \"error\" (got \"verbose\")",
                   "test.toml:5:1: log.format: must be one of \"json\", \"text\" (got \"xml\")",
-                  "test.toml:8:1: pools.red.balance: must be one of \"p2c\", \"round_robin\" (got \"random\")",
+                  "test.toml:8:1: pools.red.balance: must be one of \"p2c\", \"round_robin\" (got "
+                  "\"random\")",
               }));
     EXPECT_EQ(errors_of(R"([admin]
 socket = ""
@@ -638,15 +662,21 @@ address = "0.0.0.0"
 )"),
               (errors{
                   "test.toml:2:1: admin.socket: must not be empty",
-                  "test.toml:3:1: admin.socket_mode: must be octal digits from \"0000\" to \"0777\" like \"0600\" (got \"0800\")",
-                  "test.toml:4:1: admin.http: must be \"host:port\" or \"[v6]:port\" with a port from 0 to 65535 (got \"localhost\")",
-                  "test.toml:6:1: health.path: must be a request path starting with \"/\" (got \"healthz\")",
+                  "test.toml:3:1: admin.socket_mode: must be octal digits from \"0000\" to "
+                  "\"0777\" like \"0600\" (got \"0800\")",
+                  "test.toml:4:1: admin.http: must be \"host:port\" or \"[v6]:port\" with a port "
+                  "from 0 to 65535 (got \"localhost\")",
+                  "test.toml:6:1: health.path: must be a request path starting with \"/\" (got "
+                  "\"healthz\")",
                   "test.toml:8:1: state.path: must not be empty",
-                  "test.toml:10:1: notify.webhook: must be empty or an \"http://\" URL (got \"https://hooks.example.com/x\")",
-                  "test.toml:12:1: listener.address: must be \"host:port\" or \"[v6]:port\" with a port from 0 to 65535 (got \"0.0.0.0\")",
+                  "test.toml:10:1: notify.webhook: must be empty or an \"http://\" URL (got "
+                  "\"https://hooks.example.com/x\")",
+                  "test.toml:12:1: listener.address: must be \"host:port\" or \"[v6]:port\" with a "
+                  "port from 0 to 65535 (got \"0.0.0.0\")",
               }));
     EXPECT_EQ(errors_of("admin.socket_mode = \"1777\""),
-              errors{"test.toml:1:7: admin.socket_mode: must be octal digits from \"0000\" to \"0777\" like \"0600\" (got \"1777\")"});
+              errors{"test.toml:1:7: admin.socket_mode: must be octal digits from \"0000\" to "
+                     "\"0777\" like \"0600\" (got \"1777\")"});
     EXPECT_EQ(valid("admin.socket_mode = \"640\"").admin.socket_mode, 0640u);
 }
 
@@ -658,18 +688,21 @@ TEST(config_errors, socket_path_length) {
 }
 
 TEST(config_errors, steps) {
-    EXPECT_EQ(errors_of("[rollout]\nsteps = [10, 5, 0, 50]"),
-              (errors{
-                  "test.toml:2:1: rollout.steps: must end at 100 (got 50)",
-                  "test.toml:2:14: rollout.steps[1]: must be greater than the step before, 10 (got 5)",
-                  "test.toml:2:17: rollout.steps[2]: must be between 1 and 100 (got 0)",
-              }));
-    EXPECT_EQ(errors_of("[rollout]\nsteps = []"), errors{"test.toml:2:1: rollout.steps: must list at least one step"});
+    EXPECT_EQ(
+        errors_of("[rollout]\nsteps = [10, 5, 0, 50]"),
+        (errors{
+            "test.toml:2:1: rollout.steps: must end at 100 (got 50)",
+            "test.toml:2:14: rollout.steps[1]: must be greater than the step before, 10 (got 5)",
+            "test.toml:2:17: rollout.steps[2]: must be between 1 and 100 (got 0)",
+        }));
+    EXPECT_EQ(errors_of("[rollout]\nsteps = []"),
+              errors{"test.toml:2:1: rollout.steps: must list at least one step"});
     EXPECT_EQ(errors_of("[rollout]\nsteps = [50, 150]"),
               (errors{"test.toml:2:1: rollout.steps: must end at 100 (got 150)",
                       "test.toml:2:14: rollout.steps[1]: must be between 1 and 100 (got 150)"}));
     EXPECT_EQ(errors_of("[rollout]\nstrategy = \"manual\"\nsteps = [100]"),
-              errors{"test.toml:3:1: rollout.steps: must be left out with strategy \"manual\", which sets its own"});
+              errors{"test.toml:3:1: rollout.steps: must be left out with strategy \"manual\", "
+                     "which sets its own"});
     EXPECT_EQ(errors_of("[rollout]\nsteps = [10, \"20\", 100]"),
               errors{"test.toml:2:14: rollout.steps[1]: must be an integer (got a string)"});
 }
@@ -677,7 +710,8 @@ TEST(config_errors, steps) {
 TEST(config_errors, error_and_retry_kinds) {
     EXPECT_EQ(errors_of("[slo]\nerrors = [\"5xx\", \"oops\"]\n[retry]\non = [\"timeout\"]"),
               (errors{
-                  "test.toml:2:18: slo.errors[1]: must be one of \"4xx\", \"5xx\", \"connect\", \"timeout\", \"reset\" (got \"oops\")",
+                  "test.toml:2:18: slo.errors[1]: must be one of \"4xx\", \"5xx\", \"connect\", "
+                  "\"timeout\", \"reset\" (got \"oops\")",
                   "test.toml:4:7: retry.on[0]: must be one of \"connect\" (got \"timeout\")",
               }));
 }
@@ -699,7 +733,8 @@ tls = { verify = "yes" }
     EXPECT_EQ(errors_of("split.sticky = {}"),
               errors{"test.toml:1:16: split.sticky: needs exactly one of header or cookie"});
     EXPECT_EQ(errors_of("split.sticky = { header = \"\" }"),
-              errors{"test.toml:1:18: split.sticky.header: must be a header name made of token characters (got \"\")"});
+              errors{"test.toml:1:18: split.sticky.header: must be a header name made of token "
+                     "characters (got \"\")"});
     EXPECT_EQ(errors_of("listener.tls = { cert = \"\", key = \"k\" }"),
               errors{"test.toml:1:18: listener.tls.cert: must not be empty"});
 }
@@ -727,7 +762,8 @@ threads = -1
 max_eror_rate = 0.1
 )"),
               (errors{
-                  "test.toml:2:1: timeouts.idle: must be a duration string like \"250ms\" (got \"forever\")",
+                  "test.toml:2:1: timeouts.idle: must be a duration string like \"250ms\" (got "
+                  "\"forever\")",
                   "test.toml:4:1: split.canary_weight: must be between 0 and 100 (got 150)",
                   "test.toml:6:1: listener.threads: must be between 0 and 256 (got -1)",
                   "test.toml:8:1: slo.max_eror_rate: unknown key",
@@ -772,10 +808,14 @@ path = "/metrics"
 // --- pools and endpoints --------------------------------------------------------
 
 TEST(config_pools, need_two_pools_with_endpoints) {
-    EXPECT_EQ(errors_of_exact("[pools.blue]\nendpoints = [\"127.0.0.1:1\"]\n"),
-              errors{"test.toml:1:2: pools: needs at least two pools, a stable one and a canary (got 1)"});
-    EXPECT_EQ(errors_of_exact("[listener]\n"),
-              errors{"test.toml:1:1: pools: needs at least two pools, a stable one and a canary (got 0)"});
+    EXPECT_EQ(
+        errors_of_exact("[pools.blue]\nendpoints = [\"127.0.0.1:1\"]\n"),
+        errors{
+            "test.toml:1:2: pools: needs at least two pools, a stable one and a canary (got 1)"});
+    EXPECT_EQ(
+        errors_of_exact("[listener]\n"),
+        errors{
+            "test.toml:1:1: pools: needs at least two pools, a stable one and a canary (got 0)"});
     EXPECT_EQ(errors_of_exact(R"([pools.blue]
 [pools.green]
 endpoints = []
@@ -793,7 +833,8 @@ endpoints = "127.0.0.1:1"
 
 TEST(config_pools, endpoint_syntax) {
     const auto check = [](const std::string& endpoint) {
-        return load_exact("pools.blue.endpoints = [\"" + endpoint + "\"]\npools.green.endpoints = [\"127.0.0.1:1\"]")
+        return load_exact("pools.blue.endpoints = [\"" + endpoint +
+                          "\"]\npools.green.endpoints = [\"127.0.0.1:1\"]")
             .errors;
     };
     for (const char* good : {"10.0.0.1:1", "127.0.0.1:65535", "[::1]:8080", "[2001:db8::7]:443",
@@ -801,18 +842,22 @@ TEST(config_pools, endpoint_syntax) {
         EXPECT_TRUE(check(good).empty()) << good << ": " << check(good).front();
     // Well-formed, but not what the data path can connect to yet (SPEC 12 brings names):
     // refused here rather than accepted and then answered 502.
-    for (const char* name : {"localhost:80", "backend-1.internal:8080", "my_service:80", "[fe80::1%eth0]:80"})
-        EXPECT_EQ(check(name), errors{"test.toml:1:25: pools.blue.endpoints[0]: must be an IP address and port, "
-                                      "\"1.2.3.4:80\" or \"[::1]:80\" (DNS names are not resolved yet; got \"" +
-                                      std::string(name) + "\")"})
+    for (const char* name :
+         {"localhost:80", "backend-1.internal:8080", "my_service:80", "[fe80::1%eth0]:80"})
+        EXPECT_EQ(check(name),
+                  errors{"test.toml:1:25: pools.blue.endpoints[0]: must be an IP address and port, "
+                         "\"1.2.3.4:80\" or \"[::1]:80\" (DNS names are not resolved yet; got \"" +
+                         std::string(name) + "\")"})
             << name;
-    for (const char* bad : {"10.0.0.1", "10.0.0.1:0", "10.0.0.1:65536", "10.0.0.1:+80", "10.0.0.1:8o",
-                            "10.0.0.1:", ":80", "::1:8080", "[::1]8080", "[::1]", "[::g]:80", "[fe80::1%]:80",
-                            "256.0.0.1:80", "1.2.3:80", "-bad.host:80", "bad-.host:80", "a..b:80",
-                            "host name:80", "http://10.0.0.1:80", ""}) {
-        EXPECT_EQ(check(bad),
-                  errors{"test.toml:1:25: pools.blue.endpoints[0]: must be \"host:port\" or \"[v6]:port\" with a "
-                         "port from 1 to 65535 (got \"" + std::string(bad) + "\")"})
+    for (const char* bad :
+         {"10.0.0.1",     "10.0.0.1:0",    "10.0.0.1:65536", "10.0.0.1:+80",       "10.0.0.1:8o",
+          "10.0.0.1:",    ":80",           "::1:8080",       "[::1]8080",          "[::1]",
+          "[::g]:80",     "[fe80::1%]:80", "256.0.0.1:80",   "1.2.3:80",           "-bad.host:80",
+          "bad-.host:80", "a..b:80",       "host name:80",   "http://10.0.0.1:80", ""}) {
+        EXPECT_EQ(check(bad), errors{"test.toml:1:25: pools.blue.endpoints[0]: must be "
+                                     "\"host:port\" or \"[v6]:port\" with a "
+                                     "port from 1 to 65535 (got \"" +
+                                     std::string(bad) + "\")"})
             << bad;
     }
 }
@@ -828,10 +873,14 @@ endpoints = ["127.0.0.1:9001",
 endpoints = ["10.0.0.1:1", "10.0.0.1:1"]
 )"),
               (errors{
-                  "test.toml:4:14: pools.green.endpoints[0]: \"127.0.0.1:9001\" is already listed as pools.blue.endpoints[0]",
-                  "test.toml:5:14: pools.green.endpoints[1]: \"[0:0::1]:80\" is already listed as pools.blue.endpoints[1]",
-                  "test.toml:6:14: pools.green.endpoints[2]: \"[2001:db8:0::1]:81\" is already listed as pools.blue.endpoints[2]",
-                  "test.toml:8:28: pools.red.endpoints[1]: \"10.0.0.1:1\" is already listed as pools.red.endpoints[0]",
+                  "test.toml:4:14: pools.green.endpoints[0]: \"127.0.0.1:9001\" is already listed "
+                  "as pools.blue.endpoints[0]",
+                  "test.toml:5:14: pools.green.endpoints[1]: \"[0:0::1]:80\" is already listed as "
+                  "pools.blue.endpoints[1]",
+                  "test.toml:6:14: pools.green.endpoints[2]: \"[2001:db8:0::1]:81\" is already "
+                  "listed as pools.blue.endpoints[2]",
+                  "test.toml:8:28: pools.red.endpoints[1]: \"10.0.0.1:1\" is already listed as "
+                  "pools.red.endpoints[0]",
               }));
 }
 
@@ -842,7 +891,8 @@ endpoints = ["127.0.0.1:1"]
 endpoints = ["127.0.0.1:2"]
 )"),
               (errors{
-                  "test.toml:1:1: pools.canary: \"canary\" and \"stable\" name roles in split.rules; pick another pool name",
+                  "test.toml:1:1: pools.canary: \"canary\" and \"stable\" name roles in "
+                  "split.rules; pick another pool name",
                   "test.toml:3:1: pools.a b: a pool name may use letters, digits, '_' and '-' only",
               }));
 }
@@ -860,7 +910,8 @@ header = "X-Canary"
 equals = "1"
 pool = "purple"
 )"),
-              errors{"test.toml:4:1: split.rules[0].pool: must be \"canary\", \"stable\" or a pool in [pools] (got \"purple\")"});
+              errors{"test.toml:4:1: split.rules[0].pool: must be \"canary\", \"stable\" or a pool "
+                     "in [pools] (got \"purple\")"});
 }
 
 TEST(config_rules, exactly_one_test) {
@@ -882,7 +933,8 @@ pool = "canary"
               (errors{
                   "test.toml:1:1: split.rules[0]: must have only one of equals, prefix or present",
                   "test.toml:7:1: split.rules[1]: needs one of equals, prefix or present",
-                  "test.toml:13:1: split.rules[2].present: must be true (leave it out to test equals or prefix instead)",
+                  "test.toml:13:1: split.rules[2].present: must be true (leave it out to test "
+                  "equals or prefix instead)",
               }));
 }
 
@@ -899,9 +951,11 @@ pool = "green"
               (errors{
                   "test.toml:2:1: split.rules[0].header: is required",
                   "test.toml:2:1: split.rules[0].pool: is required",
-                  "test.toml:6:1: split.rules[1].header: must be a header name made of token characters (got \"X Canary\")",
+                  "test.toml:6:1: split.rules[1].header: must be a header name made of token "
+                  "characters (got \"X Canary\")",
               }));
-    EXPECT_EQ(errors_of("split.rules = [1]"), errors{"test.toml:1:16: split.rules[0]: must be a table"});
+    EXPECT_EQ(errors_of("split.rules = [1]"),
+              errors{"test.toml:1:16: split.rules[0]: must be a table"});
 }
 
 TEST(config_rules, inline_array_of_rules) {
@@ -934,9 +988,30 @@ TEST(parse_duration, accepts) {
 }
 
 TEST(parse_duration, rejects) {
-    for (const char* bad : {"", "s", "5", "0", "-1s", "+1s", "1.5ms", "0.0001s", ".5s", "1.s", "1 s", " 1s",
-                            "1s ", "1sec", "1S", "1d", "1us", "1e3ms", "1m30s", "1,5s", "0x10s",
-                            "99999999999999999999ms", "9223372036854775808ms", "2562047788016h",
+    for (const char* bad : {"",
+                            "s",
+                            "5",
+                            "0",
+                            "-1s",
+                            "+1s",
+                            "1.5ms",
+                            "0.0001s",
+                            ".5s",
+                            "1.s",
+                            "1 s",
+                            " 1s",
+                            "1s ",
+                            "1sec",
+                            "1S",
+                            "1d",
+                            "1us",
+                            "1e3ms",
+                            "1m30s",
+                            "1,5s",
+                            "0x10s",
+                            "99999999999999999999ms",
+                            "9223372036854775808ms",
+                            "2562047788016h",
                             "9223372036854775.808s"}) {
         EXPECT_EQ(parse_duration(bad), std::nullopt) << bad;
     }
@@ -962,8 +1037,9 @@ TEST(parse_size, accepts) {
 }
 
 TEST(parse_size, rejects) {
-    for (const char* bad : {"", "KiB", "-1", "+1", "1.5MiB", "64 KiB", " 64KiB", "64KiB ", "64kib", "64K", "64k",
-                            "64Kb", "1e3", "0x10", "18446744073709551616", "16777216TiB", "18446744073709552KB"}) {
+    for (const char* bad :
+         {"", "KiB", "-1", "+1", "1.5MiB", "64 KiB", " 64KiB", "64KiB ", "64kib", "64K", "64k",
+          "64Kb", "1e3", "0x10", "18446744073709551616", "16777216TiB", "18446744073709552KB"}) {
         EXPECT_EQ(parse_size(bad), std::nullopt) << bad;
     }
 }
@@ -979,7 +1055,8 @@ TEST(load_file, reads_a_file_and_names_it_in_errors) {
     }
     const auto bad = load_file(path);
     EXPECT_FALSE(bad.cfg);
-    EXPECT_EQ(bad.errors, errors{path + ":7:1: slo.max_error_rate: must be between 0 and 1 (got 5)"});
+    EXPECT_EQ(bad.errors,
+              errors{path + ":7:1: slo.max_error_rate: must be between 0 and 1 (got 5)"});
 
     {
         std::ofstream out(path);
@@ -994,7 +1071,8 @@ TEST(load_file, reads_a_file_and_names_it_in_errors) {
 TEST(load_file, missing_file_is_an_error_not_an_exception) {
     const auto result = load_file("/nonexistent/veer.toml");
     EXPECT_FALSE(result.cfg);
-    EXPECT_EQ(result.errors, errors{"/nonexistent/veer.toml: cannot read: No such file or directory"});
+    EXPECT_EQ(result.errors,
+              errors{"/nonexistent/veer.toml: cannot read: No such file or directory"});
     const auto dir = load_file(testing::TempDir());
     EXPECT_FALSE(dir.cfg);
     EXPECT_EQ(dir.errors.size(), 1u);
@@ -1011,7 +1089,8 @@ namespace {
 TEST(config_fuzz_regressions, table_header_starting_with_a_non_key_character) {
     EXPECT_EQ(errors_of("[+tate]\npath = \"x\"\n"),
               (errors{"test.toml:1:2: parse error: expected a key in the table header"}));
-    EXPECT_EQ(errors_of("[[ +rules]]\n"), (errors{"test.toml:1:4: parse error: expected a key in the table header"}));
+    EXPECT_EQ(errors_of("[[ +rules]]\n"),
+              (errors{"test.toml:1:4: parse error: expected a key in the table header"}));
 }
 
 TEST(config_fuzz_regressions, non_ascii_outside_comments) {
@@ -1019,7 +1098,9 @@ TEST(config_fuzz_regressions, non_ascii_outside_comments) {
     EXPECT_EQ(errors_of("\xEF\xBB\xBB[slo]\n"),
               (errors{"test.toml:1:1: parse error: non-ASCII character outside a comment"}));
     // In a comment anything goes, also after a quoted '#'.
-    const auto c = valid("# r\xC3\xA9sum\xC3\xA9 \xE2\x86\x92 fine\n[slo]\nwindow = \"10s\" # \xE2\x80\x94 also fine\n");
+    const auto c = valid(
+        "# r\xC3\xA9sum\xC3\xA9 \xE2\x86\x92 fine\n[slo]\nwindow = \"10s\" # \xE2\x80\x94 also "
+        "fine\n");
     EXPECT_EQ(c.slo.window, duration(10000));
 }
 

@@ -21,7 +21,8 @@ using metrics::window_stats;
 using std::chrono::milliseconds;
 
 // `requests` at one latency, the first `failures` of them failed.
-window_stats fixed_window(std::uint64_t requests, std::uint64_t failures, std::uint64_t latency_us) {
+window_stats fixed_window(std::uint64_t requests, std::uint64_t failures,
+                          std::uint64_t latency_us) {
     window_stats w;
     w.requests = requests;
     w.failures = failures;
@@ -47,7 +48,8 @@ void simulate(window_stats& w, std::mt19937_64& gen, std::uint64_t n, double err
         const bool f = failed(gen);
         w.requests += 1;
         w.failures += f ? 1 : 0;
-        w.by_result[static_cast<std::size_t>(f ? metrics::result::s5xx : metrics::result::s2xx)] += 1;
+        w.by_result[static_cast<std::size_t>(f ? metrics::result::s5xx : metrics::result::s2xx)] +=
+            1;
         w.latency.add(static_cast<std::uint64_t>(latency(gen)));
     }
     w.seconds = 30;
@@ -94,7 +96,8 @@ TEST(stats, alpha_spending_never_exceeds_the_budget) {
     EXPECT_NEAR(spent_alpha(0.99, 1), 0.01 * 6.0 / (std::numbers::pi * std::numbers::pi), 1e-15);
     EXPECT_EQ(spent_alpha(0.99, 0), spent_alpha(0.99, 1));
     double total = 0;
-    for (std::uint64_t k = 1; k <= 1'000'000; ++k) total += spent_alpha(0.99, k);
+    for (std::uint64_t k = 1; k <= 1'000'000; ++k)
+        total += spent_alpha(0.99, k);
     EXPECT_LE(total, 0.01);
     EXPECT_GT(total, 0.0099999);
     EXPECT_LT(spent_alpha(0.99, 100), spent_alpha(0.99, 10));
@@ -165,9 +168,11 @@ TEST(stats, difference_bound_keeps_its_level_at_small_counts) {
         for (double alpha : {3e-3, 1e-4}) {
             double false_alarm = 0;
             for (std::uint64_t xc = 0; xc <= 40; ++xc) {
-                const double pc = binomial_sf(xc, c.n_canary, c.p_canary) - binomial_sf(xc + 1, c.n_canary, c.p_canary);
+                const double pc = binomial_sf(xc, c.n_canary, c.p_canary) -
+                                  binomial_sf(xc + 1, c.n_canary, c.p_canary);
                 for (std::uint64_t xs = 0; xs <= 80; ++xs) {
-                    const double ps = binomial_sf(xs, c.n_stable, c.p_stable) - binomial_sf(xs + 1, c.n_stable, c.p_stable);
+                    const double ps = binomial_sf(xs, c.n_stable, c.p_stable) -
+                                      binomial_sf(xs + 1, c.n_stable, c.p_stable);
                     if (difference_lower_bound(xc, c.n_canary, xs, c.n_stable, alpha) > c.margin)
                         false_alarm += pc * ps;
                 }
@@ -197,8 +202,8 @@ TEST(stats, mann_whitney_on_histograms) {
                                            fixed_window(100, 0, 5000).latency);
     EXPECT_EQ(tied.p_value, 1.0);
     // Fully separated: U is n_a * n_b.
-    const auto separated = mann_whitney_greater(fixed_window(50, 0, 9000).latency,
-                                                fixed_window(60, 0, 1000).latency);
+    const auto separated =
+        mann_whitney_greater(fixed_window(50, 0, 9000).latency, fixed_window(60, 0, 1000).latency);
     EXPECT_EQ(separated.u, 3000.0);
     EXPECT_LT(separated.p_value, 1e-10);
 }
@@ -210,8 +215,10 @@ TEST(stats, quantile_bounds_bracket_the_p99) {
     const double alpha = 1e-3;
     EXPECT_LT(quantile_lower_bound_us(w.latency, 0.99, alpha), p99);
     EXPECT_GT(quantile_upper_bound_us(w.latency, 0.99, alpha), p99);
-    EXPECT_LE(quantile_lower_bound_us(w.latency, 0.99, alpha), quantile_lower_bound_us(w.latency, 0.99, 0.2));
-    EXPECT_GE(quantile_upper_bound_us(w.latency, 0.99, alpha), quantile_upper_bound_us(w.latency, 0.99, 0.2));
+    EXPECT_LE(quantile_lower_bound_us(w.latency, 0.99, alpha),
+              quantile_lower_bound_us(w.latency, 0.99, 0.2));
+    EXPECT_GE(quantile_upper_bound_us(w.latency, 0.99, alpha),
+              quantile_upper_bound_us(w.latency, 0.99, 0.2));
     // 100 observations cannot bound a p99 from above: even the maximum is below it with
     // probability 0.99^100 = 0.37.
     const window_stats few = simulated(gen, 100, 0, 20'000, 0.5);
@@ -220,7 +227,8 @@ TEST(stats, quantile_bounds_bracket_the_p99) {
     EXPECT_EQ(quantile_lower_bound_us(histogram{}, 0.99, alpha), 0.0);
     // Exact ranks: 1..1000 once each, p50 at alpha 0.5 sits next to rank 500.
     histogram ranks;
-    for (std::uint64_t v = 1; v <= 100; ++v) ranks.add(v, 10);
+    for (std::uint64_t v = 1; v <= 100; ++v)
+        ranks.add(v, 10);
     EXPECT_NEAR(quantile_lower_bound_us(ranks, 0.5, 0.5), 50, 1);
     EXPECT_NEAR(quantile_upper_bound_us(ranks, 0.5, 0.5), 51, 1);
 }
@@ -251,7 +259,8 @@ TEST(judge, all_canary_endpoints_unhealthy_is_a_violation_without_traffic) {
 TEST(judge, all_unhealthy_names_the_limits_its_few_requests_broke) {
     // 16 requests, 10 failed: below min_requests, but with every endpoint ejected the
     // reason carries the evidence behind the ejections.
-    const verdict v = judge(fixed_window(5000, 0, 10'000), fixed_window(16, 10, 1'000), true, config::slo{}, 1);
+    const verdict v =
+        judge(fixed_window(5000, 0, 10'000), fixed_window(16, 10, 1'000), true, config::slo{}, 1);
     EXPECT_EQ(v.what, verdict::kind::violation);
     EXPECT_EQ(v.reason.rfind("all canary endpoints unhealthy; error_rate ", 0), 0u) << v.reason;
     EXPECT_NE(v.reason.find("> max_error_rate 0.05"), std::string::npos) << v.reason;
@@ -274,7 +283,8 @@ TEST(judge, max_error_rate) {
     EXPECT_EQ(v.what, verdict::kind::violation);
     EXPECT_EQ(v.reason, "error_rate 0.48 > max_error_rate 0.05");
     // Just above: enough digits to show it.
-    const verdict edge = judge(window_stats{}, fixed_window(20'000, 1001, 10'000), false, limits_only(), 1);
+    const verdict edge =
+        judge(window_stats{}, fixed_window(20'000, 1001, 10'000), false, limits_only(), 1);
     EXPECT_EQ(edge.reason, "error_rate 0.05005 > max_error_rate 0.05");
     // At the limit is not above it.
     EXPECT_EQ(judge(window_stats{}, fixed_window(100, 5, 10'000), false, limits_only(), 1).what,
@@ -349,13 +359,15 @@ TEST(judge, to_json_carries_the_figures) {
 
 TEST(judge, compare_catches_an_error_rate_regression_under_the_fixed_limit) {
     const window_stats stable = fixed_window(10'000, 100, 20'000);  // 1%
-    const window_stats canary = fixed_window(2'000, 300, 20'000);   // 15%
+    const window_stats canary = fixed_window(2'000, 300, 20'000);  // 15%
     config::slo policy;
     policy.max_error_rate = 0.5;  // the fixed limit stays quiet
     const verdict v = judge(stable, canary, false, policy, 5);
     EXPECT_EQ(v.what, verdict::kind::violation);
     EXPECT_TRUE(std::regex_match(
-        v.reason, std::regex(R"(error_rate increase 0\.14 > max_error_rate_increase 0\.02 \(confidence 0\.9999+\))")))
+        v.reason,
+        std::regex(
+            R"(error_rate increase 0\.14 > max_error_rate_increase 0\.02 \(confidence 0\.9999+\))")))
         << v.reason;
     EXPECT_GT(v.confidence, 0.999);
     EXPECT_LE(v.confidence, 1.0);
@@ -366,13 +378,13 @@ TEST(judge, compare_catches_an_error_rate_regression_under_the_fixed_limit) {
 
 TEST(judge, an_increase_within_the_margin_does_not_fire) {
     const window_stats stable = fixed_window(10'000, 100, 20'000);  // 1%
-    const window_stats canary = fixed_window(2'000, 50, 20'000);    // 2.5%: +1.5% < 2%
+    const window_stats canary = fixed_window(2'000, 50, 20'000);  // 2.5%: +1.5% < 2%
     EXPECT_EQ(judge(stable, canary, false, compare_only(), 1).what, verdict::kind::ok);
 }
 
 TEST(judge, later_evaluations_need_stronger_evidence) {
     const window_stats stable = fixed_window(10'000, 100, 20'000);  // 1%
-    const window_stats canary = fixed_window(1'000, 50, 20'000);    // 5%: +4%, margin 2%
+    const window_stats canary = fixed_window(1'000, 50, 20'000);  // 5%: +4%, margin 2%
     EXPECT_EQ(judge(stable, canary, false, compare_only(), 1).what, verdict::kind::violation);
     EXPECT_EQ(judge(stable, canary, false, compare_only(), 1000).what, verdict::kind::ok);
 }
@@ -385,7 +397,8 @@ TEST(judge, compare_catches_a_latency_shift) {
     EXPECT_EQ(v.what, verdict::kind::violation);
     std::smatch m;
     ASSERT_TRUE(std::regex_match(
-        v.reason, m, std::regex(R"(p99 ratio (\d+\.\d\d) > max_p99_ratio 1\.5 \(confidence (0\.9+\d*)\))")))
+        v.reason, m,
+        std::regex(R"(p99 ratio (\d+\.\d\d) > max_p99_ratio 1\.5 \(confidence (0\.9+\d*)\))")))
         << v.reason;
     EXPECT_NEAR(std::stod(m[1].str()), 3.0, 0.4);
     EXPECT_GT(v.confidence, 0.99);
@@ -420,9 +433,10 @@ TEST(judge, equal_pools_do_not_roll_back_default_policy) {
         const verdict v = judge(stable, canary, false, policy, static_cast<std::uint64_t>(k));
         if (v.what == verdict::kind::violation) ++false_rollbacks;
     }
-    std::printf("[ measured ] default policy, equal pools: %d false violations in %d evaluations "
-                "(rate %.4f; bound on the sequence: %.2f)\n",
-                false_rollbacks, windows, false_rollbacks / double(windows), 1.0 - policy.confidence);
+    std::printf(
+        "[ measured ] default policy, equal pools: %d false violations in %d evaluations "
+        "(rate %.4f; bound on the sequence: %.2f)\n",
+        false_rollbacks, windows, false_rollbacks / double(windows), 1.0 - policy.confidence);
     EXPECT_EQ(false_rollbacks, 0);  // expected count <= 0.01 over the whole sequence
 }
 
@@ -440,7 +454,7 @@ false_alarm_rate measure_false_rollbacks(double confidence, int sequences, int e
     std::mt19937_64 gen(777);
     config::slo policy = compare_only();
     policy.max_error_rate_increase.reset();  // 0
-    policy.max_p99_ratio.reset();            // 1
+    policy.max_p99_ratio.reset();  // 1
     policy.confidence = confidence;
     int sequences_with_rollback = 0, naive_sequences = 0;
     false_alarm_rate out;
@@ -468,11 +482,12 @@ false_alarm_rate measure_false_rollbacks(double confidence, int sequences, int e
     }
     out.rate = sequences_with_rollback / double(sequences);
     out.naive_rate = naive_sequences / double(sequences);
-    std::printf("[ measured ] equal pools, no margins, confidence %.2f: %d of %d sequences of %d "
-                "evaluations rolled back (rate %.4f, bound %.2f; %d evaluations fired); without alpha "
-                "spending the error-rate test alone: %.4f\n",
-                confidence, sequences_with_rollback, sequences, evaluations, out.rate, 1.0 - confidence,
-                out.fired, out.naive_rate);
+    std::printf(
+        "[ measured ] equal pools, no margins, confidence %.2f: %d of %d sequences of %d "
+        "evaluations rolled back (rate %.4f, bound %.2f; %d evaluations fired); without alpha "
+        "spending the error-rate test alone: %.4f\n",
+        confidence, sequences_with_rollback, sequences, evaluations, out.rate, 1.0 - confidence,
+        out.fired, out.naive_rate);
     return out;
 }
 

@@ -22,7 +22,9 @@ struct release_test : ::testing::Test {
         slo.compare = false;
     }
     // Both clocks move together, from an arbitrary start.
-    instant at(std::int64_t seconds) const { return {1'795'000'000'000 + seconds * second_ms, 7 * second_ns + seconds * second_ns}; }
+    instant at(std::int64_t seconds) const {
+        return {1'795'000'000'000 + seconds * second_ms, 7 * second_ns + seconds * second_ns};
+    }
     static metrics::window_stats window(std::uint64_t requests, std::uint64_t failures) {
         metrics::window_stats w;
         w.requests = requests;
@@ -32,7 +34,8 @@ struct release_test : ::testing::Test {
         return w;
     }
     std::vector<event> evaluate(std::int64_t seconds, std::uint64_t failures = 0) {
-        return rel.evaluate(window(100, 0), window(100, failures), false, at(seconds), slo, settings);
+        return rel.evaluate(window(100, 0), window(100, failures), false, at(seconds), slo,
+                            settings);
     }
 
     config::rollout settings;
@@ -97,8 +100,8 @@ TEST_F(release_test, PromotionSwapsRolesAndTheNewCanaryStartsWithoutEvidence) {
 }
 
 TEST_F(release_test, EveryChangeReturnsItsEventsAndRefusalsChangeNothing) {
-    for (auto r : {rel.start(at(0), settings), rel.pause(at(1)), rel.resume(at(2)), rel.promote(at(3), settings),
-                   rel.rollback(at(4), "")}) {
+    for (auto r : {rel.start(at(0), settings), rel.pause(at(1)), rel.resume(at(2)),
+                   rel.promote(at(3), settings), rel.rollback(at(4), "")}) {
         EXPECT_TRUE(r.ok()) << r.error;
         EXPECT_FALSE(r.events.empty());
     }
@@ -119,7 +122,8 @@ TEST_F(release_test, RestoreReplacesTheStateAndKeepsTheNewestEvents) {
     saved.state = phase::progressing;
     std::vector<event> events;
     for (std::size_t i = 0; i < release::max_events + 5; ++i)
-        events.push_back(make_event(static_cast<std::int64_t>(i), event_kind::step, event_by::judge, "x"));
+        events.push_back(
+            make_event(static_cast<std::int64_t>(i), event_kind::step, event_by::judge, "x"));
     rel.restore(saved, events);
     EXPECT_EQ(rel.state().stable, "green");
     EXPECT_EQ(rel.state().canary_weight, 30);

@@ -18,8 +18,8 @@ constexpr std::int64_t t0 = 1'795'000'000'000;  // some time in 2026, unix ms
 judgement ok() { return {judgement::kind::ok, "", {{"requests", 500}}}; }
 judgement holding() { return {judgement::kind::holding, "needs 100 requests", {}}; }
 judgement violation(std::string reason = "error_rate 0.48 > max_error_rate 0.05") {
-    return {judgement::kind::violation, std::move(reason),
-            {{"error_rate", 0.48}, {"requests", 250}}};
+    return {
+        judgement::kind::violation, std::move(reason), {{"error_rate", 0.48}, {"requests", 250}}};
 }
 
 class rollout_test : public ::testing::Test {
@@ -55,8 +55,8 @@ protected:
 };
 
 TEST(phase_names, round_trip) {
-    for (auto p : {phase::idle, phase::progressing, phase::baking, phase::promoted,
-                   phase::rolled_back}) {
+    for (auto p :
+         {phase::idle, phase::progressing, phase::baking, phase::promoted, phase::rolled_back}) {
         const auto back = parse_phase(phase_name(p));
         ASSERT_TRUE(back.has_value());
         EXPECT_EQ(*back, p);

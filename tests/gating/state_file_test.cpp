@@ -103,14 +103,17 @@ TEST(event_json, time_is_rfc3339_utc_with_milliseconds) {
     EXPECT_EQ(gating::parse_rfc3339_ms("2026-11-22T15:03:07.123+01:00"), t);
     EXPECT_EQ(gating::parse_rfc3339_ms("2026-11-22T14:03:07Z"), t - 123);
     EXPECT_EQ(gating::parse_rfc3339_ms("2026-11-22T14:03:07.1Z"), t - 23);
-    for (const char* bad : {"", "2026-11-22", "2026-11-22T14:03:07", "2026-13-01T00:00:00Z",
-                            "2026-02-29T00:00:00Z", "2026-11-22T14:03:07.Z",
-                            "2026-11-22T14:03:07ZZ", "2026-11-22T24:00:00Z", "yesterday"})
+    for (const char* bad :
+         {"", "2026-11-22", "2026-11-22T14:03:07", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
+          "2026-11-22T14:03:07.Z", "2026-11-22T14:03:07ZZ", "2026-11-22T24:00:00Z", "yesterday"})
         EXPECT_FALSE(gating::parse_rfc3339_ms(bad).has_value()) << bad;
 }
 
 TEST(event_json, fields_and_round_trip) {
-    event e{1'795'356'187'123, "rollback", "judge", "error_rate 0.48 > max_error_rate 0.05",
+    event e{1'795'356'187'123,
+            "rollback",
+            "judge",
+            "error_rate 0.48 > max_error_rate 0.05",
             {{"error_rate", 0.48}, {"requests", 250}, {"window", {{"seconds", 30}}}}};
     const auto json = gating::to_json(e);
     EXPECT_EQ(json.at("time").as_string(), "2026-11-22T14:03:07.123Z");
@@ -141,8 +144,8 @@ TEST(event_json, rejects_wrong_fields) {
     EXPECT_FALSE(parse(R"({"time":"2026-11-22T14:03:07.123Z","kind":"step"})"));
     EXPECT_FALSE(
         parse(R"({"time":"2026-11-22T14:03:07.123Z","kind":"step","by":"judge","reason":1})"));
-    EXPECT_FALSE(parse(
-        R"({"time":"2026-11-22T14:03:07.123Z","kind":"step","by":"judge","figures":[1]})"));
+    EXPECT_FALSE(
+        parse(R"({"time":"2026-11-22T14:03:07.123Z","kind":"step","by":"judge","figures":[1]})"));
 }
 
 TEST_F(state_file_test, round_trip) {
@@ -156,8 +159,8 @@ TEST_F(state_file_test, round_trip) {
 }
 
 TEST_F(state_file_test, every_phase_round_trips) {
-    for (auto p : {phase::idle, phase::progressing, phase::baking, phase::promoted,
-                   phase::rolled_back}) {
+    for (auto p :
+         {phase::idle, phase::progressing, phase::baking, phase::promoted, phase::rolled_back}) {
         auto written = sample();
         written.rollout.state = p;
         ASSERT_EQ(write_state(path_, written), "");

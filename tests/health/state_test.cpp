@@ -29,7 +29,8 @@ TEST(health_state, unhealthy_after_consecutive_failures_only) {
 
 TEST(health_state, healthy_again_after_consecutive_passes) {
     check_state s;
-    for (int i = 0; i < 3; ++i) observe(s, false, 2, 3);
+    for (int i = 0; i < 3; ++i)
+        observe(s, false, 2, 3);
     ASSERT_FALSE(s.healthy);
     EXPECT_FALSE(observe(s, true, 2, 3));
     EXPECT_FALSE(observe(s, false, 2, 3));  // a failure resets the passes

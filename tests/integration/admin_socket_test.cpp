@@ -27,7 +27,8 @@ TEST(AdminSocket, IsCreatedWithMode0600) {
 TEST(AdminSocket, FollowsTheConfiguredMode) {
     temp_dir dir;
     upstream blue(dir, "blue");
-    veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("admin", "socket_mode", "\"0660\""));
+    veer_process v(dir, {blue.address()}, {dead_address()},
+                   toml_config().set("admin", "socket_mode", "\"0660\""));
     ASSERT_TRUE(v.start());
 
     struct stat st {};
@@ -43,7 +44,8 @@ TEST(AdminSocket, SecondVeerOnALiveSocketRefusesToStart) {
 
     // Its own listener, admin HTTP port and state file: only the admin socket is shared.
     veer_process second(dir, {blue.address()}, {dead_address()},
-                        toml_config().set("admin", "socket", toml_string(first.socket())), "second");
+                        toml_config().set("admin", "socket", toml_string(first.socket())),
+                        "second");
     second.launch();
     const auto code = second.proc().wait_exit(ms(10000));
     ASSERT_TRUE(code) << "a second veer started on a live veer's admin socket";
@@ -122,9 +124,10 @@ TEST(AdminSocket, HelpAndEvents) {
     const auto help = v.admin("help");
     EXPECT_TRUE(json_bool(help, "ok"));
     const auto text = boost::json::serialize(help);
-    for (const char* command : {"status", "set weight", "start", "pause", "resume", "promote", "rollback", "drain",
-                                "undrain", "reload", "events", "help"})
-        EXPECT_NE(text.find(command), std::string::npos) << command << " missing from help: " << text;
+    for (const char* command : {"status", "set weight", "start", "pause", "resume", "promote",
+                                "rollback", "drain", "undrain", "reload", "events", "help"})
+        EXPECT_NE(text.find(command), std::string::npos)
+            << command << " missing from help: " << text;
 
     ASSERT_TRUE(json_bool(v.admin("start"), "ok"));
     ASSERT_TRUE(json_bool(v.admin("set weight 15"), "ok"));  // pauses the rollout
@@ -157,13 +160,15 @@ TEST(AdminSocket, BadCommandsGetErrorsAndChangeNothing) {
     temp_dir dir;
     upstream blue(dir, "blue");
     upstream green(dir, "green");
-    veer_process v(dir, {blue.address()}, {green.address()}, toml_config().set("split", "canary_weight", "5"));
+    veer_process v(dir, {blue.address()}, {green.address()},
+                   toml_config().set("split", "canary_weight", "5"));
     ASSERT_TRUE(v.start());
     const auto before = v.status();
 
-    for (const char* bad : {"", "   ", "bogus", "STATUS", "set weight 101", "set weight -1", "set weight abc",
-                            "set weight", "set weight 10 20", "set height 10", "status now", "start please",
-                            "pause 1", "reload now", "set weight 1\x01"}) {
+    for (const char* bad :
+         {"", "   ", "bogus", "STATUS", "set weight 101", "set weight -1", "set weight abc",
+          "set weight", "set weight 10 20", "set height 10", "status now", "start please",
+          "pause 1", "reload now", "set weight 1\x01"}) {
         const auto r = v.admin(bad);
         EXPECT_FALSE(json_bool(r, "ok")) << "'" << bad << "': " << boost::json::serialize(r);
         EXPECT_FALSE(json_string(r, "error").empty()) << "'" << bad << "'";
@@ -183,7 +188,8 @@ TEST(AdminSocket, BadCommandsGetErrorsAndChangeNothing) {
 
     // A line over 4 KiB: an error, then veer hangs up.
     bool closed = false;
-    const auto long_answer = unix_lines(v.socket(), "status " + std::string(5000, 'x') + "\n", 1, ms(5000), &closed);
+    const auto long_answer =
+        unix_lines(v.socket(), "status " + std::string(5000, 'x') + "\n", 1, ms(5000), &closed);
     ASSERT_EQ(long_answer.size(), 1u);
     EXPECT_FALSE(json_bool(boost::json::parse(long_answer[0]).as_object(), "ok")) << long_answer[0];
     EXPECT_TRUE(closed) << "the connection must close after an over-long line";
@@ -215,11 +221,13 @@ TEST(Veerctl, ExitCodesFollowOk) {
     ASSERT_FALSE(ec) << raw.output;
     EXPECT_TRUE(json_bool(parsed.as_object(), "ok"));
 
-    auto by_config = run_command(veerctl_binary, {"--config", v.config_path(), "set", "weight", "20"}, log);
+    auto by_config =
+        run_command(veerctl_binary, {"--config", v.config_path(), "set", "weight", "20"}, log);
     EXPECT_EQ(by_config.exit_code, 0) << by_config.output;
     EXPECT_EQ(json_number(v.status(), "canary_weight"), 20);
 
-    auto refused = run_command(veerctl_binary, {"--socket", v.socket(), "set", "weight", "200"}, log);
+    auto refused =
+        run_command(veerctl_binary, {"--socket", v.socket(), "set", "weight", "200"}, log);
     EXPECT_NE(refused.exit_code, 0) << refused.output;
     EXPECT_NE(refused.output.find("weight"), std::string::npos) << refused.output;
     EXPECT_EQ(json_number(v.status(), "canary_weight"), 20);
@@ -230,8 +238,8 @@ TEST(Veerctl, ExitCodesFollowOk) {
     const std::string missing = dir.file("nobody.sock");
     auto nobody = run_command(veerctl_binary, {"--socket", missing, "status"}, log);
     EXPECT_NE(nobody.exit_code, 0) << nobody.output;
-    EXPECT_NE(nobody.output.find(missing), std::string::npos) << "the message should name the socket: "
-                                                              << nobody.output;
+    EXPECT_NE(nobody.output.find(missing), std::string::npos)
+        << "the message should name the socket: " << nobody.output;
     EXPECT_NE(nobody.output.find("veer"), std::string::npos) << nobody.output;
 }
 

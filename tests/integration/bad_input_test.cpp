@@ -25,9 +25,12 @@ std::vector<vector_case> smuggling_vectors() {
     const std::string post = "POST /v HTTP/1.1\r\nHost: a\r\n";
     const std::string chunked = post + "Transfer-Encoding: chunked\r\n\r\n";
     return {
-        {"content-length and transfer-encoding", post + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
-        {"transfer-encoding and content-length", post + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"},
-        {"differing content-lengths", post + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"},
+        {"content-length and transfer-encoding",
+         post + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+        {"transfer-encoding and content-length",
+         post + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"},
+        {"differing content-lengths",
+         post + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"},
         {"differing content-length list", post + "Content-Length: 5, 6\r\n\r\nhello!"},
         {"content-length not a number", post + "Content-Length: abc\r\n\r\nabc"},
         {"negative content-length", post + "Content-Length: -5\r\n\r\nhello"},
@@ -36,11 +39,15 @@ std::vector<vector_case> smuggling_vectors() {
         {"empty content-length", post + "Content-Length: \r\n\r\n"},
         {"content-length overflow", post + "Content-Length: 18446744073709551621\r\n\r\nhello"},
         {"transfer-encoding gzip", post + "Transfer-Encoding: gzip\r\n\r\nxxxxx"},
-        {"transfer-encoding chunked, chunked", post + "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"},
+        {"transfer-encoding chunked, chunked",
+         post + "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"},
         {"transfer-encoding xchunked", post + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"},
-        {"transfer-encoding chunked, gzip", post + "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"},
-        {"transfer-encoding twice", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
-        {"transfer-encoding in HTTP/1.0", "POST /v HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+        {"transfer-encoding chunked, gzip",
+         post + "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"},
+        {"transfer-encoding twice",
+         post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+        {"transfer-encoding in HTTP/1.0",
+         "POST /v HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
         {"space before the colon", post + "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n"},
         {"chunk size not hex", chunked + "zz\r\nhello\r\n0\r\n\r\n"},
         {"negative chunk size", chunked + "-5\r\nhello\r\n0\r\n\r\n"},
@@ -56,7 +63,8 @@ std::vector<vector_case> smuggling_vectors() {
         {"space in a header name", "GET /v HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n"},
         {"separator in a header name", "GET /v HTTP/1.1\r\nHost: a\r\nX-A(b): x\r\n\r\n"},
         {"empty header name", "GET /v HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n"},
-        {"NUL in a value", std::string("GET /v HTTP/1.1\r\nHost: a\r\nX-A: a") + '\0' + "b\r\n\r\n"},
+        {"NUL in a value",
+         std::string("GET /v HTTP/1.1\r\nHost: a\r\nX-A: a") + '\0' + "b\r\n\r\n"},
         {"missing Host", "GET /v HTTP/1.1\r\nX-A: b\r\n\r\n"},
         {"repeated Host", "GET /v HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
         {"repeated identical Host", "GET /v HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"},
@@ -76,7 +84,8 @@ TEST(BadInput, EverySmugglingVectorIs400ClosedAndNeverReachesTheUpstream) {
         const auto got = raw_exchange(v.port(), vec.bytes);
         EXPECT_EQ(got.data.substr(0, 13), "HTTP/1.1 400 ") << "answer: " << got.data;
         EXPECT_TRUE(got.closed) << "the connection must close after a 400";
-        EXPECT_EQ(got.data.find("ok\n"), std::string::npos) << "an upstream answer came back: " << got.data;
+        EXPECT_EQ(got.data.find("ok\n"), std::string::npos)
+            << "an upstream answer came back: " << got.data;
         EXPECT_EQ(up.data_bytes(), 0u) << "bytes reached the upstream";
     }
 
@@ -92,7 +101,8 @@ TEST(BadInput, EverySmugglingVectorIs400ClosedAndNeverReachesTheUpstream) {
     const auto requests = up.requests();
     ASSERT_EQ(requests.size(), 1u);
     EXPECT_EQ(requests[0].target, "/good");
-    EXPECT_TRUE(up.fragments().empty()) << "partial bytes reached the upstream: " << up.fragments().front();
+    EXPECT_TRUE(up.fragments().empty())
+        << "partial bytes reached the upstream: " << up.fragments().front();
 }
 
 TEST(BadInput, ObsFoldIsRefusedOrUnfolded) {
@@ -101,7 +111,8 @@ TEST(BadInput, ObsFoldIsRefusedOrUnfolded) {
     veer_process v(dir, {up.address()}, {dead_address()});
     ASSERT_TRUE(v.start());
 
-    const auto got = raw_exchange(v.port(), "GET /fold HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n");
+    const auto got =
+        raw_exchange(v.port(), "GET /fold HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n");
     if (got.data.substr(0, 13) == "HTTP/1.1 400 ") {
         EXPECT_TRUE(got.closed);
         EXPECT_EQ(up.data_bytes(), 0u);
@@ -125,7 +136,8 @@ TEST(BadInput, BadChunkAfterTheHeadWentUpstreamCutsBothSides) {
     ASSERT_TRUE(v.start());
 
     tcp_conn c(v.port());
-    ASSERT_TRUE(c.send_all("POST /late HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"));
+    ASSERT_TRUE(c.send_all(
+        "POST /late HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"));
     // The head and the first chunk are on their way: only then comes the bad size.
     ASSERT_TRUE(up.wait_requests(1, ms(5000)));
     c.send_all("zz\r\nxx\r\n0\r\n\r\n");
@@ -142,8 +154,8 @@ TEST(BadInput, HundredKilobyteHeaderIs431) {
     veer_process v(dir, {up.address()}, {dead_address()});
     ASSERT_TRUE(v.start());
 
-    const auto got = raw_exchange(v.port(), "GET /big HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(100 * 1024, 'a') +
-                                                "\r\n\r\n");
+    const auto got = raw_exchange(v.port(), "GET /big HTTP/1.1\r\nHost: a\r\nX-Big: " +
+                                                std::string(100 * 1024, 'a') + "\r\n\r\n");
     EXPECT_EQ(got.data.substr(0, 13), "HTTP/1.1 431 ") << got.data.substr(0, 200);
     EXPECT_TRUE(got.closed);
     EXPECT_EQ(up.data_bytes(), 0u);
@@ -157,7 +169,8 @@ TEST(BadInput, HundredKilobyteHeaderIs431) {
 TEST(BadInput, BodyOverMaxBodyBytesIs413) {
     temp_dir dir;
     scripted_upstream up(answer_ok);
-    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("limits", "max_body_bytes", "\"1KiB\""));
+    veer_process v(dir, {up.address()}, {dead_address()},
+                   toml_config().set("limits", "max_body_bytes", "\"1KiB\""));
     ASSERT_TRUE(v.start());
 
     const std::string body(2048, 'b');
@@ -166,14 +179,18 @@ TEST(BadInput, BodyOverMaxBodyBytesIs413) {
     EXPECT_TRUE(by_length.closed);
     EXPECT_EQ(up.data_bytes(), 0u);
 
-    const auto chunked = raw_exchange(v.port(), "POST /big-chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                                "800\r\n" + body + "\r\n0\r\n\r\n");
+    const auto chunked =
+        raw_exchange(v.port(),
+                     "POST /big-chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "800\r\n" +
+                         body + "\r\n0\r\n\r\n");
     EXPECT_EQ(chunked.data.substr(0, 13), "HTTP/1.1 413 ") << chunked.data;
     EXPECT_TRUE(chunked.closed);
 
     // Asked first with Expect: 100-continue, the answer is 413 at once, never 100.
-    const auto expecting = raw_exchange(v.port(), "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 2048\r\n"
-                                                  "Expect: 100-continue\r\n\r\n");
+    const auto expecting = raw_exchange(v.port(),
+                                        "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 2048\r\n"
+                                        "Expect: 100-continue\r\n\r\n");
     EXPECT_EQ(expecting.data.substr(0, 13), "HTTP/1.1 413 ") << expecting.data;
     EXPECT_TRUE(expecting.closed);
     EXPECT_EQ(up.data_bytes(), 0u);

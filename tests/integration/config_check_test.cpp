@@ -11,15 +11,15 @@ namespace {
 
 // A config valid but for `broken_line`, which sits on line 9.
 std::string config_with(const std::string& broken_line) {
-    return "[listener]\n"                          // 1
-           "address = \"127.0.0.1:8080\"\n"        // 2
-           "\n"                                    // 3
-           "[pools.blue]\n"                        // 4
-           "endpoints = [\"127.0.0.1:9001\"]\n"    // 5
-           "[pools.green]\n"                       // 6
-           "endpoints = [\"127.0.0.1:9101\"]\n"    // 7
-           "[slo]\n"                               // 8
-           + broken_line + "\n";                   // 9
+    return "[listener]\n"  // 1
+           "address = \"127.0.0.1:8080\"\n"  // 2
+           "\n"  // 3
+           "[pools.blue]\n"  // 4
+           "endpoints = [\"127.0.0.1:9001\"]\n"  // 5
+           "[pools.green]\n"  // 6
+           "endpoints = [\"127.0.0.1:9101\"]\n"  // 7
+           "[slo]\n"  // 8
+           + broken_line + "\n";  // 9
 }
 
 TEST(ConfigCheck, EveryShippedConfigPasses) {
@@ -30,7 +30,8 @@ TEST(ConfigCheck, EveryShippedConfigPasses) {
     for (const auto& entry : std::filesystem::directory_iterator(conf)) {
         if (entry.path().extension() != ".toml") continue;
         ++checked;
-        const auto r = run_command(veer_binary, {"--check-config", entry.path().string()}, dir.file("check.log"));
+        const auto r = run_command(veer_binary, {"--check-config", entry.path().string()},
+                                   dir.file("check.log"));
         EXPECT_EQ(r.exit_code, 0) << entry.path() << ":\n" << r.output;
     }
     if (checked == 0) GTEST_SKIP() << "no .toml file in conf/";
@@ -42,8 +43,9 @@ TEST(ConfigCheck, AnOutOfRangeValueIsReportedWithFileLineColumnAndKey) {
     write_file(path, config_with("max_error_rate = 5"));
     const auto r = run_command(veer_binary, {"--check-config", path}, dir.file("check.log"));
     EXPECT_EQ(r.exit_code, 1) << r.output;
-    const std::regex where(std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
-                           R"(:9:(\d+): slo\.max_error_rate: )");
+    const std::regex where(
+        std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+        R"(:9:(\d+): slo\.max_error_rate: )");
     EXPECT_TRUE(std::regex_search(r.output, where)) << r.output;
 }
 
@@ -65,7 +67,8 @@ TEST(ConfigCheck, UnknownKeyAndSyntaxErrorAreReportedWithTheirPlace) {
 
 TEST(ConfigCheck, VeerRefusesToStartOnABadConfig) {
     temp_dir dir;
-    veer_process v(dir, {dead_address()}, {dead_address()}, toml_config().set("timeouts", "connect", "\"soon\""));
+    veer_process v(dir, {dead_address()}, {dead_address()},
+                   toml_config().set("timeouts", "connect", "\"soon\""));
     v.launch();
     const auto code = v.proc().wait_exit(ms(10000));
     ASSERT_TRUE(code) << "veer started on a bad config";

@@ -16,9 +16,12 @@ void echo_requests(script_conn& c, upstream_request& first) {
     for (std::optional<upstream_request> r = first; r; r = c.read_request()) {
         std::string body;
         if (!c.read_body(*r, body)) return;
-        const std::string text = r->method + " " + r->target + " " + std::to_string(body.size()) + "\n";
+        const std::string text =
+            r->method + " " + r->target + " " + std::to_string(body.size()) + "\n";
         if (r->method == "HEAD") {
-            if (!c.send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(text.size()) + "\r\n\r\n")) return;
+            if (!c.send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(text.size()) +
+                        "\r\n\r\n"))
+                return;
         } else if (!c.send(ok_response(text))) {
             return;
         }
@@ -29,7 +32,8 @@ TEST(DataPath, KeepAliveCarriesTwentyRequestsOnOneConnectionEachSide) {
     temp_dir dir;
     scripted_upstream up(echo_requests);
     // One thread: a client connection and the upstream pool it uses live on the same loop.
-    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("listener", "threads", "1"));
+    veer_process v(dir, {up.address()}, {dead_address()},
+                   toml_config().set("listener", "threads", "1"));
     ASSERT_TRUE(v.start());
 
     http_client client(v.port());
@@ -54,7 +58,8 @@ TEST(DataPath, PipelinedRequestsAreAnsweredInOrder) {
     ASSERT_TRUE(v.start());
 
     tcp_conn c(v.port());
-    ASSERT_TRUE(c.send_all(make_request("GET", "/p1") + make_request("GET", "/p2") + make_request("GET", "/p3")));
+    ASSERT_TRUE(c.send_all(make_request("GET", "/p1") + make_request("GET", "/p2") +
+                           make_request("GET", "/p3")));
     for (const char* target : {"/p1", "/p2", "/p3"}) {
         std::string error;
         auto r = read_response(c, ms(5000), false, &error);
@@ -74,12 +79,14 @@ TEST(DataPath, PipelinedRequestsAfterBodiesAreFramedExactly) {
     // A Content-Length body, a chunked body with a trailer, then a GET, in one write:
     // veer must stop each body exactly where it ends.
     tcp_conn c(v.port());
-    const std::string three = make_request("POST", "/len", {}, "12345") +
-                              "POST /chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              "3\r\nabc\r\n4\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n" +
-                              make_request("GET", "/last");
+    const std::string three =
+        make_request("POST", "/len", {}, "12345") +
+        "POST /chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n4\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n" +
+        make_request("GET", "/last");
     ASSERT_TRUE(c.send_all(three));
-    for (const char* expected : {"blue POST /len 5\n", "blue POST /chunked 7\n", "blue GET /last 0\n"}) {
+    for (const char* expected :
+         {"blue POST /len 5\n", "blue POST /chunked 7\n", "blue GET /last 0\n"}) {
         std::string error;
         auto r = read_response(c, ms(5000), false, &error);
         ASSERT_TRUE(r) << expected << ": " << error;
@@ -112,11 +119,14 @@ TEST(DataPath, NoContentAndNotModifiedAreBodiless) {
     scripted_upstream up([](script_conn& c, upstream_request& first) {
         for (std::optional<upstream_request> r = first; r; r = c.read_request()) {
             bool sent = false;
-            if (r->target == "/204") sent = c.send("HTTP/1.1 204 No Content\r\nX-Kind: none\r\n\r\n");
+            if (r->target == "/204")
+                sent = c.send("HTTP/1.1 204 No Content\r\nX-Kind: none\r\n\r\n");
             // A 304's Content-Length describes the cached entity: no body follows it.
             else if (r->target == "/304")
-                sent = c.send("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 1234\r\n\r\n");
-            else sent = c.send(ok_response("after\n"));
+                sent = c.send(
+                    "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 1234\r\n\r\n");
+            else
+                sent = c.send(ok_response("after\n"));
             if (!sent) return;
         }
     });
@@ -186,7 +196,8 @@ TEST(DataPath, FiveMebibyteUploadsAreRelayedWithLengthOrChunked) {
         chunked += "\r\n";
     }
     chunked += "0\r\nX-Trailer: done\r\n\r\n";
-    auto rc = client.request("POST", "/upload-chunked", {{"Transfer-Encoding", "chunked"}}, chunked, ms(30000));
+    auto rc = client.request("POST", "/upload-chunked", {{"Transfer-Encoding", "chunked"}}, chunked,
+                             ms(30000));
     ASSERT_TRUE(rc) << client.last_error();
     EXPECT_EQ(rc->status, 200);
     EXPECT_EQ(rc->body, "blue POST /upload-chunked " + std::to_string(size) + "\n");
@@ -206,7 +217,8 @@ TEST(DataPath, TwentyMebibyteDownloadArrivesWhole) {
     ASSERT_EQ(r->body.size(), size);
     // veer-upstream's filler: 'x', with '\n' closing every 64-byte line.
     std::size_t wrong = 0;
-    for (std::size_t i = 0; i < size; ++i) wrong += r->body[i] != (i % 64 == 63 ? '\n' : 'x');
+    for (std::size_t i = 0; i < size; ++i)
+        wrong += r->body[i] != (i % 64 == 63 ? '\n' : 'x');
     EXPECT_EQ(wrong, 0u);
     auto next = client.get("/after-download");
     ASSERT_TRUE(next) << client.last_error();
@@ -226,7 +238,8 @@ TEST(DataPath, Http10ClientGetsTheResponseThenTheConnectionCloses) {
     ASSERT_TRUE(r) << error;
     EXPECT_EQ(r->status, 200);
     EXPECT_EQ(r->body, "blue GET /ten 0\n");
-    EXPECT_TRUE(c.read_until_close(ms(5000))) << "an HTTP/1.0 request without keep-alive must end with a close";
+    EXPECT_TRUE(c.read_until_close(ms(5000)))
+        << "an HTTP/1.0 request without keep-alive must end with a close";
     EXPECT_TRUE(c.buffer().empty()) << c.buffer();
 }
 
@@ -238,7 +251,8 @@ TEST(DataPath, Http10KeepAliveClientKeepsItsConnection) {
 
     tcp_conn c(v.port());
     for (const char* target : {"/ka1", "/ka2"}) {
-        ASSERT_TRUE(c.send_all(std::string("GET ") + target + " HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+        ASSERT_TRUE(c.send_all(std::string("GET ") + target +
+                               " HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
         std::string error;
         auto r = read_response(c, ms(5000), false, &error);
         ASSERT_TRUE(r) << target << ": " << error;
@@ -271,10 +285,12 @@ TEST(DataPath, AnswerDelimitedByCloseReachesTheClientWhole) {
 TEST(DataPath, MaxConnectionsRefusesTheOneTooMany) {
     temp_dir dir;
     upstream blue(dir, "blue");
-    veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("limits", "max_connections", "2"));
+    veer_process v(dir, {blue.address()}, {dead_address()},
+                   toml_config().set("limits", "max_connections", "2"));
     ASSERT_TRUE(v.start());
     // The readiness probe's connection must be gone from the count first.
-    ASSERT_TRUE(v.wait_status([](const boost::json::object& s) { return json_number(s, "connections") == 0; }, ms(5000)));
+    ASSERT_TRUE(v.wait_status(
+        [](const boost::json::object& s) { return json_number(s, "connections") == 0; }, ms(5000)));
 
     // A probe connection the kernel queued but veer had not accepted yet when `status`
     // said 0 still takes a slot for a moment: a refused client tries again (bounded).
@@ -293,21 +309,27 @@ TEST(DataPath, MaxConnectionsRefusesTheOneTooMany) {
     http_client& first = *first_client;
     tcp_conn third(v.port());
     third.send_all(make_request("GET", "/three"));
-    EXPECT_TRUE(third.read_until_close(ms(5000))) << "a third connection over max_connections = 2 was kept";
-    EXPECT_TRUE(third.buffer().empty() || !third.buffer().starts_with("HTTP/1.1 200")) << third.buffer();
+    EXPECT_TRUE(third.read_until_close(ms(5000)))
+        << "a third connection over max_connections = 2 was kept";
+    EXPECT_TRUE(third.buffer().empty() || !third.buffer().starts_with("HTTP/1.1 200"))
+        << third.buffer();
 
     // Once one leaves, a newcomer is served again.
     first.conn().close();
-    EXPECT_TRUE(wait_for([&] {
-        auto r = http_get(v.port(), "/later");
-        return r && r->status == 200;
-    }, ms(5000)));
+    EXPECT_TRUE(wait_for(
+        [&] {
+            auto r = http_get(v.port(), "/later");
+            return r && r->status == 200;
+        },
+        ms(5000)));
 }
 
 TEST(DataPath, ChunkedAnswerIsUnwrappedForAnHttp10Client) {
     temp_dir dir;
     scripted_upstream up([](script_conn& c, upstream_request&) {
-        c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n");
+        c.send(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n, "
+            "world\r\n0\r\n\r\n");
         c.wait_closed(ms(5000));
     });
     veer_process v(dir, {up.address()}, {dead_address()});
@@ -362,7 +384,8 @@ TEST(DataPath, StalePooledConnectionIsNotUsedForTheNextRequest) {
         for (auto r = c.read_request(); r; r = c.read_request())
             if (!c.read_body(*r, body) || !c.send(ok_response("again\n"))) return;
     });
-    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("listener", "threads", "1"));
+    veer_process v(dir, {up.address()}, {dead_address()},
+                   toml_config().set("listener", "threads", "1"));
     ASSERT_TRUE(v.start());
 
     http_client client(v.port());
@@ -379,7 +402,8 @@ TEST(DataPath, InterimAnswersBeforeTheFinalOneDoNotConfuseTheClient) {
     temp_dir dir;
     scripted_upstream up([](script_conn& c, upstream_request& first) {
         for (std::optional<upstream_request> r = first; r; r = c.read_request())
-            if (!c.send("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" + ok_response("final\n")))
+            if (!c.send("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
+                        ok_response("final\n")))
                 return;
     });
     veer_process v(dir, {up.address()}, {dead_address()});
@@ -446,9 +470,11 @@ TEST(DataPath, Ipv6ListenerAndUpstreams) {
     // IPv6 in, to an IPv6 blue endpoint; X-Canary sends a request to the IPv4 green one,
     // which shows what veer tells it about the client.
     veer_process v(dir, {six.address()}, {four.address()});
-    v.rewrite_config(toml_config()  // the listener's port is only known once v exists
-                         .set("listener", "address", toml_string("[::1]:" + std::to_string(v.port())))
-                         .append("[[split.rules]]\nheader = \"X-Canary\"\nequals = \"always\"\npool = \"canary\"\n"));
+    v.rewrite_config(
+        toml_config()  // the listener's port is only known once v exists
+            .set("listener", "address", toml_string("[::1]:" + std::to_string(v.port())))
+            .append("[[split.rules]]\nheader = \"X-Canary\"\nequals = \"always\"\npool = "
+                    "\"canary\"\n"));
     ASSERT_TRUE(v.start(ms(15000), "::1"));
 
     http_client client(v.port(), "::1");
@@ -467,9 +493,10 @@ TEST(DataPath, HopByHopHeadersAreNotForwardedAndVeerAddsItsOwn) {
     temp_dir dir;
     scripted_upstream up([](script_conn& c, upstream_request& first) {
         for (std::optional<upstream_request> r = first; r; r = c.read_request())
-            if (!c.send(ok_response("ok\n",
-                                    "Connection: X-Up-Secret\r\nX-Up-Secret: 1\r\nKeep-Alive: timeout=5\r\n"
-                                    "Proxy-Connection: keep-alive\r\nX-Up-Kept: yes\r\n")))
+            if (!c.send(ok_response(
+                    "ok\n",
+                    "Connection: X-Up-Secret\r\nX-Up-Secret: 1\r\nKeep-Alive: timeout=5\r\n"
+                    "Proxy-Connection: keep-alive\r\nX-Up-Kept: yes\r\n")))
                 return;
     });
     veer_process v(dir, {up.address()}, {dead_address()});
@@ -497,7 +524,8 @@ TEST(DataPath, HopByHopHeadersAreNotForwardedAndVeerAddsItsOwn) {
     ASSERT_TRUE(up.wait_requests(1, ms(5000)));
     {
         const auto got = up.requests().at(0);
-        for (const char* name : {"Connection", "Keep-Alive", "TE", "Trailer", "Proxy-Connection", "Upgrade", "X-Secret"})
+        for (const char* name : {"Connection", "Keep-Alive", "TE", "Trailer", "Proxy-Connection",
+                                 "Upgrade", "X-Secret"})
             EXPECT_FALSE(got.has(name)) << name << " reached the upstream:\n" << got.head;
         EXPECT_EQ(got.get("X-Kept"), "yes");
         EXPECT_EQ(got.get("X-Forwarded-For"), "127.0.0.1") << got.head;
@@ -509,7 +537,8 @@ TEST(DataPath, HopByHopHeadersAreNotForwardedAndVeerAddsItsOwn) {
     // Naming veer's own headers in Connection cannot remove them.
     {
         http_client client(v.port());
-        auto r = client.get("/named", {{"Connection", "close, X-Forwarded-For"}, {"X-Forwarded-For", "10.0.0.1"}});
+        auto r = client.get(
+            "/named", {{"Connection", "close, X-Forwarded-For"}, {"X-Forwarded-For", "10.0.0.1"}});
         ASSERT_TRUE(r) << client.last_error();
         EXPECT_EQ(r->status, 200);
         EXPECT_EQ(r->get("Connection"), "close");
@@ -540,7 +569,8 @@ TEST(DataPath, HopByHopHeadersAreNotForwardedAndVeerAddsItsOwn) {
     const auto& named2 = all.at(2);
     EXPECT_EQ(named2.get("X-Forwarded-Proto"), "http") << named2.head;
     EXPECT_EQ(named2.count("X-Request-Id"), 1)
-        << "X-Request-Id named in Connection must not leave the request without one:\n" << named2.head;
+        << "X-Request-Id named in Connection must not leave the request without one:\n"
+        << named2.head;
 
     const auto& own = all.at(3);
     EXPECT_EQ(own.count("X-Request-Id"), 1) << own.head;
@@ -555,7 +585,8 @@ TEST(DataPath, SeveralXForwardedForFieldsKeepEveryHop) {
     veer_process v(dir, {up.address()}, {dead_address()});
     ASSERT_TRUE(v.start());
 
-    auto r = http_get(v.port(), "/two-xff", {{"X-Forwarded-For", "192.0.2.1"}, {"X-Forwarded-For", "198.51.100.2"}});
+    auto r = http_get(v.port(), "/two-xff",
+                      {{"X-Forwarded-For", "192.0.2.1"}, {"X-Forwarded-For", "198.51.100.2"}});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200);
     ASSERT_TRUE(up.wait_requests(1, ms(5000)));

@@ -41,8 +41,10 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -54,7 +56,8 @@ std::string find_header(const header_list& headers, std::string_view name) {
 
 int count_header(const header_list& headers, std::string_view name) {
     int n = 0;
-    for (const auto& [k, v] : headers) n += iequals(k, name);
+    for (const auto& [k, v] : headers)
+        n += iequals(k, name);
     return n;
 }
 
@@ -69,7 +72,8 @@ header_list parse_fields(std::string_view head) {
         const auto line = head.substr(pos, eol - pos);
         const std::size_t colon = line.find(':');
         if (colon != std::string_view::npos)
-            out.emplace_back(std::string(line.substr(0, colon)), std::string(trim(line.substr(colon + 1))));
+            out.emplace_back(std::string(line.substr(0, colon)),
+                             std::string(trim(line.substr(colon + 1))));
         pos = eol;
     }
     return out;
@@ -161,15 +165,19 @@ std::size_t dechunk(std::string_view in, std::string& out) {
         const std::size_t eol = in.find("\r\n", pos);
         if (eol == std::string_view::npos) return 0;
         auto size_text = in.substr(pos, eol - pos);
-        if (const auto semi = size_text.find(';'); semi != std::string_view::npos) size_text = size_text.substr(0, semi);
+        if (const auto semi = size_text.find(';'); semi != std::string_view::npos)
+            size_text = size_text.substr(0, semi);
         size_text = trim(size_text);
         if (size_text.empty()) return std::string_view::npos;
         std::uint64_t size = 0;
         for (char c : size_text) {
             int d = -1;
-            if (c >= '0' && c <= '9') d = c - '0';
-            else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-            else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+            if (c >= '0' && c <= '9')
+                d = c - '0';
+            else if (c >= 'a' && c <= 'f')
+                d = c - 'a' + 10;
+            else if (c >= 'A' && c <= 'F')
+                d = c - 'A' + 10;
             if (d < 0 || size > (1ull << 40)) return std::string_view::npos;
             size = size * 16 + static_cast<std::uint64_t>(d);
         }
@@ -218,7 +226,8 @@ bool wait_for(const std::function<bool()>& done, ms timeout, ms step) {
 
 temp_dir::temp_dir() {
     char templ[] = "/tmp/veer-it-XXXXXX";
-    if (!::mkdtemp(templ)) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+    if (!::mkdtemp(templ))
+        throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
     path_ = templ;
 }
 
@@ -276,22 +285,26 @@ process::process(std::string binary, std::vector<std::string> args, std::string 
     : log_path_(std::move(log_path)) {
     std::vector<std::string> argv_store;
     argv_store.push_back(binary);
-    for (auto& a : args) argv_store.push_back(std::move(a));
+    for (auto& a : args)
+        argv_store.push_back(std::move(a));
     std::vector<char*> argv;
-    for (auto& a : argv_store) argv.push_back(a.data());
+    for (auto& a : argv_store)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
 
     posix_spawn_file_actions_t files;
     posix_spawn_file_actions_init(&files);
     posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&files, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&files, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
     posix_spawn_file_actions_adddup2(&files, 1, 2);
     // The child starts with default signal handling whatever this process ignores.
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t reset;
     sigemptyset(&reset);
-    for (int sig : {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGCHLD}) sigaddset(&reset, sig);
+    for (int sig : {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGCHLD})
+        sigaddset(&reset, sig);
     sigset_t none;
     sigemptyset(&none);
     posix_spawnattr_setsigdefault(&attr, &reset);
@@ -350,13 +363,15 @@ void process::kill_now() {
     wait_exit(ms(10000));
 }
 
-command_result run_command(const std::string& binary, std::vector<std::string> args, const std::string& log_path,
-                           ms timeout) {
+command_result run_command(const std::string& binary, std::vector<std::string> args,
+                           const std::string& log_path, ms timeout) {
     ::unlink(log_path.c_str());
     process p(binary, std::move(args), log_path);
     command_result r;
-    if (auto code = p.wait_exit(timeout)) r.exit_code = *code;
-    else p.kill_now();
+    if (auto code = p.wait_exit(timeout))
+        r.exit_code = *code;
+    else
+        p.kill_now();
     r.output = p.output();
     return r;
 }
@@ -444,8 +459,10 @@ std::string tcp_conn::exchange_until_close(std::string_view data, ms timeout, bo
         if (n <= 0) break;  // the deadline
         if (sending && (p.revents & POLLOUT)) {
             const ssize_t w = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-            if (w > 0) data.remove_prefix(static_cast<std::size_t>(w));
-            else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) sending = false;
+            if (w > 0)
+                data.remove_prefix(static_cast<std::size_t>(w));
+            else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                sending = false;
         }
         if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
             // Answered and closed while request bytes were unread: the kernel resets the
@@ -516,7 +533,8 @@ bool read_body(tcp_conn& c, http_response& r, bool head_request, ms timeout, std
         const auto s = c.fill(d);
         if (s == tcp_conn::read_status::data) return true;
         if (error)
-            *error = std::string(s == tcp_conn::read_status::closed ? "closed" : "timed out") + " during " + what;
+            *error = std::string(s == tcp_conn::read_status::closed ? "closed" : "timed out") +
+                     " during " + what;
         return false;
     };
     if (r.chunked) {
@@ -539,7 +557,8 @@ bool read_body(tcp_conn& c, http_response& r, bool head_request, ms timeout, std
         }
     }
     if (r.has("Content-Length")) {
-        const auto want = static_cast<std::size_t>(std::strtoull(r.get("Content-Length").c_str(), nullptr, 10));
+        const auto want =
+            static_cast<std::size_t>(std::strtoull(r.get("Content-Length").c_str(), nullptr, 10));
         while (c.buffer().size() < want)
             if (!more("a Content-Length body")) {
                 r.body = c.buffer();
@@ -558,7 +577,8 @@ bool read_body(tcp_conn& c, http_response& r, bool head_request, ms timeout, std
     return closed;
 }
 
-std::optional<http_response> read_response(tcp_conn& c, ms timeout, bool head_request, std::string* error) {
+std::optional<http_response> read_response(tcp_conn& c, ms timeout, bool head_request,
+                                           std::string* error) {
     const deadline d(timeout);
     auto r = read_head(c, timeout, error);
     if (!r) return r;
@@ -566,8 +586,8 @@ std::optional<http_response> read_response(tcp_conn& c, ms timeout, bool head_re
     return r;
 }
 
-std::string make_request(std::string_view method, std::string_view target, const header_list& headers,
-                         std::string_view body) {
+std::string make_request(std::string_view method, std::string_view target,
+                         const header_list& headers, std::string_view body) {
     std::string out;
     out.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
     bool host = false, length = false;
@@ -576,14 +596,17 @@ std::string make_request(std::string_view method, std::string_view target, const
         length |= iequals(k, "content-length") || iequals(k, "transfer-encoding");
     }
     if (!host) out.append("Host: 127.0.0.1\r\n");
-    for (const auto& [k, v] : headers) out.append(k).append(": ").append(v).append("\r\n");
-    if (!body.empty() && !length) out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+    for (const auto& [k, v] : headers)
+        out.append(k).append(": ").append(v).append("\r\n");
+    if (!body.empty() && !length)
+        out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
     out.append("\r\n").append(body);
     return out;
 }
 
 std::optional<http_response> http_client::request(std::string_view method, std::string_view target,
-                                                  const header_list& headers, std::string_view body, ms timeout) {
+                                                  const header_list& headers, std::string_view body,
+                                                  ms timeout) {
     error_.clear();
     if (!conn_.connected()) {
         error_ = "not connected";
@@ -596,7 +619,8 @@ std::optional<http_response> http_client::request(std::string_view method, std::
     return read_response(conn_, timeout, method == "HEAD", &error_);
 }
 
-std::optional<http_response> http_get(int port, std::string_view target, const header_list& headers) {
+std::optional<http_response> http_get(int port, std::string_view target,
+                                      const header_list& headers) {
     http_client c(port);
     return c.get(target, headers);
 }
@@ -604,8 +628,8 @@ std::optional<http_response> http_get(int port, std::string_view target, const h
 // ---------------------------------------------------------------------------------------
 // Admin socket
 
-std::vector<std::string> unix_lines(const std::string& path, std::string_view bytes, std::size_t lines, ms timeout,
-                                    bool* closed_after) {
+std::vector<std::string> unix_lines(const std::string& path, std::string_view bytes,
+                                    std::size_t lines, ms timeout, bool* closed_after) {
     if (closed_after) *closed_after = false;
     std::vector<std::string> out;
     const int fd = connect_unix(path);
@@ -622,14 +646,18 @@ std::vector<std::string> unix_lines(const std::string& path, std::string_view by
         if (n <= 0) break;
         if (!pending.empty() && (p.revents & POLLOUT)) {
             const ssize_t w = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
-            if (w > 0) pending.remove_prefix(static_cast<std::size_t>(w));
-            else if (w < 0 && errno != EAGAIN && errno != EINTR) pending = {};
+            if (w > 0)
+                pending.remove_prefix(static_cast<std::size_t>(w));
+            else if (w < 0 && errno != EAGAIN && errno != EINTR)
+                pending = {};
         }
         if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
             char buf[65536];
             const ssize_t r = ::recv(fd, buf, sizeof buf, 0);
-            if (r > 0) in.append(buf, static_cast<std::size_t>(r));
-            else if (r == 0 || (errno != EAGAIN && errno != EINTR)) closed = true;
+            if (r > 0)
+                in.append(buf, static_cast<std::size_t>(r));
+            else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+                closed = true;
         }
         for (std::size_t nl; out.size() < lines && (nl = in.find('\n')) != std::string::npos;) {
             out.push_back(in.substr(0, nl));
@@ -666,7 +694,8 @@ boost::json::object admin_command(const std::string& socket, std::string_view li
     boost::system::error_code ec;
     auto v = boost::json::parse(answer, ec);
     if (ec || !v.is_object())
-        throw std::runtime_error("admin '" + std::string(line) + "': not a JSON object: '" + answer + "'");
+        throw std::runtime_error("admin '" + std::string(line) + "': not a JSON object: '" +
+                                 answer + "'");
     return v.as_object();
 }
 
@@ -697,7 +726,8 @@ boost::json::object endpoint_status(const boost::json::object& status, std::stri
         const auto* eps = pool.as_object().if_contains("endpoints");
         if (!eps || !eps->is_array()) continue;
         for (const auto& e : eps->as_array())
-            if (e.is_object() && json_string(e.as_object(), "address") == address) return e.as_object();
+            if (e.is_object() && json_string(e.as_object(), "address") == address)
+                return e.as_object();
     }
     return {};
 }
@@ -716,12 +746,14 @@ std::string toml_string(std::string_view s) {
 
 std::string toml_strings(const std::vector<std::string>& items) {
     std::string out = "[";
-    for (const auto& i : items) out += (out.size() > 1 ? ", " : "") + toml_string(i);
+    for (const auto& i : items)
+        out += (out.size() > 1 ? ", " : "") + toml_string(i);
     return out + "]";
 }
 
 toml_config& toml_config::set(std::string_view table, std::string_view key, std::string raw_value) {
-    auto t = std::find_if(tables_.begin(), tables_.end(), [&](const auto& e) { return e.first == table; });
+    auto t = std::find_if(tables_.begin(), tables_.end(),
+                          [&](const auto& e) { return e.first == table; });
     if (t == tables_.end()) {
         tables_.emplace_back(std::string(table), header_list{});
         t = std::prev(tables_.end());
@@ -744,7 +776,8 @@ toml_config& toml_config::append(std::string raw_text) {
 toml_config toml_config::merged(const toml_config& overrides) const {
     toml_config out = *this;
     for (const auto& [table, keys] : overrides.tables_)
-        for (const auto& [k, v] : keys) out.set(table, k, v);
+        for (const auto& [k, v] : keys)
+            out.set(table, k, v);
     out.append(overrides.raw_);
     return out;
 }
@@ -753,7 +786,8 @@ std::string toml_config::render() const {
     std::string out;
     for (const auto& [table, keys] : tables_) {
         out += "[" + table + "]\n";
-        for (const auto& [k, v] : keys) out += k + " = " + v + "\n";
+        for (const auto& [k, v] : keys)
+            out += k + " = " + v + "\n";
         out += "\n";
     }
     return out + raw_;
@@ -762,25 +796,30 @@ std::string toml_config::render() const {
 // ---------------------------------------------------------------------------------------
 // Upstreams
 
-upstream::upstream(const temp_dir& dir, std::string name, std::vector<std::string> extra_args) : name_(std::move(name)) {
+upstream::upstream(const temp_dir& dir, std::string name, std::vector<std::string> extra_args)
+    : name_(std::move(name)) {
     std::vector<std::string> args{"--name", name_, "--port", "0"};
-    for (const auto& a : extra_args) args.push_back(a);
+    for (const auto& a : extra_args)
+        args.push_back(a);
     const auto log = dir.file("up-" + name_ + ".log");
     proc_ = std::make_unique<process>(upstream_binary, std::move(args), log);
     for (std::size_t i = 0; i + 1 < extra_args.size(); ++i)
         if (extra_args[i] == "--address") host_ = extra_args[i + 1];
     // It names the port it got: "veer-upstream NAME listening on 127.0.0.1:PORT" (or [::1]:PORT).
-    const bool up = wait_for([&] {
-        const auto text = proc_->output();
-        const auto at = text.find("listening on ");
-        if (at == std::string::npos) return false;
-        const auto eol = text.find('\n', at);
-        if (eol == std::string::npos) return false;
-        const auto colon = text.rfind(':', eol);
-        port_ = std::atoi(text.c_str() + colon + 1);
-        return port_ > 0 && tcp_accepts(port_, host_);
-    }, ms(10000));
-    if (!up) throw std::runtime_error("veer-upstream " + name_ + " did not start: " + proc_->output());
+    const bool up = wait_for(
+        [&] {
+            const auto text = proc_->output();
+            const auto at = text.find("listening on ");
+            if (at == std::string::npos) return false;
+            const auto eol = text.find('\n', at);
+            if (eol == std::string::npos) return false;
+            const auto colon = text.rfind(':', eol);
+            port_ = std::atoi(text.c_str() + colon + 1);
+            return port_ > 0 && tcp_accepts(port_, host_);
+        },
+        ms(10000));
+    if (!up)
+        throw std::runtime_error("veer-upstream " + name_ + " did not start: " + proc_->output());
 }
 
 std::string upstream::address() const {
@@ -794,7 +833,9 @@ std::optional<http_response> upstream::get(std::string_view target) {
 }
 
 bool upstream_request::has(std::string_view name) const { return count_header(headers, name) > 0; }
-std::string upstream_request::get(std::string_view name) const { return find_header(headers, name); }
+std::string upstream_request::get(std::string_view name) const {
+    return find_header(headers, name);
+}
 int upstream_request::count(std::string_view name) const { return count_header(headers, name); }
 
 script_conn::script_conn(int fd, scripted_upstream& owner) : fd_(fd), owner_(owner) {
@@ -864,7 +905,8 @@ bool script_conn::read_body(const upstream_request& r, std::string& body, ms tim
             if (!fill(d)) return false;
         }
     }
-    const auto want = static_cast<std::size_t>(std::strtoull(r.get("Content-Length").c_str(), nullptr, 10));
+    const auto want =
+        static_cast<std::size_t>(std::strtoull(r.get("Content-Length").c_str(), nullptr, 10));
     while (buffer_.size() < want)
         if (!fill(d)) return false;
     body = buffer_.substr(0, want);
@@ -881,7 +923,8 @@ bool script_conn::send(std::string_view bytes) {
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(fd_, POLLOUT, d) != 0) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(fd_, POLLOUT, d) != 0)
+            continue;
         return false;
     }
     return bytes.empty();
@@ -927,7 +970,8 @@ scripted_upstream::scripted_upstream(handler h, std::string health_path)
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
     set_nonblocking(listen_fd_);
-    if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("scripted_upstream: pipe");
+    if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0)
+        throw std::runtime_error("scripted_upstream: pipe");
     acceptor_ = std::thread([this] { accept_loop(); });
 }
 
@@ -938,11 +982,13 @@ scripted_upstream::~scripted_upstream() {
     {
         // Handlers blocked in a read see the end of their connection at once.
         std::lock_guard lock(mutex_);
-        for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
+        for (int fd : open_fds_)
+            ::shutdown(fd, SHUT_RDWR);
         gate_open_ = true;
         changed_.notify_all();
     }
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads_)
+        t.join();
     ::close(listen_fd_);
     ::close(wake_[0]);
     ::close(wake_[1]);
@@ -1003,8 +1049,10 @@ void scripted_upstream::note_request(const upstream_request& r) {
 
 void scripted_upstream::track(int fd, bool add) {
     std::lock_guard lock(mutex_);
-    if (add) open_fds_.push_back(fd);
-    else open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd), open_fds_.end());
+    if (add)
+        open_fds_.push_back(fd);
+    else
+        open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd), open_fds_.end());
 }
 
 std::vector<upstream_request> scripted_upstream::requests() const {
@@ -1023,11 +1071,13 @@ bool scripted_upstream::wait_requests(std::size_t n, ms timeout) const {
 }
 
 bool scripted_upstream::wait_quiet(ms timeout) const {
-    return wait_for([&] {
-        pollfd p{listen_fd_, POLLIN, 0};
-        const bool pending = ::poll(&p, 1, 0) > 0;
-        return !pending && open_.load() == 0;
-    }, timeout, ms(10));
+    return wait_for(
+        [&] {
+            pollfd p{listen_fd_, POLLIN, 0};
+            const bool pending = ::poll(&p, 1, 0) > 0;
+            return !pending && open_.load() == 0;
+        },
+        timeout, ms(10));
 }
 
 void scripted_upstream::open_gate() {
@@ -1042,8 +1092,8 @@ bool scripted_upstream::wait_gate(ms timeout) {
 }
 
 std::string ok_response(std::string_view body, std::string_view extra_headers) {
-    std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                      "\r\n";
+    std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n";
     out.append(extra_headers).append("\r\n").append(body);
     return out;
 }
@@ -1051,8 +1101,9 @@ std::string ok_response(std::string_view body, std::string_view extra_headers) {
 // ---------------------------------------------------------------------------------------
 // veer
 
-veer_process::veer_process(const temp_dir& dir, std::vector<std::string> blue, std::vector<std::string> green,
-                           const toml_config& overrides, std::string name)
+veer_process::veer_process(const temp_dir& dir, std::vector<std::string> blue,
+                           std::vector<std::string> green, const toml_config& overrides,
+                           std::string name)
     : dir_(dir),
       name_(std::move(name)),
       blue_(std::move(blue)),
@@ -1096,8 +1147,8 @@ void veer_process::rewrite_config(const toml_config& overrides) {
 }
 
 void veer_process::launch() {
-    proc_ = std::make_unique<process>(veer_binary, std::vector<std::string>{"--config", config_path_},
-                                      dir_.file(name_ + ".log"));
+    proc_ = std::make_unique<process>(
+        veer_binary, std::vector<std::string>{"--config", config_path_}, dir_.file(name_ + ".log"));
 }
 
 ::testing::AssertionResult veer_process::start(ms timeout, const std::string& host) {
@@ -1122,22 +1173,26 @@ void veer_process::launch() {
         std::this_thread::sleep_for(ms(20));
     }
     proc_->kill_now();
-    return ::testing::AssertionFailure() << "veer did not open its listener and admin socket in time:\n" << log();
+    return ::testing::AssertionFailure()
+           << "veer did not open its listener and admin socket in time:\n"
+           << log();
 }
 
 std::string veer_process::log() const { return proc_ ? proc_->output() : std::string(); }
 
-bool veer_process::wait_status(const std::function<bool(const boost::json::object&)>& pred, ms timeout,
-                               boost::json::object* last) {
+bool veer_process::wait_status(const std::function<bool(const boost::json::object&)>& pred,
+                               ms timeout, boost::json::object* last) {
     boost::json::object seen;
-    const bool ok = wait_for([&] {
-        try {
-            seen = status();
-        } catch (const std::exception&) {
-            return false;
-        }
-        return pred(seen);
-    }, timeout, ms(25));
+    const bool ok = wait_for(
+        [&] {
+            try {
+                seen = status();
+            } catch (const std::exception&) {
+                return false;
+            }
+            return pred(seen);
+        },
+        timeout, ms(25));
     if (last) *last = std::move(seen);
     return ok;
 }

@@ -163,7 +163,7 @@ private:
 };
 
 struct raw_result {
-    std::string data;     // everything read
+    std::string data;  // everything read
     bool closed = false;  // the server closed (EOF or reset) before the deadline
 };
 // One connection: send `data` (reading meanwhile), then read until close or `timeout`.
@@ -193,22 +193,23 @@ std::optional<http_response> take_head(std::string& bytes, std::string* error = 
 std::optional<http_response> read_head(tcp_conn& c, ms timeout, std::string* error = nullptr);
 // Reads the body that `r`'s head announces into r.body (what arrived, on failure too);
 // false if the connection closed or the deadline passed before it was complete.
-bool read_body(tcp_conn& c, http_response& r, bool head_request, ms timeout, std::string* error = nullptr);
+bool read_body(tcp_conn& c, http_response& r, bool head_request, ms timeout,
+               std::string* error = nullptr);
 // Head, then body.
 std::optional<http_response> read_response(tcp_conn& c, ms timeout, bool head_request = false,
                                            std::string* error = nullptr);
 
 // "METHOD TARGET HTTP/1.1", Host, the given headers, Content-Length when there is a body.
-std::string make_request(std::string_view method, std::string_view target, const header_list& headers = {},
-                         std::string_view body = {});
+std::string make_request(std::string_view method, std::string_view target,
+                         const header_list& headers = {}, std::string_view body = {});
 
 // A keep-alive HTTP/1.1 client: one connection, one request at a time.
 class http_client {
 public:
     explicit http_client(int port, const std::string& host = "127.0.0.1") : conn_(port, host) {}
     std::optional<http_response> request(std::string_view method, std::string_view target,
-                                         const header_list& headers = {}, std::string_view body = {},
-                                         ms timeout = ms(10000));
+                                         const header_list& headers = {},
+                                         std::string_view body = {}, ms timeout = ms(10000));
     std::optional<http_response> get(std::string_view target, const header_list& headers = {}) {
         return request("GET", target, headers);
     }
@@ -221,7 +222,8 @@ private:
 };
 
 // One request on a fresh connection.
-std::optional<http_response> http_get(int port, std::string_view target, const header_list& headers = {});
+std::optional<http_response> http_get(int port, std::string_view target,
+                                      const header_list& headers = {});
 
 // ---------------------------------------------------------------------------------------
 // Admin socket
@@ -229,13 +231,15 @@ std::optional<http_response> http_get(int port, std::string_view target, const h
 // Sends `bytes` to the Unix socket and reads until `lines` answer lines came back (each
 // without its '\n'), the socket closed, or `timeout` passed. With `closed_after`, also
 // says whether the other side hung up after those lines.
-std::vector<std::string> unix_lines(const std::string& path, std::string_view bytes, std::size_t lines,
-                                    ms timeout = ms(5000), bool* closed_after = nullptr);
+std::vector<std::string> unix_lines(const std::string& path, std::string_view bytes,
+                                    std::size_t lines, ms timeout = ms(5000),
+                                    bool* closed_after = nullptr);
 // One line back, or "" if none came.
 std::string unix_exchange(const std::string& path, std::string_view bytes, ms timeout = ms(5000));
 // One command line, one JSON object back. Throws std::runtime_error when no JSON object
 // comes back.
-boost::json::object admin_command(const std::string& socket, std::string_view line, ms timeout = ms(5000));
+boost::json::object admin_command(const std::string& socket, std::string_view line,
+                                  ms timeout = ms(5000));
 
 // Small readers for JSON answers: a missing or mistyped field reads as its default.
 bool json_bool(const boost::json::object& o, std::string_view key);
@@ -247,7 +251,7 @@ boost::json::object endpoint_status(const boost::json::object& status, std::stri
 // ---------------------------------------------------------------------------------------
 // Configuration
 
-std::string toml_string(std::string_view s);                    // "s", escaped
+std::string toml_string(std::string_view s);  // "s", escaped
 std::string toml_strings(const std::vector<std::string>& items);  // ["a", "b"]
 
 // A TOML document as tables of raw values; set() replaces a key or adds it. Raw text

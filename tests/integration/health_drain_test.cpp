@@ -27,7 +27,8 @@ std::map<std::string, int> spread(int port, int n) {
 
 std::string show(const std::map<std::string, int>& seen) {
     std::string out;
-    for (const auto& [name, n] : seen) out += name + "=" + std::to_string(n) + " ";
+    for (const auto& [name, n] : seen)
+        out += name + "=" + std::to_string(n) + " ";
     return out;
 }
 
@@ -40,7 +41,9 @@ auto endpoint_is(std::string address, std::string field, bool value) {
 
 // Round robin is per data-path thread: one thread makes the split exact.
 toml_config round_robin() {
-    return toml_config().set("pools.blue", "balance", "\"round_robin\"").set("listener", "threads", "1");
+    return toml_config()
+        .set("pools.blue", "balance", "\"round_robin\"")
+        .set("listener", "threads", "1");
 }
 
 TEST(HealthAndDrain, UnhealthyEndpointGetsNoTrafficUntilItRecovers) {

@@ -19,31 +19,40 @@ TEST(Notify, WebhookReceivesEveryEventAndRetries) {
             std::string body;
             if (!c.read_body(r, body)) return;
             if (refused.fetch_sub(1) > 0) {
-                c.send("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                c.send(
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: "
+                    "close\r\n\r\n");
                 return;
             }
             {
                 std::lock_guard lock(m);
-                bodies.push_back(r.method + " " + r.target + " " + r.get("Content-Type") + " " + body);
+                bodies.push_back(r.method + " " + r.target + " " + r.get("Content-Type") + " " +
+                                 body);
             }
             c.send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return;
         }
     });
     veer_process v(dir, {blue.address()}, {green.address()},
-                   toml_config().set("notify", "webhook", toml_string("http://" + hook.address() + "/hooks/veer")));
+                   toml_config().set("notify", "webhook",
+                                     toml_string("http://" + hook.address() + "/hooks/veer")));
     ASSERT_TRUE(v.start());
     ASSERT_TRUE(json_bool(v.admin("set weight 30"), "ok"));
     ASSERT_TRUE(json_bool(v.admin("rollback bad build 42"), "ok"));
-    ASSERT_TRUE(wait_for([&] {
-        std::lock_guard lock(m);
-        return bodies.size() >= 2;
-    }, ms(10000))) << v.log();
+    ASSERT_TRUE(wait_for(
+        [&] {
+            std::lock_guard lock(m);
+            return bodies.size() >= 2;
+        },
+        ms(10000)))
+        << v.log();
     std::lock_guard lock(m);
     ASSERT_EQ(bodies.size(), 2u);
-    for (const auto& b : bodies) EXPECT_EQ(b.rfind("POST /hooks/veer application/json {", 0), 0u) << b;
+    for (const auto& b : bodies)
+        EXPECT_EQ(b.rfind("POST /hooks/veer application/json {", 0), 0u) << b;
     const auto weight = boost::json::parse(bodies[0].substr(bodies[0].find('{'))).as_object();
-    EXPECT_EQ(weight.at("kind").as_string(), "weight");  // delivered although its first POST got a 503
+    EXPECT_EQ(weight.at("kind").as_string(),
+              "weight");  // delivered although its first POST got a 503
     EXPECT_EQ(weight.at("by").as_string(), "operator");
     const auto rollback = boost::json::parse(bodies[1].substr(bodies[1].find('{'))).as_object();
     EXPECT_EQ(rollback.at("kind").as_string(), "rollback");
@@ -59,10 +68,12 @@ TEST(Notify, AccessLogHasOneJsonLinePerRequest) {
     upstream blue(dir, "blue");
     upstream green(dir, "green");
     const auto path = dir.file("access.log");
-    veer_process v(dir, {blue.address()}, {green.address()}, toml_config().set("log", "access_log", toml_string(path)));
+    veer_process v(dir, {blue.address()}, {green.address()},
+                   toml_config().set("log", "access_log", toml_string(path)));
     ASSERT_TRUE(v.start());
     http_client c(v.port());
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(c.get("/item/" + std::to_string(i) + "?q=\"x\""));
+    for (int i = 0; i < 5; ++i)
+        ASSERT_TRUE(c.get("/item/" + std::to_string(i) + "?q=\"x\""));
     ASSERT_EQ(v.proc().stop(), 0);  // the last lines are flushed on the way out
     const auto text = read_file(path);
     std::vector<boost::json::object> lines;

@@ -15,7 +15,8 @@
 namespace veer::it {
 namespace {
 
-const std::string canary_rule = "[[split.rules]]\nheader = \"X-Canary\"\nequals = \"always\"\npool = \"canary\"\n";
+const std::string canary_rule =
+    "[[split.rules]]\nheader = \"X-Canary\"\nequals = \"always\"\npool = \"canary\"\n";
 
 bool has_event(veer_process& v, std::string_view kind) {
     const auto events = v.admin("events 50");
@@ -36,7 +37,8 @@ void slow_on_gate(script_conn& c, upstream_request& first) {
 void drain_in_flight(int sig) {
     temp_dir dir;
     scripted_upstream up(slow_on_gate);
-    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("timeouts", "drain", "\"10s\""));
+    veer_process v(dir, {up.address()}, {dead_address()},
+                   toml_config().set("timeouts", "drain", "\"10s\""));
     ASSERT_TRUE(v.start());
 
     http_client idle(v.port());
@@ -47,8 +49,10 @@ void drain_in_flight(int sig) {
 
     v.proc().send_signal(sig);
     // Draining: no new connections, idle keep-alive connections closed...
-    EXPECT_TRUE(wait_for([&] { return !tcp_accepts(v.port()); }, ms(5000))) << "still accepting while draining";
-    EXPECT_TRUE(idle.conn().read_until_close(ms(5000))) << "an idle keep-alive connection outlived the drain";
+    EXPECT_TRUE(wait_for([&] { return !tcp_accepts(v.port()); }, ms(5000)))
+        << "still accepting while draining";
+    EXPECT_TRUE(idle.conn().read_until_close(ms(5000)))
+        << "an idle keep-alive connection outlived the drain";
     // ...but the request in flight is waited for.
     EXPECT_TRUE(v.proc().running()) << "veer exited with a request in flight";
 
@@ -71,7 +75,8 @@ TEST(Signals, SigintDrainsLikeSigterm) { drain_in_flight(SIGINT); }
 TEST(Signals, AdminHealthzStopsSaying200WhileDraining) {
     temp_dir dir;
     scripted_upstream up(slow_on_gate);
-    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("timeouts", "drain", "\"10s\""));
+    veer_process v(dir, {up.address()}, {dead_address()},
+                   toml_config().set("timeouts", "drain", "\"10s\""));
     ASSERT_TRUE(v.start());
     auto healthy = v.admin_http("/healthz");
     ASSERT_TRUE(healthy);
@@ -98,7 +103,8 @@ TEST(Signals, AdminHealthzStopsSaying200WhileDraining) {
 TEST(Signals, DrainLimitEndsARequestThatTakesTooLong) {
     temp_dir dir;
     scripted_upstream up(slow_on_gate);  // the gate never opens
-    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("timeouts", "drain", "\"500ms\""));
+    veer_process v(dir, {up.address()}, {dead_address()},
+                   toml_config().set("timeouts", "drain", "\"500ms\""));
     ASSERT_TRUE(v.start());
 
     // Several requests stuck in flight, on every thread.
@@ -111,8 +117,10 @@ TEST(Signals, DrainLimitEndsARequestThatTakesTooLong) {
     v.proc().send_signal(SIGTERM);
     const auto code = v.proc().wait_exit(ms(5000));
     ASSERT_TRUE(code) << "veer waited past timeouts.drain";
-    EXPECT_EQ(*code, 0) << "SPEC 7: finish in-flight requests up to timeouts.drain, then exit 0\n" << v.log();
-    for (auto& c : stuck) EXPECT_TRUE(c->read_until_close(ms(5000)));
+    EXPECT_EQ(*code, 0) << "SPEC 7: finish in-flight requests up to timeouts.drain, then exit 0\n"
+                        << v.log();
+    for (auto& c : stuck)
+        EXPECT_TRUE(c->read_until_close(ms(5000)));
 }
 
 TEST(Signals, SighupAppliesANewSplitRuleWithoutDroppingConnections) {
@@ -132,7 +140,8 @@ TEST(Signals, SighupAppliesANewSplitRuleWithoutDroppingConnections) {
     ASSERT_TRUE(wait_for([&] { return has_event(v, "reload"); }, ms(5000))) << v.log();
 
     auto ruled = kept.get("/", {{"X-Canary", "always"}});
-    ASSERT_TRUE(ruled) << "the keep-alive connection did not survive the reload: " << kept.last_error();
+    ASSERT_TRUE(ruled) << "the keep-alive connection did not survive the reload: "
+                       << kept.last_error();
     EXPECT_EQ(upstream_name_of(*ruled), "green");
     auto plain = kept.get("/");
     ASSERT_TRUE(plain) << kept.last_error();
@@ -151,7 +160,8 @@ TEST(Signals, InvalidConfigOnReloadKeepsTheOldOne) {
     const auto r = v.admin("reload");
     EXPECT_FALSE(json_bool(r, "ok")) << boost::json::serialize(r);
     const auto error = json_string(r, "error");
-    EXPECT_NE(error.find(v.config_path() + ":"), std::string::npos) << "the error should name file:line:col: " << error;
+    EXPECT_NE(error.find(v.config_path() + ":"), std::string::npos)
+        << "the error should name file:line:col: " << error;
     EXPECT_NE(error.find("slo.max_error_rate"), std::string::npos) << error;
 
     EXPECT_TRUE(v.proc().running());
@@ -167,7 +177,8 @@ TEST(Signals, ReloadNamesAListenerChangeThatNeedsARestart) {
     ASSERT_TRUE(v.start());
 
     const int other = free_port();
-    v.rewrite_config(toml_config().set("listener", "address", toml_string("127.0.0.1:" + std::to_string(other))));
+    v.rewrite_config(toml_config().set("listener", "address",
+                                       toml_string("127.0.0.1:" + std::to_string(other))));
     const auto r = v.admin("reload");
     EXPECT_TRUE(json_bool(r, "ok")) << boost::json::serialize(r);
     const auto events = v.admin("events 1");
@@ -182,7 +193,8 @@ TEST(Signals, ReloadRaisingMaxHeaderBytesServesBiggerHeads) {
     temp_dir dir;
     // Scripted: veer-upstream has a 64 KiB head limit of its own.
     scripted_upstream up(slow_on_gate);
-    veer_process v(dir, {up.address()}, {dead_address()}, toml_config().set("timeouts", "header_read", "\"2s\""));
+    veer_process v(dir, {up.address()}, {dead_address()},
+                   toml_config().set("timeouts", "header_read", "\"2s\""));
     ASSERT_TRUE(v.start());
 
     const auto bigger = toml_config()
@@ -192,12 +204,14 @@ TEST(Signals, ReloadRaisingMaxHeaderBytesServesBiggerHeads) {
     ASSERT_TRUE(json_bool(v.admin("reload"), "ok"));
 
     // 100 KB of head: over the old limit, well under the new one.
-    const auto got = raw_exchange(v.port(), make_request("GET", "/big-head", {{"X-Big", std::string(100 * 1024, 'h')},
-                                                                             {"Connection", "close"}}),
-                                  ms(5000));
+    const auto got = raw_exchange(
+        v.port(),
+        make_request("GET", "/big-head",
+                     {{"X-Big", std::string(100 * 1024, 'h')}, {"Connection", "close"}}),
+        ms(5000));
     EXPECT_EQ(got.data.substr(0, 13), "HTTP/1.1 200 ")
-        << "after raising limits.max_header_bytes to 256KiB, a 100 KB head got: '" << got.data.substr(0, 200)
-        << "' (closed: " << got.closed << ")";
+        << "after raising limits.max_header_bytes to 256KiB, a 100 KB head got: '"
+        << got.data.substr(0, 200) << "' (closed: " << got.closed << ")";
 }
 
 TEST(State, CorruptStateFileIsIgnoredAndReplaced) {

@@ -15,8 +15,9 @@ TEST(SlowClients, HalfAHeadIsCutAfterHeaderReadWhileOthersAreServed) {
     temp_dir dir;
     upstream blue(dir, "blue");
     // One thread: the stalled client and the served one share an event loop.
-    veer_process v(dir, {blue.address()}, {dead_address()},
-                   toml_config().set("listener", "threads", "1").set("timeouts", "header_read", "\"300ms\""));
+    veer_process v(
+        dir, {blue.address()}, {dead_address()},
+        toml_config().set("listener", "threads", "1").set("timeouts", "header_read", "\"300ms\""));
     ASSERT_TRUE(v.start());
 
     tcp_conn stalled(v.port());
@@ -28,26 +29,32 @@ TEST(SlowClients, HalfAHeadIsCutAfterHeaderReadWhileOthersAreServed) {
     EXPECT_EQ(served->body, "blue GET /served 0\n");
 
     // ~300ms; the deadline is generous for a loaded machine, not a measurement.
-    EXPECT_TRUE(stalled.read_until_close(ms(3000))) << "a half-sent head must not hold its connection";
+    EXPECT_TRUE(stalled.read_until_close(ms(3000)))
+        << "a half-sent head must not hold its connection";
     // veer may say 408 on its way out, never anything the upstream answered.
-    EXPECT_TRUE(stalled.buffer().empty() || stalled.buffer().starts_with("HTTP/1.1 408")) << stalled.buffer();
+    EXPECT_TRUE(stalled.buffer().empty() || stalled.buffer().starts_with("HTTP/1.1 408"))
+        << stalled.buffer();
 }
 
 TEST(SlowClients, SilentConnectionIsCutAfterHeaderReadNotIdle) {
     temp_dir dir;
     upstream blue(dir, "blue");
     veer_process v(dir, {blue.address()}, {dead_address()},
-                   toml_config().set("timeouts", "header_read", "\"300ms\"").set("timeouts", "idle", "\"60s\""));
+                   toml_config()
+                       .set("timeouts", "header_read", "\"300ms\"")
+                       .set("timeouts", "idle", "\"60s\""));
     ASSERT_TRUE(v.start());
     tcp_conn silent(v.port());  // connects, never sends a byte
-    EXPECT_TRUE(silent.read_until_close(ms(3000))) << "a connection that sends nothing was held past header_read";
+    EXPECT_TRUE(silent.read_until_close(ms(3000)))
+        << "a connection that sends nothing was held past header_read";
     EXPECT_TRUE(silent.buffer().empty()) << silent.buffer();
 }
 
 TEST(SlowClients, TrickledHeadIsCutAfterHeaderRead) {
     temp_dir dir;
     upstream blue(dir, "blue");
-    veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("timeouts", "header_read", "\"300ms\""));
+    veer_process v(dir, {blue.address()}, {dead_address()},
+                   toml_config().set("timeouts", "header_read", "\"300ms\""));
     ASSERT_TRUE(v.start());
 
     // One byte of an endless header every 50ms: each byte is progress, the whole head is not.
@@ -62,13 +69,15 @@ TEST(SlowClients, TrickledHeadIsCutAfterHeaderRead) {
         }
         closed = slow.fill(deadline(ms(50))) == tcp_conn::read_status::closed;
     }
-    EXPECT_TRUE(closed) << "a trickled head kept its connection open for 3 s (header_read is 300ms)";
+    EXPECT_TRUE(closed)
+        << "a trickled head kept its connection open for 3 s (header_read is 300ms)";
 }
 
 TEST(SlowClients, IdleKeepAliveConnectionIsClosedAfterIdle) {
     temp_dir dir;
     upstream blue(dir, "blue");
-    veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("timeouts", "idle", "\"300ms\""));
+    veer_process v(dir, {blue.address()}, {dead_address()},
+                   toml_config().set("timeouts", "idle", "\"300ms\""));
     ASSERT_TRUE(v.start());
 
     // Requests closer together than `idle` keep the connection.
@@ -84,7 +93,8 @@ TEST(SlowClients, IdleKeepAliveConnectionIsClosedAfterIdle) {
     auto r = idle.get("/once");
     ASSERT_TRUE(r) << idle.last_error();
     EXPECT_EQ(r->status, 200);
-    EXPECT_TRUE(idle.conn().read_until_close(ms(3000))) << "an idle keep-alive connection outlived timeouts.idle";
+    EXPECT_TRUE(idle.conn().read_until_close(ms(3000)))
+        << "an idle keep-alive connection outlived timeouts.idle";
     EXPECT_TRUE(idle.conn().buffer().empty()) << idle.conn().buffer();
 }
 
@@ -94,7 +104,8 @@ TEST(SlowClients, IdleKeepAliveConnectionIsClosedAfterIdle) {
 TEST(SlowClients, ParkedConnectionIsServedWhenItSpeaksAgainAndClosedAfterIdle) {
     temp_dir dir;
     upstream blue(dir, "blue");
-    veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("timeouts", "idle", "\"2500ms\""));
+    veer_process v(dir, {blue.address()}, {dead_address()},
+                   toml_config().set("timeouts", "idle", "\"2500ms\""));
     ASSERT_TRUE(v.start());
 
     http_client c(v.port());
@@ -111,7 +122,8 @@ TEST(SlowClients, ParkedConnectionIsServedWhenItSpeaksAgainAndClosedAfterIdle) {
     EXPECT_EQ(upstream_name_of(*r), "blue");
 
     const auto idle_from = std::chrono::steady_clock::now();
-    EXPECT_TRUE(c.conn().read_until_close(ms(5000))) << "a parked connection outlived timeouts.idle";
+    EXPECT_TRUE(c.conn().read_until_close(ms(5000)))
+        << "a parked connection outlived timeouts.idle";
     const auto closed_after = std::chrono::steady_clock::now() - idle_from;
     EXPECT_GE(closed_after, ms(2000)) << "closed well before timeouts.idle (2.5 s)";
     EXPECT_TRUE(c.conn().buffer().empty()) << c.conn().buffer();
@@ -123,7 +135,8 @@ TEST(SlowClients, ParkedConnectionIsServedWhenItSpeaksAgainAndClosedAfterIdle) {
 TEST(SlowClients, ManyIdleConnectionsParkAndAreAllServedAgain) {
     temp_dir dir;
     upstream blue(dir, "blue");
-    veer_process v(dir, {blue.address()}, {dead_address()}, toml_config().set("listener", "threads", "1"));
+    veer_process v(dir, {blue.address()}, {dead_address()},
+                   toml_config().set("listener", "threads", "1"));
     ASSERT_TRUE(v.start());
 
     constexpr int n = 300;

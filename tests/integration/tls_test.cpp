@@ -36,19 +36,23 @@ bool tools_present() {
     return true;
 }
 
-#define REQUIRE_TLS_TOOLS()                                                                      \
-    do {                                                                                         \
+#define REQUIRE_TLS_TOOLS()                                                                        \
+    do {                                                                                           \
         if (!tools_present()) GTEST_SKIP() << "needs /usr/bin/openssl, /usr/bin/curl and timeout"; \
     } while (0)
 
-bool contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
+bool contains(std::string_view hay, std::string_view needle) {
+    return hay.find(needle) != std::string_view::npos;
+}
 
 // Single quotes for sh: the temp directories have no quotes, but be safe anyway.
 std::string sq(std::string_view s) {
     std::string out = "'";
     for (char c : s) {
-        if (c == '\'') out += "'\\''";
-        else out += c;
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
     }
     return out + "'";
 }
@@ -68,50 +72,76 @@ command_result run_sh(const temp_dir& dir, const std::string& log_name, const st
 
 void must(const command_result& r, const std::string& what) {
     if (r.exit_code != 0)
-        throw std::runtime_error(what + " failed (exit " + std::to_string(r.exit_code) + "):\n" + r.output);
+        throw std::runtime_error(what + " failed (exit " + std::to_string(r.exit_code) + "):\n" +
+                                 r.output);
 }
 
 // ---------------------------------------------------------------------------------------
 // Certificates
 
 struct pki {
-    std::string ca;       // the CA certificate (trust anchor for clients)
+    std::string ca;  // the CA certificate (trust anchor for clients)
     std::string ca_key;
-    std::string cert;     // leaf: CN=localhost, SAN DNS:localhost + IP:127.0.0.1, signed by ca
+    std::string cert;  // leaf: CN=localhost, SAN DNS:localhost + IP:127.0.0.1, signed by ca
     std::string key;
 };
 
 // A CA and a server certificate it signed, EC P-256, in `dir` as PREFIX-*.pem.
 pki make_pki(const temp_dir& dir, const std::string& prefix) {
-    pki p{dir.file(prefix + "-ca.pem"), dir.file(prefix + "-ca.key"), dir.file(prefix + "-cert.pem"),
-          dir.file(prefix + "-key.pem")};
+    pki p{dir.file(prefix + "-ca.pem"), dir.file(prefix + "-ca.key"),
+          dir.file(prefix + "-cert.pem"), dir.file(prefix + "-key.pem")};
     must(run_tool(dir, prefix + "-ca.log", openssl_bin,
-                  {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-                   p.ca_key, "-out", p.ca, "-days", "2", "-subj", "/CN=veer test CA " + prefix}),
+                  {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                   "-keyout", p.ca_key, "-out", p.ca, "-days", "2", "-subj",
+                   "/CN=veer test CA " + prefix}),
          "openssl req (CA " + prefix + ")");
     must(run_tool(dir, prefix + "-leaf.log", openssl_bin,
-                  {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p.key,
-                   "-out", p.cert, "-days", "2", "-subj", "/CN=localhost", "-CA", p.ca, "-CAkey", p.ca_key,
-                   "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext",
-                   "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"}),
+                  {"req",
+                   "-x509",
+                   "-newkey",
+                   "ec",
+                   "-pkeyopt",
+                   "ec_paramgen_curve:P-256",
+                   "-nodes",
+                   "-keyout",
+                   p.key,
+                   "-out",
+                   p.cert,
+                   "-days",
+                   "2",
+                   "-subj",
+                   "/CN=localhost",
+                   "-CA",
+                   p.ca,
+                   "-CAkey",
+                   p.ca_key,
+                   "-addext",
+                   "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                   "-addext",
+                   "basicConstraints=critical,CA:FALSE",
+                   "-addext",
+                   "extendedKeyUsage=serverAuth"}),
          "openssl req (leaf " + prefix + ")");
     return p;
 }
 
 // A self-signed certificate for CN/SAN `name` only (nothing for localhost or 127.0.0.1).
 pki make_self_signed(const temp_dir& dir, const std::string& prefix, const std::string& name) {
-    pki p{dir.file(prefix + "-cert.pem"), "", dir.file(prefix + "-cert.pem"), dir.file(prefix + "-key.pem")};
+    pki p{dir.file(prefix + "-cert.pem"), "", dir.file(prefix + "-cert.pem"),
+          dir.file(prefix + "-key.pem")};
     must(run_tool(dir, prefix + "-self.log", openssl_bin,
-                  {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p.key,
-                   "-out", p.cert, "-days", "2", "-subj", "/CN=" + name, "-addext", "subjectAltName=DNS:" + name}),
+                  {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                   "-keyout", p.key, "-out", p.cert, "-days", "2", "-subj", "/CN=" + name,
+                   "-addext", "subjectAltName=DNS:" + name}),
          "openssl req (self-signed " + prefix + ")");
     return p;
 }
 
 // A fresh P-256 key that matches no certificate.
 void make_stray_key(const temp_dir& dir, const std::string& path) {
-    must(run_tool(dir, "stray-key.log", openssl_bin,
-                  {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path}),
+    must(run_tool(
+             dir, "stray-key.log", openssl_bin,
+             {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path}),
          "openssl genpkey");
 }
 
@@ -120,12 +150,14 @@ std::string after(std::string_view text, std::string_view marker) {
     if (at == std::string_view::npos) return "";
     const auto from = at + marker.size();
     const auto eol = text.find('\n', from);
-    return std::string(text.substr(from, eol == std::string_view::npos ? std::string_view::npos : eol - from));
+    return std::string(
+        text.substr(from, eol == std::string_view::npos ? std::string_view::npos : eol - from));
 }
 
 // "AB:CD:..." of a PEM certificate file.
 std::string fingerprint_of_file(const temp_dir& dir, const std::string& pem) {
-    const auto r = run_tool(dir, "fingerprint.log", openssl_bin, {"x509", "-in", pem, "-noout", "-fingerprint", "-sha256"});
+    const auto r = run_tool(dir, "fingerprint.log", openssl_bin,
+                            {"x509", "-in", pem, "-noout", "-fingerprint", "-sha256"});
     must(r, "openssl x509 -fingerprint " + pem);
     return after(r.output, "Fingerprint=");
 }
@@ -133,10 +165,11 @@ std::string fingerprint_of_file(const temp_dir& dir, const std::string& pem) {
 // The fingerprint of the certificate a TLS server on `port` presents now ("" if none).
 std::string served_fingerprint(const temp_dir& dir, int port) {
     const auto r = run_tool(dir, "showcerts.log", openssl_bin,
-                            {"s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-servername", "localhost",
-                             "-showcerts"});
+                            {"s_client", "-connect", "127.0.0.1:" + std::to_string(port),
+                             "-servername", "localhost", "-showcerts"});
     const auto begin = r.output.find("-----BEGIN CERTIFICATE-----");
-    const auto end = r.output.find("-----END CERTIFICATE-----", begin == std::string::npos ? 0 : begin);
+    const auto end =
+        r.output.find("-----END CERTIFICATE-----", begin == std::string::npos ? 0 : begin);
     if (begin == std::string::npos || end == std::string::npos) return "";
     const auto pem = dir.file("served.pem");
     write_file(pem, r.output.substr(begin, end + 25 - begin) + "\n");
@@ -147,16 +180,16 @@ std::string served_fingerprint(const temp_dir& dir, int port) {
 // Clients
 
 struct handshake {
-    bool ok = false;       // s_client exited 0 and a cipher was agreed
+    bool ok = false;  // s_client exited 0 and a cipher was agreed
     std::string protocol;  // "TLSv1.2"
-    std::string cipher;    // "ECDHE-ECDSA-AES128-GCM-SHA256"
-    std::string alpn;      // "http/1.1", or "" when none was negotiated
+    std::string cipher;  // "ECDHE-ECDSA-AES128-GCM-SHA256"
+    std::string alpn;  // "http/1.1", or "" when none was negotiated
     std::string output;
 };
 
 handshake s_client(const temp_dir& dir, int port, const std::vector<std::string>& extra) {
-    std::vector<std::string> args{"s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-servername",
-                                  "localhost"};
+    std::vector<std::string> args{"s_client", "-connect", "127.0.0.1:" + std::to_string(port),
+                                  "-servername", "localhost"};
     args.insert(args.end(), extra.begin(), extra.end());
     const auto r = run_tool(dir, "s_client.log", openssl_bin, args);
     handshake h;
@@ -181,7 +214,8 @@ std::string around(const std::string& text, std::string_view marker, std::size_t
 }
 
 std::string describe(const handshake& h) {
-    return "protocol=" + h.protocol + " cipher=" + h.cipher + " alpn=" + h.alpn + "\n" + h.output.substr(0, 1500);
+    return "protocol=" + h.protocol + " cipher=" + h.cipher + " alpn=" + h.alpn + "\n" +
+           h.output.substr(0, 1500);
 }
 
 // curl over https with the CA given; `args` are URLs and options.
@@ -195,7 +229,8 @@ std::string https_url(int port, std::string_view path) {
 }
 
 toml_config tls_listener(const std::string& cert, const std::string& key) {
-    return toml_config().set("listener", "tls", "{ cert = " + toml_string(cert) + ", key = " + toml_string(key) + " }");
+    return toml_config().set(
+        "listener", "tls", "{ cert = " + toml_string(cert) + ", key = " + toml_string(key) + " }");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -206,12 +241,18 @@ toml_config tls_listener(const std::string& cert, const std::string& key) {
 // plain mode, printing every byte it decrypts into its log, and never answers.
 class tls_server {
 public:
-    tls_server(const temp_dir& dir, const std::string& name, std::vector<std::string> args, bool observe = false)
+    tls_server(const temp_dir& dir, const std::string& name, std::vector<std::string> args,
+               bool observe = false)
         : port_(free_port()) {
         std::string cmd = "cd ";
-        cmd.append(sq(dir.path())).append(" && exec ").append(timeout_bin).append(" 60 ").append(openssl_bin);
+        cmd.append(sq(dir.path()))
+            .append(" && exec ")
+            .append(timeout_bin)
+            .append(" 60 ")
+            .append(openssl_bin);
         cmd.append(" s_server -accept 127.0.0.1:").append(std::to_string(port_));
-        for (const auto& a : args) cmd.append(" ").append(sq(a));
+        for (const auto& a : args)
+            cmd.append(" ").append(sq(a));
         if (observe) {
             const auto fifo = dir.file(name + ".stdin");
             ::unlink(fifo.c_str());
@@ -219,8 +260,10 @@ public:
             stdin_fd_ = ::open(fifo.c_str(), O_RDWR | O_CLOEXEC);  // a writer that never writes
             cmd.append(" < ").append(sq(fifo));
         }
-        proc_ = std::make_unique<process>(sh_bin, std::vector<std::string>{"-c", cmd}, dir.file(name + ".log"));
-        if (!wait_for([&] { return contains(proc_->output(), "ACCEPT") || !proc_->running(); }, ms(10000)) ||
+        proc_ = std::make_unique<process>(sh_bin, std::vector<std::string>{"-c", cmd},
+                                          dir.file(name + ".log"));
+        if (!wait_for([&] { return contains(proc_->output(), "ACCEPT") || !proc_->running(); },
+                      ms(10000)) ||
             !proc_->running())
             throw std::runtime_error("openssl s_server did not start: " + proc_->output());
     }
@@ -252,26 +295,34 @@ void answer_ok(script_conn& c, upstream_request& first) {
 TEST(Tls, ListenerWithMissingCertificateIsNeverServedInPlainText) {
     temp_dir dir;
     upstream blue(dir, "blue");
-    veer_process v(dir, {blue.address()}, {dead_address()},
-                   toml_config().set("listener", "tls",
-                                     "{ cert = " + toml_string(dir.file("missing-cert.pem")) +
-                                         ", key = " + toml_string(dir.file("missing-key.pem")) + " }"));
-    const auto check = run_command(veer_binary, {"--check-config", v.config_path()}, dir.file("check.log"));
-    EXPECT_NE(check.exit_code, 0) << "--check-config accepted certificate files that do not exist:\n" << check.output;
+    veer_process v(
+        dir, {blue.address()}, {dead_address()},
+        toml_config().set("listener", "tls",
+                          "{ cert = " + toml_string(dir.file("missing-cert.pem")) +
+                              ", key = " + toml_string(dir.file("missing-key.pem")) + " }"));
+    const auto check =
+        run_command(veer_binary, {"--check-config", v.config_path()}, dir.file("check.log"));
+    EXPECT_NE(check.exit_code, 0)
+        << "--check-config accepted certificate files that do not exist:\n"
+        << check.output;
 
     v.launch();
     std::optional<int> code;
     bool listening = false;
-    ASSERT_TRUE(wait_for([&] {
-        code = v.proc().wait_exit(ms(0));
-        listening = !code && tcp_accepts(v.port());
-        return code || listening;
-    }, ms(10000)));
+    ASSERT_TRUE(wait_for(
+        [&] {
+            code = v.proc().wait_exit(ms(0));
+            listening = !code && tcp_accepts(v.port());
+            return code || listening;
+        },
+        ms(10000)));
     if (listening) {
-        const auto got = raw_exchange(v.port(), make_request("GET", "/plain", {{"Connection", "close"}}), ms(3000));
+        const auto got = raw_exchange(
+            v.port(), make_request("GET", "/plain", {{"Connection", "close"}}), ms(3000));
         EXPECT_NE(got.data.substr(0, 9), "HTTP/1.1 ")
             << "listener.tls is set, yet veer answered plain HTTP: " << got.data.substr(0, 120);
-        ADD_FAILURE() << "veer started with listener.tls naming certificate files that do not exist";
+        ADD_FAILURE()
+            << "veer started with listener.tls naming certificate files that do not exist";
     } else {
         EXPECT_NE(*code, 0);
     }
@@ -291,15 +342,20 @@ TEST(Tls, CheckConfigNamesTheUnreadableTlsFile) {
     const std::vector<variant> variants{
         {"listener.tls.cert", tls_listener(missing, a.key)},
         {"listener.tls.key", tls_listener(a.cert, missing)},
-        {"pools.blue.tls.ca", toml_config().set("pools.blue", "tls", "{ sni = \"localhost\", ca = " + toml_string(missing) + " }")},
+        {"pools.blue.tls.ca",
+         toml_config().set("pools.blue", "tls",
+                           "{ sni = \"localhost\", ca = " + toml_string(missing) + " }")},
     };
     for (const auto& var : variants) {
         SCOPED_TRACE(var.key);
         veer_process v(dir, {"127.0.0.1:1"}, {dead_address()}, var.cfg);
-        const auto check = run_command(veer_binary, {"--check-config", v.config_path()}, dir.file("check.log"));
+        const auto check =
+            run_command(veer_binary, {"--check-config", v.config_path()}, dir.file("check.log"));
         EXPECT_EQ(check.exit_code, 1) << check.output;
-        EXPECT_TRUE(contains(check.output, v.config_path() + ":")) << "no file:line:col: " << check.output;
-        EXPECT_TRUE(contains(check.output, var.key + ":")) << "the key is not named: " << check.output;
+        EXPECT_TRUE(contains(check.output, v.config_path() + ":"))
+            << "no file:line:col: " << check.output;
+        EXPECT_TRUE(contains(check.output, var.key + ":"))
+            << "the key is not named: " << check.output;
         EXPECT_TRUE(contains(check.output, missing)) << "the file is not named: " << check.output;
         // And veer itself refuses to start on it.
         v.launch();
@@ -319,7 +375,8 @@ TEST(Tls, KeyThatDoesNotMatchCertificateRefusesToStart) {
     veer_process v(dir, {"127.0.0.1:1"}, {dead_address()}, tls_listener(a.cert, stray));
     v.launch();
     const auto code = v.proc().wait_exit(ms(10000));
-    ASSERT_TRUE(code) << "veer started with a key that does not match its certificate:\n" << v.log();
+    ASSERT_TRUE(code) << "veer started with a key that does not match its certificate:\n"
+                      << v.log();
     EXPECT_NE(*code, 0);
     const auto log = v.log();
     EXPECT_TRUE(contains(log, "listener.tls.key")) << log;
@@ -341,16 +398,20 @@ TEST(Tls, CheckConfigRejectsUnusableCertificateOrKey) {
     write_file(garbage, "this is not a certificate\n");
     {
         veer_process v(dir, {"127.0.0.1:1"}, {dead_address()}, tls_listener(a.cert, stray));
-        const auto check = run_command(veer_binary, {"--check-config", v.config_path()}, dir.file("check.log"));
-        EXPECT_EQ(check.exit_code, 1) << "--check-config accepted a key that does not match the certificate "
-                                         "(veer --config refuses to start on it):\n"
-                                      << check.output;
+        const auto check =
+            run_command(veer_binary, {"--check-config", v.config_path()}, dir.file("check.log"));
+        EXPECT_EQ(check.exit_code, 1)
+            << "--check-config accepted a key that does not match the certificate "
+               "(veer --config refuses to start on it):\n"
+            << check.output;
     }
     {
         veer_process v(dir, {"127.0.0.1:1"}, {dead_address()}, tls_listener(garbage, a.key));
-        const auto check = run_command(veer_binary, {"--check-config", v.config_path()}, dir.file("check.log"));
-        EXPECT_EQ(check.exit_code, 1) << "--check-config accepted a certificate file with no certificate in it:\n"
-                                      << check.output;
+        const auto check =
+            run_command(veer_binary, {"--check-config", v.config_path()}, dir.file("check.log"));
+        EXPECT_EQ(check.exit_code, 1)
+            << "--check-config accepted a certificate file with no certificate in it:\n"
+            << check.output;
     }
 }
 
@@ -368,14 +429,17 @@ TEST(Tls, HttpsRequestsAreServedWithForwardedHeadersAndKeepAlive) {
     ASSERT_TRUE(v.start());
 
     const auto verbose = dir.file("curl-verbose.log");
-    const auto r = curl(dir, a.ca,
-                        {"-v", "--stderr", verbose, "-w", "[status=%{http_code} connects=%{num_connects}]\\n", "-H",
-                         "X-Forwarded-Proto: http", "-H", "X-Forwarded-For: 203.0.113.9", https_url(v.port(), "/one"),
-                         https_url(v.port(), "/two"), https_url(v.port(), "/three")});
+    const auto r = curl(
+        dir, a.ca,
+        {"-v", "--stderr", verbose, "-w", "[status=%{http_code} connects=%{num_connects}]\\n", "-H",
+         "X-Forwarded-Proto: http", "-H", "X-Forwarded-For: 203.0.113.9",
+         https_url(v.port(), "/one"), https_url(v.port(), "/two"), https_url(v.port(), "/three")});
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_TRUE(contains(r.output, "tls-ok /one\n[status=200 connects=1]")) << r.output;
-    EXPECT_TRUE(contains(r.output, "tls-ok /two\n[status=200 connects=0]")) << "no keep-alive:\n" << r.output;
-    EXPECT_TRUE(contains(r.output, "tls-ok /three\n[status=200 connects=0]")) << "no keep-alive:\n" << r.output;
+    EXPECT_TRUE(contains(r.output, "tls-ok /two\n[status=200 connects=0]")) << "no keep-alive:\n"
+                                                                            << r.output;
+    EXPECT_TRUE(contains(r.output, "tls-ok /three\n[status=200 connects=0]")) << "no keep-alive:\n"
+                                                                              << r.output;
     const auto trace = read_file(verbose);
     EXPECT_TRUE(contains(trace, "ALPN: server accepted http/1.1")) << trace;
     EXPECT_TRUE(contains(trace, "Re-using existing connection")) << trace;
@@ -403,23 +467,28 @@ TEST(Tls, LargeBodiesAndPipelinedRequestsOverTls) {
 
     const auto upload = dir.file("upload.bin");
     write_file(upload, std::string(4 * 1024 * 1024 + 7, 'u'));
-    const auto up = curl(dir, a.ca, {"--data-binary", "@" + upload, https_url(v.port(), "/upload")});
+    const auto up =
+        curl(dir, a.ca, {"--data-binary", "@" + upload, https_url(v.port(), "/upload")});
     EXPECT_EQ(up.exit_code, 0) << up.output;
     EXPECT_TRUE(contains(up.output, "blue POST /upload 4194311")) << up.output.substr(0, 300);
 
-    const auto down = curl(dir, a.ca, {"-o", dir.file("download.bin"), "-w", "[%{http_code} %{size_download}]",
-                                       https_url(v.port(), "/bytes/8388608")});
+    const auto down = curl(dir, a.ca,
+                           {"-o", dir.file("download.bin"), "-w", "[%{http_code} %{size_download}]",
+                            https_url(v.port(), "/bytes/8388608")});
     EXPECT_EQ(down.exit_code, 0) << down.output;
     EXPECT_TRUE(contains(down.output, "[200 8388608]")) << down.output;
 
-    const auto piped = run_sh(
-        dir, "pipelined.log",
-        "(printf 'GET /first HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\nGET /second HTTP/1.1\\r\\nHost: localhost\\r\\n"
-        "Connection: close\\r\\n\\r\\n'; sleep 3) | " + std::string(timeout_bin) + " 10 " + openssl_bin +
-            " s_client -connect 127.0.0.1:" + std::to_string(v.port()) + " -servername localhost -ign_eof -quiet 2>&1");
+    const auto piped = run_sh(dir, "pipelined.log",
+                              "(printf 'GET /first HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\nGET "
+                              "/second HTTP/1.1\\r\\nHost: localhost\\r\\n"
+                              "Connection: close\\r\\n\\r\\n'; sleep 3) | " +
+                                  std::string(timeout_bin) + " 10 " + openssl_bin +
+                                  " s_client -connect 127.0.0.1:" + std::to_string(v.port()) +
+                                  " -servername localhost -ign_eof -quiet 2>&1");
     EXPECT_TRUE(contains(piped.output, "blue GET /first 0")) << piped.output;
-    EXPECT_TRUE(contains(piped.output, "blue GET /second 0")) << "the pipelined request was not answered:\n"
-                                                             << piped.output;
+    EXPECT_TRUE(contains(piped.output, "blue GET /second 0"))
+        << "the pipelined request was not answered:\n"
+        << piped.output;
 }
 
 // A TLS connection idle for over a second gives its buffer back and reads the next
@@ -434,15 +503,20 @@ TEST(Tls, IdleConnectionGivesItsBufferBackAndIsServedAgain) {
     ASSERT_TRUE(v.start());
 
     // The pause is the condition under test: idle past worker::park_after_ns (1 s).
-    const auto idle = run_sh(
-        dir, "idle.log",
-        "(printf 'GET /before HTTP/1.1\r\nHost: localhost\r\n\r\n'; sleep 1.6; "
-        "printf 'GET /after-a-long-idle-with-a-head-longer-than-64-bytes HTTP/1.1\r\nHost: localhost\r\n"
-        "Connection: close\r\n\r\n'; sleep 2) | " + std::string(timeout_bin) + " 10 " + openssl_bin +
-            " s_client -connect 127.0.0.1:" + std::to_string(v.port()) + " -servername localhost -ign_eof -quiet 2>&1");
+    const auto idle =
+        run_sh(dir, "idle.log",
+               "(printf 'GET /before HTTP/1.1\r\nHost: localhost\r\n\r\n'; sleep 1.6; "
+               "printf 'GET /after-a-long-idle-with-a-head-longer-than-64-bytes HTTP/1.1\r\nHost: "
+               "localhost\r\n"
+               "Connection: close\r\n\r\n'; sleep 2) | " +
+                   std::string(timeout_bin) + " 10 " + openssl_bin +
+                   " s_client -connect 127.0.0.1:" + std::to_string(v.port()) +
+                   " -servername localhost -ign_eof -quiet 2>&1");
     EXPECT_TRUE(contains(idle.output, "blue GET /before 0")) << idle.output;
-    EXPECT_TRUE(contains(idle.output, "blue GET /after-a-long-idle-with-a-head-longer-than-64-bytes 0"))
-        << "the request after the idle was not answered:\n" << idle.output;
+    EXPECT_TRUE(
+        contains(idle.output, "blue GET /after-a-long-idle-with-a-head-longer-than-64-bytes 0"))
+        << "the request after the idle was not answered:\n"
+        << idle.output;
 }
 
 // Plain HTTP sent to the TLS listener gets no plain HTTP answer and reaches no upstream.
@@ -453,7 +527,8 @@ TEST(Tls, PlainHttpOnTlsListenerIsNotServed) {
     scripted_upstream up(answer_ok);
     veer_process v(dir, {up.address()}, {dead_address()}, tls_listener(a.cert, a.key));
     ASSERT_TRUE(v.start());
-    const auto got = raw_exchange(v.port(), make_request("GET", "/plain", {{"Connection", "close"}}), ms(5000));
+    const auto got =
+        raw_exchange(v.port(), make_request("GET", "/plain", {{"Connection", "close"}}), ms(5000));
     EXPECT_TRUE(got.closed);
     EXPECT_NE(got.data.substr(0, 5), "HTTP/") << got.data.substr(0, 200);
     EXPECT_EQ(up.data_connections(), 0u);
@@ -473,22 +548,25 @@ TEST(Tls, OnlyTls12And13WithEcdheAeadCiphers) {
 
     {
         // Control: this client can speak TLS 1.1 (and 1.0) when a server allows it.
-        tls_server old(dir, "s_server-tls11",
-                       {"-cert", a.cert, "-key", a.key, "-www", "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"});
+        tls_server old(
+            dir, "s_server-tls11",
+            {"-cert", a.cert, "-key", a.key, "-www", "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"});
         auto args = legacy;
         args.insert(args.begin(), "-tls1_1");
         const auto control = s_client(dir, old.port(), args);
-        ASSERT_TRUE(control.ok) << "control: TLS 1.1 client against s_server -tls1_1 failed, so a refusal by veer "
-                                   "would prove nothing\n"
-                                << describe(control);
+        ASSERT_TRUE(control.ok)
+            << "control: TLS 1.1 client against s_server -tls1_1 failed, so a refusal by veer "
+               "would prove nothing\n"
+            << describe(control);
         EXPECT_EQ(control.protocol, "TLSv1.1");
 
         const auto h = s_client(dir, v.port(), args);
         EXPECT_FALSE(h.ok) << "veer accepted TLS 1.1\n" << describe(h);
     }
     {
-        tls_server old(dir, "s_server-tls10",
-                       {"-cert", a.cert, "-key", a.key, "-www", "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"});
+        tls_server old(
+            dir, "s_server-tls10",
+            {"-cert", a.cert, "-key", a.key, "-www", "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"});
         auto args = legacy;
         args.insert(args.begin(), "-tls1");
         const auto control = s_client(dir, old.port(), args);
@@ -499,10 +577,11 @@ TEST(Tls, OnlyTls12And13WithEcdheAeadCiphers) {
     {
         // TLS 1.2 with suites that lack forward secrecy (AES128-SHA, AES128-GCM-SHA256) or
         // authenticated encryption (ECDHE-ECDSA-AES128-SHA, ECDHE-ECDSA-AES128-SHA256).
-        tls_server lax(dir, "s_server-tls12-any",
-                       {"-cert", a.cert, "-key", a.key, "-www", "-tls1_2", "-cipher", "ALL:@SECLEVEL=0"});
-        for (const std::string cipher :
-             {"AES128-SHA", "AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES128-SHA256"}) {
+        tls_server lax(
+            dir, "s_server-tls12-any",
+            {"-cert", a.cert, "-key", a.key, "-www", "-tls1_2", "-cipher", "ALL:@SECLEVEL=0"});
+        for (const std::string cipher : {"AES128-SHA", "AES128-GCM-SHA256",
+                                         "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES128-SHA256"}) {
             SCOPED_TRACE(cipher);
             const std::vector<std::string> args{"-tls1_2", "-cipher", cipher + ":@SECLEVEL=0"};
             const auto control = s_client(dir, lax.port(), args);
@@ -515,13 +594,15 @@ TEST(Tls, OnlyTls12And13WithEcdheAeadCiphers) {
         }
     }
 
-    const auto gcm = s_client(dir, v.port(), {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"});
+    const auto gcm =
+        s_client(dir, v.port(), {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"});
     EXPECT_TRUE(gcm.ok) << describe(gcm);
     EXPECT_EQ(gcm.protocol, "TLSv1.2");
     EXPECT_EQ(gcm.cipher, "ECDHE-ECDSA-AES128-GCM-SHA256");
     EXPECT_TRUE(contains(gcm.output, "Compression: NONE")) << describe(gcm);
 
-    const auto chacha = s_client(dir, v.port(), {"-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"});
+    const auto chacha =
+        s_client(dir, v.port(), {"-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"});
     EXPECT_TRUE(chacha.ok) << describe(chacha);
 
     const auto tls13 = s_client(dir, v.port(), {"-tls1_3"});
@@ -538,8 +619,9 @@ TEST(Tls, OnlyTls12And13WithEcdheAeadCiphers) {
     EXPECT_NE(h2only.alpn, "h2") << describe(h2only);
 
     // Client-initiated renegotiation (TLS 1.2, s_client's "R" command) is refused...
-    const std::string reneg = "(sleep 1; printf 'R\\n'; sleep 1) | " + std::string(timeout_bin) + " 10 " +
-                              openssl_bin + " s_client -connect 127.0.0.1:%PORT% -servername localhost -tls1_2 2>&1";
+    const std::string reneg =
+        "(sleep 1; printf 'R\\n'; sleep 1) | " + std::string(timeout_bin) + " 10 " + openssl_bin +
+        " s_client -connect 127.0.0.1:%PORT% -servername localhost -tls1_2 2>&1";
     auto with_port = [&](int port) {
         std::string s = reneg;
         s.replace(s.find("%PORT%"), 6, std::to_string(port));
@@ -547,7 +629,8 @@ TEST(Tls, OnlyTls12And13WithEcdheAeadCiphers) {
     };
     {
         // ...control: against a server that allows it, the same client renegotiates.
-        tls_server allow(dir, "s_server-reneg", {"-cert", a.cert, "-key", a.key, "-www", "-client_renegotiation"});
+        tls_server allow(dir, "s_server-reneg",
+                         {"-cert", a.cert, "-key", a.key, "-www", "-client_renegotiation"});
         const auto control = run_sh(dir, "reneg-control.log", with_port(allow.port()));
         ASSERT_TRUE(contains(control.output, "RENEGOTIATING")) << control.output;
         ASSERT_FALSE(contains(control.output, "no renegotiation")) << control.output;
@@ -556,7 +639,8 @@ TEST(Tls, OnlyTls12And13WithEcdheAeadCiphers) {
     const auto r = run_sh(dir, "reneg.log", with_port(v.port()));
     EXPECT_TRUE(contains(r.output, "RENEGOTIATING")) << r.output;
     EXPECT_TRUE(contains(r.output, "no renegotiation") || r.exit_code != 0)
-        << "veer allowed a client-initiated renegotiation:\n" << r.output;
+        << "veer allowed a client-initiated renegotiation:\n"
+        << r.output;
     EXPECT_TRUE(v.proc().running());
 }
 
@@ -594,7 +678,8 @@ TEST(Tls, HandshakeMustFinishWithinHeaderRead) {
                 if (s == tcp_conn::read_status::closed) break;
             }
         }
-        o.closed = c.peer_closed() || c.was_reset() || c.read_until_close(ms(4000)) || c.peer_closed();
+        o.closed =
+            c.peer_closed() || c.was_reset() || c.read_until_close(ms(4000)) || c.peer_closed();
         o.after_ms = std::chrono::duration_cast<ms>(steady::now() - t0).count();
     };
     std::thread t1([&] { watch(silent, "", false); });
@@ -610,7 +695,9 @@ TEST(Tls, HandshakeMustFinishWithinHeaderRead) {
     t2.join();
     t3.join();
     for (auto* o : {&silent, &half, &trickle}) {
-        const char* what = o == &silent ? "silent client" : o == &half ? "half a ClientHello" : "byte-by-byte ClientHello";
+        const char* what = o == &silent ? "silent client"
+                           : o == &half ? "half a ClientHello"
+                                        : "byte-by-byte ClientHello";
         SCOPED_TRACE(what);
         EXPECT_TRUE(o->closed.load()) << what << " was not closed";
         EXPECT_GE(o->after_ms.load(), 200) << what << " closed before header_read";
@@ -638,9 +725,12 @@ TEST(Tls, ClosingConnectionSendsCloseNotify) {
     write_file(dir.file("www.txt"), "body until close\n");
     auto fetch = [&](int port, const std::string& target, const std::string& log) {
         return run_sh(dir, log,
-                      "(printf 'GET " + target + " HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n'; "
-                      "sleep 3) | " + timeout_bin + " 10 " + openssl_bin + " s_client -connect 127.0.0.1:" +
-                          std::to_string(port) + " -servername localhost -CAfile " + sq(a.ca) + " -ign_eof -quiet 2>&1");
+                      "(printf 'GET " + target +
+                          " HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n'; "
+                          "sleep 3) | " +
+                          timeout_bin + " 10 " + openssl_bin +
+                          " s_client -connect 127.0.0.1:" + std::to_string(port) +
+                          " -servername localhost -CAfile " + sq(a.ca) + " -ign_eof -quiet 2>&1");
     };
     {
         tls_server www(dir, "s_server-www", {"-cert", a.cert, "-key", a.key, "-WWW"});
@@ -651,7 +741,8 @@ TEST(Tls, ClosingConnectionSendsCloseNotify) {
     const auto r = fetch(v.port(), "/", "close.log");
     EXPECT_TRUE(contains(r.output, "body until close")) << r.output;
     EXPECT_FALSE(contains(r.output, "unexpected eof"))
-        << "veer closed the TLS connection without close_notify:\n" << r.output;
+        << "veer closed the TLS connection without close_notify:\n"
+        << r.output;
 }
 
 // =======================================================================================
@@ -683,26 +774,31 @@ TEST(Tls, ReloadSwapsCertificateAndKeepsTheOldOneOnABadKey) {
     write_file(key, read_file(b.key));
     v.proc().send_signal(SIGHUP);
     std::string served;
-    EXPECT_TRUE(wait_for([&] { return (served = served_fingerprint(dir, v.port())) == fp_b; }, ms(10000), ms(200)))
-        << "after SIGHUP veer still presents " << served << ", not the new " << fp_b << "\n" << v.log();
+    EXPECT_TRUE(wait_for([&] { return (served = served_fingerprint(dir, v.port())) == fp_b; },
+                         ms(10000), ms(200)))
+        << "after SIGHUP veer still presents " << served << ", not the new " << fp_b << "\n"
+        << v.log();
     const auto with_b = curl(dir, b.ca, {https_url(v.port(), "/b")});
     EXPECT_EQ(with_b.exit_code, 0) << with_b.output;
     EXPECT_TRUE(contains(with_b.output, "tls-ok /b")) << with_b.output;
     const auto with_a = curl(dir, a.ca, {https_url(v.port(), "/a-again")});
-    EXPECT_EQ(with_a.exit_code, 60) << "the old CA still verifies the served certificate:\n" << with_a.output;
+    EXPECT_EQ(with_a.exit_code, 60) << "the old CA still verifies the served certificate:\n"
+                                    << with_a.output;
 
     // A key that matches nothing: rejected, and the certificate from B keeps being served.
     make_stray_key(dir, key);
     const auto answer = v.admin("reload");
     EXPECT_FALSE(json_bool(answer, "ok")) << boost::json::serialize(answer);
-    EXPECT_TRUE(contains(json_string(answer, "error"), "listener.tls.key")) << boost::json::serialize(answer);
+    EXPECT_TRUE(contains(json_string(answer, "error"), "listener.tls.key"))
+        << boost::json::serialize(answer);
     EXPECT_EQ(served_fingerprint(dir, v.port()), fp_b);
     const auto still_b = curl(dir, b.ca, {https_url(v.port(), "/still-b")});
     EXPECT_EQ(still_b.exit_code, 0) << still_b.output;
     EXPECT_TRUE(contains(still_b.output, "tls-ok /still-b")) << still_b.output;
     // SIGHUP on the same bad files: logged, not fatal, B still served.
     v.proc().send_signal(SIGHUP);
-    EXPECT_TRUE(wait_for([&] { return contains(v.log(), "reload rejected"); }, ms(5000))) << v.log();
+    EXPECT_TRUE(wait_for([&] { return contains(v.log(), "reload rejected"); }, ms(5000)))
+        << v.log();
     EXPECT_TRUE(v.proc().running());
     EXPECT_EQ(served_fingerprint(dir, v.port()), fp_b);
 }
@@ -749,16 +845,19 @@ TEST(Tls, UpstreamTlsWithoutSniChecksEndpointIpAndSendsNoIpSni) {
     const auto a = make_pki(dir, "a");
     write_file(dir.file("hello.txt"), "hello over ip\n");
     tls_server origin(dir, "origin", {"-cert", a.cert, "-key", a.key, "-WWW", "-trace"});
-    veer_process v(dir, {origin.address()}, {dead_address()}, pool_tls("{ ca = " + toml_string(a.ca) + " }"));
+    veer_process v(dir, {origin.address()}, {dead_address()},
+                   pool_tls("{ ca = " + toml_string(a.ca) + " }"));
     ASSERT_TRUE(v.start());
     const auto r = http_get(v.port(), "/hello.txt", {{"Connection", "close"}});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << r->head << r->body;
     EXPECT_EQ(r->body, "hello over ip\n");
     const auto log = origin.log();
-    ASSERT_TRUE(contains(log, "ClientHello")) << "s_server -trace printed no handshake:\n" << log.substr(0, 2000);
+    ASSERT_TRUE(contains(log, "ClientHello")) << "s_server -trace printed no handshake:\n"
+                                              << log.substr(0, 2000);
     EXPECT_FALSE(contains(log, "extension_type=server_name"))
-        << "veer sent an IP literal as SNI:\n" << around(log, "extension_type=server_name");
+        << "veer sent an IP literal as SNI:\n"
+        << around(log, "extension_type=server_name");
 }
 
 // A certificate that fails verification (a name it was not issued for, or a CA that did
@@ -792,7 +891,8 @@ TEST(Tls, UpstreamCertificateThatFailsVerificationGets502AndNoRequest) {
     ASSERT_TRUE(control);
     EXPECT_EQ(control->status, 504) << control->head;
     ASSERT_TRUE(wait_for([&] { return contains(observer.log(), "GET /control-seen"); }, ms(5000)))
-        << "control: the observing upstream never printed the request, so its silence proves nothing\n"
+        << "control: the observing upstream never printed the request, so its silence proves "
+           "nothing\n"
         << observer.log().substr(0, 3000);
 
     const auto log = observer.log();
@@ -819,8 +919,9 @@ TEST(Tls, UpstreamVerifyFalseAcceptsSelfSignedCertificate) {
     ASSERT_TRUE(json_bool(v.admin("reload"), "ok"));
     const auto verified = http_get(v.port(), "/hello.txt", {{"Connection", "close"}});
     ASSERT_TRUE(verified);
-    EXPECT_EQ(verified->status, 502) << "a self-signed certificate passed verification against the system store\n"
-                                     << verified->head << verified->body;
+    EXPECT_EQ(verified->status, 502)
+        << "a self-signed certificate passed verification against the system store\n"
+        << verified->head << verified->body;
 }
 
 // Active health checks of a TLS pool must speak TLS too: in plain HTTP they fail against
@@ -833,16 +934,21 @@ TEST(Tls, UpstreamTlsPoolPassesHealthChecks) {
     write_file(dir.file("hello.txt"), "still here\n");
     tls_server origin(dir, "origin", {"-cert", a.cert, "-key", a.key, "-WWW"});
     veer_process v(dir, {origin.address()}, {dead_address()},
-                   toml_config().set("pools.blue", "tls", "{ sni = \"localhost\", ca = " + toml_string(a.ca) + " }"));
+                   toml_config().set("pools.blue", "tls",
+                                     "{ sni = \"localhost\", ca = " + toml_string(a.ca) + " }"));
     ASSERT_TRUE(v.start());
     // Health every 200ms, unhealthy after 3 failures: 2s is ten rounds.
     boost::json::object last;
-    const bool went_unhealthy = v.wait_status([&](const boost::json::object& s) {
-        const auto ep = endpoint_status(s, origin.address());
-        return !ep.empty() && ep.contains("healthy") && ep.at("healthy").is_bool() && !ep.at("healthy").as_bool();
-    }, ms(2000), &last);
+    const bool went_unhealthy = v.wait_status(
+        [&](const boost::json::object& s) {
+            const auto ep = endpoint_status(s, origin.address());
+            return !ep.empty() && ep.contains("healthy") && ep.at("healthy").is_bool() &&
+                   !ep.at("healthy").as_bool();
+        },
+        ms(2000), &last);
     EXPECT_FALSE(went_unhealthy) << "the TLS endpoint was marked unhealthy:\n"
-                                 << boost::json::serialize(endpoint_status(last, origin.address())) << "\n"
+                                 << boost::json::serialize(endpoint_status(last, origin.address()))
+                                 << "\n"
                                  << v.log().substr(0, 3000);
     const auto r = http_get(v.port(), "/hello.txt", {{"Connection", "close"}});
     ASSERT_TRUE(r);
@@ -852,7 +958,8 @@ TEST(Tls, UpstreamTlsPoolPassesHealthChecks) {
 // Same on the upstream side: a pool configured for TLS must never get plain HTTP.
 TEST(Tls, PoolTlsIsNeverSpokenInPlainText) {
     temp_dir dir;
-    scripted_upstream up([](script_conn& c, upstream_request&) { c.send(ok_response("plaintext\n")); });
+    scripted_upstream up(
+        [](script_conn& c, upstream_request&) { c.send(ok_response("plaintext\n")); });
     veer_process v(dir, {up.address()}, {dead_address()},
                    toml_config()
                        .set("pools.blue", "tls", "{ sni = \"blue.example\", verify = false }")
@@ -860,15 +967,19 @@ TEST(Tls, PoolTlsIsNeverSpokenInPlainText) {
     v.launch();
     std::optional<int> code;
     bool listening = false;
-    ASSERT_TRUE(wait_for([&] {
-        code = v.proc().wait_exit(ms(0));
-        listening = !code && tcp_accepts(v.port()) && unix_accepts(v.socket());
-        return code || listening;
-    }, ms(10000)));
+    ASSERT_TRUE(wait_for(
+        [&] {
+            code = v.proc().wait_exit(ms(0));
+            listening = !code && tcp_accepts(v.port()) && unix_accepts(v.socket());
+            return code || listening;
+        },
+        ms(10000)));
     if (!listening) return;  // refusing a setting it cannot honour is fine
-    const auto got = raw_exchange(v.port(), make_request("GET", "/secret", {{"Connection", "close"}}), ms(3000));
-    EXPECT_EQ(up.requests().size(), 0u) << "pools.blue.tls is set, yet the upstream got a plain HTTP request:\n"
-                                        << (up.requests().empty() ? "" : up.requests().front().head);
+    const auto got =
+        raw_exchange(v.port(), make_request("GET", "/secret", {{"Connection", "close"}}), ms(3000));
+    EXPECT_EQ(up.requests().size(), 0u)
+        << "pools.blue.tls is set, yet the upstream got a plain HTTP request:\n"
+        << (up.requests().empty() ? "" : up.requests().front().head);
     // This upstream speaks no TLS: the handshake fails, and the client hears 502.
     EXPECT_EQ(got.data.substr(0, 13), "HTTP/1.1 502 ") << got.data.substr(0, 120);
 }

@@ -13,10 +13,13 @@ namespace {
 // The malformed answers a scripted upstream gives for /bad/NAME.
 const std::map<std::string, std::string>& bad_answers() {
     static const std::map<std::string, std::string> answers{
-        {"length-and-chunked", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
-        {"differing-lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"},
+        {"length-and-chunked",
+         "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+        {"differing-lengths",
+         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"},
         {"length-not-a-number", "HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\nab"},
-        {"chunked-twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"},
+        {"chunked-twice",
+         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"},
         {"bad-status-line", "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok"},
         {"not-http", "SMTP ready\r\n\r\n"},
         {"bare-lf", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"},
@@ -58,7 +61,8 @@ TEST(UpstreamFaults, MalformedAnswerIs502AndTheClientConnectionGoesOn) {
     }
     const int total = static_cast<int>(bad_answers().size());
     EXPECT_TRUE(wait_for([&] { return closed_by_veer.load() == total; }, ms(5000)))
-        << closed_by_veer.load() << " of " << bad_sent.load() << " bad upstream connections closed by veer";
+        << closed_by_veer.load() << " of " << bad_sent.load()
+        << " bad upstream connections closed by veer";
 }
 
 TEST(UpstreamFaults, UpstreamClosingMidBodyClosesTheClientWithoutSplicing) {
@@ -67,7 +71,8 @@ TEST(UpstreamFaults, UpstreamClosingMidBodyClosesTheClientWithoutSplicing) {
         if (r.target == "/cut-length") {
             c.send("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(1000, 'x'));
         } else {
-            c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + std::string(1000, 'y') + "\r\n");
+            c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" +
+                   std::string(1000, 'y') + "\r\n");
         }
         c.close();  // mid-body
     });
@@ -83,7 +88,8 @@ TEST(UpstreamFaults, UpstreamClosingMidBodyClosesTheClientWithoutSplicing) {
         EXPECT_EQ(head->status, 200);
         EXPECT_EQ(head->get("Content-Length"), "100000");
         EXPECT_TRUE(c.read_until_close(ms(5000))) << "the client connection must close";
-        EXPECT_EQ(c.buffer(), std::string(1000, 'x')) << "exactly the bytes the upstream sent, nothing spliced";
+        EXPECT_EQ(c.buffer(), std::string(1000, 'x'))
+            << "exactly the bytes the upstream sent, nothing spliced";
     }
     {
         tcp_conn c(v.port());
@@ -94,8 +100,10 @@ TEST(UpstreamFaults, UpstreamClosingMidBodyClosesTheClientWithoutSplicing) {
         EXPECT_EQ(head->status, 200);
         EXPECT_TRUE(c.read_until_close(ms(5000)));
         // The client sees a chunked body that never ends: it knows the answer is cut.
-        EXPECT_EQ(c.buffer().find("\r\n0\r\n\r\n"), std::string::npos) << "a last chunk was invented";
-        EXPECT_EQ(c.buffer().find("HTTP/1.1"), std::string::npos) << "a second answer was spliced in";
+        EXPECT_EQ(c.buffer().find("\r\n0\r\n\r\n"), std::string::npos)
+            << "a last chunk was invented";
+        EXPECT_EQ(c.buffer().find("HTTP/1.1"), std::string::npos)
+            << "a second answer was spliced in";
         EXPECT_NE(c.buffer().find(std::string(1000, 'y')), std::string::npos);
     }
 }
@@ -153,7 +161,8 @@ TEST(UpstreamFaults, RefusedConnectIsRetriedOnTheOtherEndpoint) {
     // The metrics show the refused attempts that the retries made up for.
     auto metrics = v.admin_http("/metrics");
     ASSERT_TRUE(metrics);
-    const std::string line = "veer_requests_total{pool=\"blue\",endpoint=\"" + dead + "\",class=\"connect\"} ";
+    const std::string line =
+        "veer_requests_total{pool=\"blue\",endpoint=\"" + dead + "\",class=\"connect\"} ";
     const auto at = metrics->body.find(line);
     ASSERT_NE(at, std::string::npos) << metrics->body.substr(0, 2000);
     EXPECT_GE(std::atoi(metrics->body.c_str() + at + line.size()), 5);
@@ -182,7 +191,8 @@ TEST(UpstreamFaults, RefusedCanaryIsRetriedOnTheStablePool) {
     }
     auto metrics = v.admin_http("/metrics");
     ASSERT_TRUE(metrics);
-    const std::string line = "veer_requests_total{pool=\"green\",endpoint=\"" + dead_green + "\",class=\"connect\"} ";
+    const std::string line =
+        "veer_requests_total{pool=\"green\",endpoint=\"" + dead_green + "\",class=\"connect\"} ";
     const auto at = metrics->body.find(line);
     ASSERT_NE(at, std::string::npos);
     EXPECT_EQ(std::atoi(metrics->body.c_str() + at + line.size()), 10);
@@ -214,8 +224,9 @@ TEST(UpstreamFaults, WithOneAttemptARefusedConnectIs502) {
 
 TEST(UpstreamFaults, EveryEndpointRefusingIs502) {
     temp_dir dir;
-    veer_process v(dir, {dead_address()}, {dead_address()},
-                   toml_config().set("health", "interval", "\"60s\"").set("health", "unhealthy_after", "10"));
+    veer_process v(
+        dir, {dead_address()}, {dead_address()},
+        toml_config().set("health", "interval", "\"60s\"").set("health", "unhealthy_after", "10"));
     ASSERT_TRUE(v.start());
 
     http_client client(v.port());
@@ -233,13 +244,15 @@ TEST(UpstreamFaults, NoHealthyEndpointAnywhereIs503) {
     veer_process v(dir, {dead_address()}, {dead_address()});
     ASSERT_TRUE(v.start());
     // Health checks every 200ms, three failures each: both pools go down.
-    ASSERT_TRUE(v.wait_status([](const boost::json::object& s) {
-        const auto& pools = s.at("pools").as_object();
-        for (const auto& [name, pool] : pools)
-            for (const auto& e : pool.as_object().at("endpoints").as_array())
-                if (json_bool(e.as_object(), "healthy")) return false;
-        return true;
-    }, ms(5000)));
+    ASSERT_TRUE(v.wait_status(
+        [](const boost::json::object& s) {
+            const auto& pools = s.at("pools").as_object();
+            for (const auto& [name, pool] : pools)
+                for (const auto& e : pool.as_object().at("endpoints").as_array())
+                    if (json_bool(e.as_object(), "healthy")) return false;
+            return true;
+        },
+        ms(5000)));
     auto r = http_get(v.port(), "/nowhere");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 503);

@@ -107,7 +107,8 @@ TEST(WebSocket, EitherSideClosingEndsTheTunnel) {
         auto head = read_head(c, ms(5000));
         ASSERT_TRUE(head);
         ASSERT_EQ(head->status, 101);
-        EXPECT_TRUE(c.read_until_close(ms(5000))) << "the client side of the tunnel outlived the upstream";
+        EXPECT_TRUE(c.read_until_close(ms(5000)))
+            << "the client side of the tunnel outlived the upstream";
     }
 }
 

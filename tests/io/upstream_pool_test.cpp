@@ -15,7 +15,8 @@ namespace veer::proxy {
 namespace {
 
 struct pool_fixture : ::testing::Test {
-    pool_fixture() : acceptor(ioc.get_executor(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {}
+    pool_fixture()
+        : acceptor(ioc.get_executor(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {}
 
     // A connected upstream connection, and the upstream's end of it.
     std::unique_ptr<upstream_conn> connect() {
@@ -29,7 +30,8 @@ struct pool_fixture : ::testing::Test {
     bool run_until(Pred done) {
         const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         ioc.restart();  // a poll() that ran out of work stopped the loop
-        while (!done() && std::chrono::steady_clock::now() < until) ioc.run_one_for(std::chrono::milliseconds(10));
+        while (!done() && std::chrono::steady_clock::now() < until)
+            ioc.run_one_for(std::chrono::milliseconds(10));
         return done();
     }
 
@@ -53,7 +55,8 @@ TEST_F(pool_fixture, SilentIdleConnectionIsKeptAndReturned) {
 
 TEST_F(pool_fixture, BytesOnAnIdleConnectionRetireIt) {
     pool.checkin(0, connect(), 1);
-    asio::write(peers.back(), asio::buffer("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged", 44));
+    asio::write(peers.back(),
+                asio::buffer("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged", 44));
     EXPECT_TRUE(run_until([&] { return pool.idle(0) == 0; }));
     EXPECT_EQ(pool.checkout(0, 2), nullptr);
 }
@@ -66,7 +69,8 @@ TEST_F(pool_fixture, BytesThatCameBeforeCheckinRetireIt) {
     asio::write(peers.back(), asio::buffer("resp", 4));
     char buf[64];
     bool read = false;
-    c->stream.sock().async_read_some(asio::buffer(buf), [&](boost::system::error_code, std::size_t) { read = true; });
+    c->stream.sock().async_read_some(asio::buffer(buf),
+                                     [&](boost::system::error_code, std::size_t) { read = true; });
     ASSERT_TRUE(run_until([&] { return read; }));
     asio::write(peers.back(), asio::buffer("late", 4));
     asio::steady_timer t(ioc, std::chrono::milliseconds(50));  // the loop waits in epoll meanwhile
@@ -92,7 +96,8 @@ TEST_F(pool_fixture, ConnectionInUseIsNotWatched) {
     ASSERT_NE(c, nullptr);
     asio::write(peers.back(), asio::buffer("HTTP/1.1 204 No Content\r\n\r\n", 27));
     char buf[64];
-    const auto n = c->stream.sock().read_some(asio::buffer(buf));  // the response is the user's to read
+    const auto n =
+        c->stream.sock().read_some(asio::buffer(buf));  // the response is the user's to read
     EXPECT_EQ(std::string_view(buf, n), "HTTP/1.1 204 No Content\r\n\r\n");
     ioc.poll();
     pool.checkin(0, std::move(c), 3);

@@ -42,19 +42,23 @@ TEST(exposition, has_the_spec_names) {
     const auto text = render(sample());
     for (const char* name :
          {"veer_requests_total{pool=\"blue\",endpoint=\"127.0.0.1:9001\",class=\"2xx\"} 97",
-          "veer_request_duration_seconds_bucket{pool=\"green\",le=\"+Inf\"} 100", "veer_request_duration_seconds_sum",
+          "veer_request_duration_seconds_bucket{pool=\"green\",le=\"+Inf\"} 100",
+          "veer_request_duration_seconds_sum",
           "veer_request_duration_seconds_count{pool=\"blue\"} 100", "veer_canary_weight 10",
           "veer_rollout_state{state=\"progressing\"} 1", "veer_rollout_state{state=\"idle\"} 0",
-          "veer_rollbacks_total 2", "veer_events_total{kind=\"step\"} 3", "veer_endpoint_healthy{pool=\"blue\",endpoint=\"127.0.0.1:9001\"} 1",
+          "veer_rollbacks_total 2", "veer_events_total{kind=\"step\"} 3",
+          "veer_endpoint_healthy{pool=\"blue\",endpoint=\"127.0.0.1:9001\"} 1",
           "veer_connections_active 7", "veer_slo_window_error_rate{pool=\"blue\"} 0.03",
-          "veer_slo_window_latency_seconds{pool=\"blue\",quantile=\"0.99\"}", "veer_slo_window_latency_seconds_count"})
+          "veer_slo_window_latency_seconds{pool=\"blue\",quantile=\"0.99\"}",
+          "veer_slo_window_latency_seconds_count"})
         EXPECT_NE(text.find(name), std::string::npos) << name;
 }
 
 TEST(exposition, buckets_are_cumulative) {
     const auto text = render(sample());
     auto bucket = [&](const std::string& le) {
-        const std::string key = "veer_request_duration_seconds_bucket{pool=\"blue\",le=\"" + le + "\"} ";
+        const std::string key =
+            "veer_request_duration_seconds_bucket{pool=\"blue\",le=\"" + le + "\"} ";
         const auto at = text.find(key);
         EXPECT_NE(at, std::string::npos) << key;
         return at == std::string::npos ? -1L : std::stol(text.substr(at + key.size()));

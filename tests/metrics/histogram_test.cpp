@@ -16,7 +16,8 @@ namespace {
 // Nearest-rank percentile of sorted data: the smallest value with >= ceil(q n) at or below.
 std::uint64_t exact_quantile(const std::vector<std::uint64_t>& sorted, double q) {
     const auto n = sorted.size();
-    const auto rank = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(q * static_cast<double>(n))));
+    const auto rank =
+        std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(q * static_cast<double>(n))));
     return sorted[std::min(rank, n) - 1];
 }
 
@@ -60,7 +61,8 @@ TEST(histogram, empty) {
 
 TEST(histogram, exact_small_values_sum_and_mean) {
     histogram h;
-    for (std::uint64_t v = 1; v <= 100; ++v) h.add(v);
+    for (std::uint64_t v = 1; v <= 100; ++v)
+        h.add(v);
     EXPECT_EQ(h.count(), 100u);
     EXPECT_DOUBLE_EQ(h.sum_us(), 5050.0);
     EXPECT_DOUBLE_EQ(h.mean_us(), 50.5);
@@ -93,22 +95,35 @@ struct distribution {
 
 TEST(histogram, quantiles_within_one_percent_of_exact) {
     std::vector<distribution> distributions{
-        {"uniform", [](std::mt19937_64& g) { return std::uniform_int_distribution<std::uint64_t>(1, 2'000'000)(g); }},
-        {"lognormal", [](std::mt19937_64& g) {
-             return static_cast<std::uint64_t>(std::lognormal_distribution<double>(std::log(20'000.0), 0.8)(g));
+        {"uniform",
+         [](std::mt19937_64& g) {
+             return std::uniform_int_distribution<std::uint64_t>(1, 2'000'000)(g);
          }},
-        {"exponential", [](std::mt19937_64& g) {
-             return static_cast<std::uint64_t>(std::exponential_distribution<double>(1.0 / 5'000.0)(g));
+        {"lognormal",
+         [](std::mt19937_64& g) {
+             return static_cast<std::uint64_t>(
+                 std::lognormal_distribution<double>(std::log(20'000.0), 0.8)(g));
          }},
-        {"bimodal", [](std::mt19937_64& g) {
+        {"exponential",
+         [](std::mt19937_64& g) {
+             return static_cast<std::uint64_t>(
+                 std::exponential_distribution<double>(1.0 / 5'000.0)(g));
+         }},
+        {"bimodal",
+         [](std::mt19937_64& g) {
              const bool slow = std::bernoulli_distribution(0.05)(g);
-             return static_cast<std::uint64_t>(std::normal_distribution<double>(slow ? 900'000 : 3'000, slow ? 50'000 : 300)(g));
+             return static_cast<std::uint64_t>(
+                 std::normal_distribution<double>(slow ? 900'000 : 3'000, slow ? 50'000 : 300)(g));
          }},
-        {"pareto", [](std::mt19937_64& g) {
+        {"pareto",
+         [](std::mt19937_64& g) {
              const double u = std::uniform_real_distribution<double>(1e-9, 1.0)(g);
              return static_cast<std::uint64_t>(std::min(500.0 * std::pow(u, -1.0 / 1.2), 3.0e9));
          }},
-        {"sub_millisecond", [](std::mt19937_64& g) { return std::uniform_int_distribution<std::uint64_t>(1, 900)(g); }},
+        {"sub_millisecond",
+         [](std::mt19937_64& g) {
+             return std::uniform_int_distribution<std::uint64_t>(1, 900)(g);
+         }},
     };
     std::mt19937_64 gen(42);
     for (const auto& d : distributions) {
@@ -122,10 +137,12 @@ TEST(histogram, quantiles_within_one_percent_of_exact) {
             std::sort(values.begin(), values.end());
             for (double q : {0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0}) {
                 const auto exact = static_cast<double>(exact_quantile(values, q));
-                EXPECT_NEAR(h.quantile(q), exact, exact * 0.01) << d.name << " n=" << n << " q=" << q;
+                EXPECT_NEAR(h.quantile(q), exact, exact * 0.01)
+                    << d.name << " n=" << n << " q=" << q;
             }
             double sum = 0;
-            for (auto v : values) sum += static_cast<double>(v);
+            for (auto v : values)
+                sum += static_cast<double>(v);
             EXPECT_NEAR(h.mean_us(), sum / static_cast<double>(n), 1e-9 * sum) << d.name;
         }
     }
@@ -133,7 +150,8 @@ TEST(histogram, quantiles_within_one_percent_of_exact) {
 
 TEST(histogram, merge_equals_adding_everything) {
     std::mt19937_64 gen(7);
-    std::lognormal_distribution<double> a_dist(std::log(1'000.0), 1.0), b_dist(std::log(80'000.0), 0.3);
+    std::lognormal_distribution<double> a_dist(std::log(1'000.0), 1.0),
+        b_dist(std::log(80'000.0), 0.3);
     histogram a, b, all;
     for (int i = 0; i < 5000; ++i) {
         const auto x = static_cast<std::uint64_t>(a_dist(gen));
@@ -151,7 +169,8 @@ TEST(histogram, merge_equals_adding_everything) {
     EXPECT_EQ(merged.last_nonempty(), all.last_nonempty());
     for (std::size_t i = 0; i < histogram::bucket_count; ++i)
         ASSERT_EQ(merged.bucket_count_at(i), all.bucket_count_at(i)) << i;
-    for (double q : {0.5, 0.95, 0.99}) EXPECT_EQ(merged.quantile(q), all.quantile(q));
+    for (double q : {0.5, 0.95, 0.99})
+        EXPECT_EQ(merged.quantile(q), all.quantile(q));
 
     histogram empty;
     merged.merge(empty);  // merging nothing changes nothing
@@ -180,11 +199,12 @@ TEST(histogram, iterates_non_empty_buckets_in_order) {
 
 TEST(histogram, count_at_or_below_counts_what_is_certainly_below) {
     histogram h;
-    for (std::uint64_t v = 1; v <= 1000; ++v) h.add(v);
+    for (std::uint64_t v = 1; v <= 1000; ++v)
+        h.add(v);
     EXPECT_EQ(h.count_at_or_below(0.5), 0u);
-    EXPECT_EQ(h.count_at_or_below(100), 100u);       // exact region
-    EXPECT_EQ(h.count_at_or_below(999), 999u);       // [992, 999] is whole
-    EXPECT_EQ(h.count_at_or_below(1000), 999u);      // [1000, 1007] straddles 1000
+    EXPECT_EQ(h.count_at_or_below(100), 100u);  // exact region
+    EXPECT_EQ(h.count_at_or_below(999), 999u);  // [992, 999] is whole
+    EXPECT_EQ(h.count_at_or_below(1000), 999u);  // [1000, 1007] straddles 1000
     EXPECT_EQ(h.count_at_or_below(1e12), 1000u);
     std::uint64_t previous = 0;
     for (double le = 1; le < 2000; le *= 1.07) {  // monotone, never above the exact count

@@ -36,7 +36,7 @@ TEST(result, names_and_status_classes) {
     EXPECT_EQ(result_of_status(429), result::s4xx);
     EXPECT_EQ(result_of_status(503), result::s5xx);
     EXPECT_EQ(result_of_status(599), result::s5xx);
-    EXPECT_EQ(result_of_status(0), result::s5xx);    // not HTTP: an upstream failure
+    EXPECT_EQ(result_of_status(0), result::s5xx);  // not HTTP: an upstream failure
     EXPECT_EQ(result_of_status(999), result::s5xx);
 
     config::error_kinds kinds;  // default: 5xx, connect, timeout, reset
@@ -71,9 +71,12 @@ TEST(pool_window, slice_sizing) {
 TEST(pool_window, records_counts_failures_and_latency_by_result) {
     pool_window w(30s, 0);
     const std::int64_t now = 5 * s;
-    for (int i = 0; i < 90; ++i) w.record(result::s2xx, false, 1000 + i, now);
-    for (int i = 0; i < 4; ++i) w.record(result::s4xx, false, 500, now);
-    for (int i = 0; i < 3; ++i) w.record(result::s5xx, true, 20'000, now + 1 * ms);
+    for (int i = 0; i < 90; ++i)
+        w.record(result::s2xx, false, 1000 + i, now);
+    for (int i = 0; i < 4; ++i)
+        w.record(result::s4xx, false, 500, now);
+    for (int i = 0; i < 3; ++i)
+        w.record(result::s5xx, true, 20'000, now + 1 * ms);
     w.record(result::connect, true, 2'000'000, now + 2 * ms);
     w.record(result::timeout, true, 30'000'000, now + 3 * ms);
     w.record(result::reset, true, 700, now + 4 * ms);
@@ -91,7 +94,8 @@ TEST(pool_window, records_counts_failures_and_latency_by_result) {
     EXPECT_EQ(st.by_result[static_cast<std::size_t>(result::s1xx)], 0u);
     EXPECT_EQ(st.latency.count(), 100u);
     double sum = 0;
-    for (int i = 0; i < 90; ++i) sum += 1000 + i;
+    for (int i = 0; i < 90; ++i)
+        sum += 1000 + i;
     sum += 4 * 500 + 3 * 20'000 + 2'000'000 + 30'000'000 + 700;
     EXPECT_DOUBLE_EQ(st.latency.sum_us(), sum);
     EXPECT_NEAR(st.latency.quantile(0.5), 1045, 1045 * 0.01);
@@ -107,8 +111,8 @@ TEST(pool_window, slices_expire_after_the_window) {
 
     EXPECT_EQ(collect(w, 0).requests, 2u);
     EXPECT_EQ(collect(w, 20 * s).requests, 2u);
-    EXPECT_EQ(collect(w, span - 1).requests, 2u);   // the slice is still in the window
-    EXPECT_EQ(collect(w, span).requests, 0u);       // ... and leaves it whole
+    EXPECT_EQ(collect(w, span - 1).requests, 2u);  // the slice is still in the window
+    EXPECT_EQ(collect(w, span).requests, 0u);  // ... and leaves it whole
     EXPECT_EQ(collect(w, 10 * span).failures, 0u);
 
     // A later slice expires on its own schedule.
@@ -119,7 +123,8 @@ TEST(pool_window, slices_expire_after_the_window) {
 
 TEST(pool_window, a_reused_slice_is_cleared_first) {
     pool_window w(1s, 0);  // 32 slices of 31.25 ms
-    for (int i = 0; i < 1000; ++i) w.record(result::s5xx, true, 900'000, 0);
+    for (int i = 0; i < 1000; ++i)
+        w.record(result::s5xx, true, 900'000, 0);
     // Same ring slot, many laps later.
     const std::int64_t later = 100 * w.slice_ns() * static_cast<std::int64_t>(w.slices());
     w.record(result::s2xx, false, 50, later);
@@ -149,7 +154,8 @@ TEST(pool_window, partial_window_rps_is_over_the_time_it_existed) {
     const std::int64_t start = 100 * s + 123 * ms;
     pool_window w(30s, start);
     // 50 rps for two seconds.
-    for (int i = 0; i < 100; ++i) w.record(result::s2xx, false, 1000, start + i * 20 * ms);
+    for (int i = 0; i < 100; ++i)
+        w.record(result::s2xx, false, 1000, start + i * 20 * ms);
     const window_stats st = collect(w, start + 2 * s);
     EXPECT_EQ(st.requests, 100u);
     EXPECT_DOUBLE_EQ(st.seconds, 2.0);
@@ -162,8 +168,10 @@ TEST(pool_window, partial_window_rps_is_over_the_time_it_existed) {
 
 TEST(pool_window, shards_merge_into_one_window) {
     pool_window a(30s, 0), b(30s, 0);
-    for (int i = 0; i < 300; ++i) a.record(result::s2xx, false, 1000, 10 * s + i * ms);
-    for (int i = 0; i < 100; ++i) b.record(result::s5xx, true, 9000, 12 * s + i * ms);
+    for (int i = 0; i < 300; ++i)
+        a.record(result::s2xx, false, 1000, 10 * s + i * ms);
+    for (int i = 0; i < 100; ++i)
+        b.record(result::s5xx, true, 9000, 12 * s + i * ms);
     window_stats st;
     a.collect(st, 20 * s);
     b.collect(st, 20 * s);
@@ -177,7 +185,8 @@ TEST(pool_window, shards_merge_into_one_window) {
 
 TEST(pool_window, totals_are_never_reset) {
     pool_window w(1s, 0);
-    for (int i = 0; i < 10; ++i) w.record(result::s2xx, false, 100, i * s);
+    for (int i = 0; i < 10; ++i)
+        w.record(result::s2xx, false, 100, i * s);
     w.record(result::timeout, true, 5'000'000, 11 * s);
     EXPECT_EQ(collect(w, 11 * s).requests, 1u);  // the window holds the last one only
 
@@ -208,7 +217,8 @@ TEST(pool_window, concurrent_reader_sees_consistent_figures) {
     std::atomic<std::int64_t> clock{0};
     std::atomic<bool> reader_ready{false}, done{false};
     std::thread writer([&] {
-        while (!reader_ready.load()) std::this_thread::yield();
+        while (!reader_ready.load())
+            std::this_thread::yield();
         for (std::int64_t i = 0; i < total; ++i) {
             const std::int64_t now = i * 1000;  // 1000 requests per ms of fake time
             w.record(i % 10 == 0 ? result::s5xx : result::s2xx, i % 10 == 0, 1000 + i % 5000, now);

@@ -38,7 +38,9 @@ std::string head(std::string_view line, std::string_view fields) {
     return std::string(line) + "\r\n" + std::string(fields) + "\r\n";
 }
 std::string get(std::string_view fields) { return head("GET / HTTP/1.1", fields); }
-std::string post(std::string_view fields) { return head("POST /submit HTTP/1.1", "Host: a\r\n"s + std::string(fields)); }
+std::string post(std::string_view fields) {
+    return head("POST /submit HTTP/1.1", "Host: a\r\n"s + std::string(fields));
+}
 
 // Every value of the fields called `name` in a written head, found without the codec's
 // parser so that the writers are checked independently of it.
@@ -46,7 +48,8 @@ std::vector<std::string> values_of(std::string_view text, std::string_view name)
     std::vector<std::string> out;
     const auto lower = [](std::string_view s) {
         std::string l(s);
-        std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        std::transform(l.begin(), l.end(), l.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
         return l;
     };
     std::size_t pos = text.find("\r\n");  // skip the start line
@@ -58,7 +61,8 @@ std::vector<std::string> values_of(std::string_view text, std::string_view name)
         const std::size_t colon = line.find(':');
         if (colon != std::string_view::npos && lower(line.substr(0, colon)) == lower(name)) {
             auto v = line.substr(colon + 1);
-            while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+            while (!v.empty() && v.front() == ' ')
+                v.remove_prefix(1);
             out.emplace_back(v);
         }
         pos = eol;
@@ -107,13 +111,14 @@ std::vector<refused_case> smuggling_cases() {
         // Transfer-Encoding whose last coding is not chunked, or chunked twice.
         {"te_gzip", post("Transfer-Encoding: gzip\r\n")},
         {"te_chunked_chunked", post("Transfer-Encoding: chunked, chunked\r\n")},
-        {"te_chunked_in_two_fields", post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n")},
+        {"te_chunked_in_two_fields",
+         post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n")},
         {"te_xchunked", post("Transfer-Encoding: xchunked\r\n")},
         {"te_chunked_gzip", post("Transfer-Encoding: chunked, gzip\r\n")},
         {"te_empty", post("Transfer-Encoding: \r\n")},
         {"te_gzip_chunked", post("Transfer-Encoding: gzip, chunked\r\n"), error::not_implemented},
-        {"te_gzip_then_chunked_fields", post("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"),
-         error::not_implemented},
+        {"te_gzip_then_chunked_fields",
+         post("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"), error::not_implemented},
         {"te_in_http10", head("POST / HTTP/1.0", "Host: a\r\nTransfer-Encoding: chunked\r\n")},
         {"te_in_http10_without_host", head("POST / HTTP/1.0", "Transfer-Encoding: chunked\r\n")},
         // Bare CR or LF anywhere in the head.
@@ -172,7 +177,8 @@ std::vector<refused_case> smuggling_cases() {
         {"http20", head("GET / HTTP/2.0", "Host: a\r\n"), error::bad_version},
         {"http30", head("GET / HTTP/3.0", "Host: a\r\n"), error::bad_version},
         {"expect_other", get("Host: a\r\nExpect: something-else\r\n"), error::expectation_failed},
-        {"expect_continue_suffix", get("Host: a\r\nExpect: 100-continue-please\r\n"), error::expectation_failed},
+        {"expect_continue_suffix", get("Host: a\r\nExpect: 100-continue-please\r\n"),
+         error::expectation_failed},
     };
 }
 
@@ -196,9 +202,10 @@ TEST(ParseRequest, Http10WithoutHostIsAccepted) {
 }
 
 TEST(ParseRequest, ReadsLineFieldsAndFraming) {
-    const auto in = head("POST /a/b?c=d HTTP/1.1",
-                         "Host: example.com\r\nX-Spaced:   some value \t\r\ncontent-length: 12\r\n"
-                         "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nX-Request-Id: abc\r\n");
+    const auto in =
+        head("POST /a/b?c=d HTTP/1.1",
+             "Host: example.com\r\nX-Spaced:   some value \t\r\ncontent-length: 12\r\n"
+             "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nX-Request-Id: abc\r\n");
     request_head h;
     const auto r = parse_request(in, k_max_head, h);
     ASSERT_EQ(r.status, parse_status::done) << r.detail;
@@ -228,7 +235,8 @@ TEST(ParseRequest, BodyKinds) {
         {"Content-Length: 0\r\n", body_kind::none, 0},
         {"Content-Length: 7\r\n", body_kind::length, 7},
         {"Content-Length: 007\r\n", body_kind::length, 7},
-        {"Content-Length: 1099511627776\r\n", body_kind::length, 1099511627776ULL},  // 1 TiB: streamed, not held
+        {"Content-Length: 1099511627776\r\n", body_kind::length,
+         1099511627776ULL},  // 1 TiB: streamed, not held
         {"Transfer-Encoding: chunked\r\n", body_kind::chunked, 0},
         {"Transfer-Encoding: Chunked\r\n", body_kind::chunked, 0},
     };
@@ -261,7 +269,8 @@ TEST(ParseRequest, EveryPrefixOfAValidRequestIsIncomplete) {
         for (std::size_t n = 0; n < full.size(); ++n) {
             request_head h;
             const auto r = parse_request(std::string_view(full).substr(0, n), k_max_head, h);
-            ASSERT_EQ(r.status, parse_status::incomplete) << "prefix of " << n << " bytes: " << r.detail;
+            ASSERT_EQ(r.status, parse_status::incomplete)
+                << "prefix of " << n << " bytes: " << r.detail;
         }
         request_head h;
         ASSERT_EQ(parse_request(full, k_max_head, h).status, parse_status::done);
@@ -287,8 +296,9 @@ TEST(ParseRequest, PipelinedInputSizeCoversOnlyTheFirstRequest) {
 
 TEST(ParseRequest, ReusedHeadIsReset) {
     request_head h;
-    const auto first = get("Host: a\r\nConnection: close\r\nExpect: 100-continue\r\nX-Request-Id: r1\r\n"
-                           "Content-Length: 3\r\n");
+    const auto first =
+        get("Host: a\r\nConnection: close\r\nExpect: 100-continue\r\nX-Request-Id: r1\r\n"
+            "Content-Length: 3\r\n");
     ASSERT_EQ(parse_request(first, k_max_head, h).status, parse_status::done);
     const auto second = get("Host: a\r\n");
     ASSERT_EQ(parse_request(second, k_max_head, h).status, parse_status::done);
@@ -325,7 +335,8 @@ TEST(ParseRequest, HeadSizeLimit) {
         {"complete, far over", big, parse_status::failed, error::header_too_large},
         {"incomplete below max", open_below, parse_status::incomplete, error::none},
         {"incomplete at max", open_at, parse_status::failed, error::header_too_large},
-        {"incomplete at max, ends in CR", open_at_cr, parse_status::failed, error::header_too_large},
+        {"incomplete at max, ends in CR", open_at_cr, parse_status::failed,
+         error::header_too_large},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
@@ -339,7 +350,8 @@ TEST(ParseRequest, HeadSizeLimit) {
 
 TEST(ParseRequest, TooManyFieldsIsHeaderTooLarge) {
     std::string fields = "Host: a\r\n";
-    for (int i = 1; i < 128; ++i) fields += "X-F" + std::to_string(i) + ": v\r\n";
+    for (int i = 1; i < 128; ++i)
+        fields += "X-F" + std::to_string(i) + ": v\r\n";
     const auto at_limit = get(fields);
     request_head h;
     ASSERT_EQ(parse_request(at_limit, 1 << 20, h).status, parse_status::done);
@@ -414,7 +426,8 @@ TEST(ParseRequest, UpgradeWebsocket) {
         {"Connection: Upgrade\r\nUpgrade: websocket\r\n", true},
         {"Connection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n", true},
         {"Upgrade: websocket\r\nConnection: upgrade\r\n", true},
-        {"Upgrade: websocket\r\n", false},  // without Connection: upgrade it is not a request to upgrade
+        {"Upgrade: websocket\r\n",
+         false},  // without Connection: upgrade it is not a request to upgrade
         {"Connection: Upgrade\r\nUpgrade: h2c\r\n", false},
         {"Connection: Upgrade\r\n", false},
     };
@@ -480,24 +493,29 @@ TEST(ParseResponse, BodyKinds) {
         {"length", "HTTP/1.1 200 OK", "Content-Length: 5\r\n", false, body_kind::length, 5, true},
         {"length duplicate", "HTTP/1.1 200 OK", "Content-Length: 5\r\nContent-Length: 5\r\n", false,
          body_kind::length, 5, true},
-        {"length zero", "HTTP/1.1 200 OK", "Content-Length: 0\r\n", false, body_kind::length, 0, true},
-        {"chunked", "HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\n", false, body_kind::chunked, 0, true},
+        {"length zero", "HTTP/1.1 200 OK", "Content-Length: 0\r\n", false, body_kind::length, 0,
+         true},
+        {"chunked", "HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\n", false, body_kind::chunked,
+         0, true},
         {"until close", "HTTP/1.1 200 OK", "", false, body_kind::until_close, 0, false},
-        {"until close http10", "HTTP/1.0 200 OK", "Connection: keep-alive\r\n", false, body_kind::until_close, 0,
+        {"until close http10", "HTTP/1.0 200 OK", "Connection: keep-alive\r\n", false,
+         body_kind::until_close, 0, false},
+        {"http10 length", "HTTP/1.0 200 OK", "Content-Length: 3\r\n", false, body_kind::length, 3,
          false},
-        {"http10 length", "HTTP/1.0 200 OK", "Content-Length: 3\r\n", false, body_kind::length, 3, false},
-        {"http10 keep-alive", "HTTP/1.0 200 OK", "Content-Length: 3\r\nConnection: keep-alive\r\n", false,
-         body_kind::length, 3, true},
+        {"http10 keep-alive", "HTTP/1.0 200 OK", "Content-Length: 3\r\nConnection: keep-alive\r\n",
+         false, body_kind::length, 3, true},
         {"connection close", "HTTP/1.1 200 OK", "Content-Length: 3\r\nConnection: close\r\n", false,
          body_kind::length, 3, false},
         // HEAD, 1xx, 204 and 304 have no body whatever their fields say.
         {"head", "HTTP/1.1 200 OK", "Content-Length: 5\r\n", true, body_kind::none, 5, true},
-        {"head chunked", "HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\n", true, body_kind::none, 0, true},
+        {"head chunked", "HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\n", true, body_kind::none,
+         0, true},
         {"100", "HTTP/1.1 100 Continue", "", false, body_kind::none, 0, true},
-        {"101", "HTTP/1.1 101 Switching Protocols", "Connection: Upgrade\r\nUpgrade: websocket\r\n", false,
-         body_kind::none, 0, true},
+        {"101", "HTTP/1.1 101 Switching Protocols", "Connection: Upgrade\r\nUpgrade: websocket\r\n",
+         false, body_kind::none, 0, true},
         {"204", "HTTP/1.1 204 No Content", "", false, body_kind::none, 0, true},
-        {"304", "HTTP/1.1 304 Not Modified", "Content-Length: 42\r\n", false, body_kind::none, 42, true},
+        {"304", "HTTP/1.1 304 Not Modified", "Content-Length: 42\r\n", false, body_kind::none, 42,
+         true},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
@@ -518,8 +536,10 @@ TEST(ParseResponse, RefusesDefectiveResponses) {
         std::string input;
     };
     const bad_case cases[] = {
-        {"cl and te", head("HTTP/1.1 200 OK", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n")},
-        {"te and cl", head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n")},
+        {"cl and te",
+         head("HTTP/1.1 200 OK", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n")},
+        {"te and cl",
+         head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n")},
         {"differing cl", head("HTTP/1.1 200 OK", "Content-Length: 5\r\nContent-Length: 6\r\n")},
         {"malformed cl", head("HTTP/1.1 200 OK", "Content-Length: -1\r\n")},
         {"cl hex", head("HTTP/1.1 200 OK", "Content-Length: 0x10\r\n")},
@@ -587,7 +607,8 @@ struct decoded {
 
 // Feeds `in` to a fresh decoder as a socket would deliver it, `piece` bytes at a time, and
 // calls again with the unconsumed rest after each data run.
-decoded decode(std::string_view in, std::size_t piece = std::string_view::npos, std::size_t max_line = 4096) {
+decoded decode(std::string_view in, std::size_t piece = std::string_view::npos,
+               std::size_t max_line = 4096) {
     chunk_decoder d(max_line);
     decoded out;
     std::size_t pos = 0;
@@ -734,17 +755,18 @@ TEST(ChunkDecoder, BoundsExtensionAndTrailerLines) {
     EXPECT_TRUE(decode(long_trailer, std::string_view::npos, 200).done);
 }
 
-
 // ---------------------------------------------------------------------------------------
 // Hop-by-hop fields and the heads veer writes
 
 TEST(HopByHop, FixedNamesAndConnectionTokens) {
-    for (const char* name : {"Connection", "connection", "Keep-Alive", "KEEP-ALIVE", "TE", "te", "Trailer",
-                             "Transfer-Encoding", "transfer-encoding", "Upgrade", "Proxy-Connection"}) {
+    for (const char* name :
+         {"Connection", "connection", "Keep-Alive", "KEEP-ALIVE", "TE", "te", "Trailer",
+          "Transfer-Encoding", "transfer-encoding", "Upgrade", "Proxy-Connection"}) {
         EXPECT_TRUE(is_hop_by_hop(name, "")) << name;
     }
-    for (const char* name : {"Host", "Content-Length", "X-Forwarded-For", "Connections", "T", "Trailers",
-                             "Upgrade-Insecure-Requests", "Proxy-Authorization", "Keep"}) {
+    for (const char* name :
+         {"Host", "Content-Length", "X-Forwarded-For", "Connections", "T", "Trailers",
+          "Upgrade-Insecure-Requests", "Proxy-Authorization", "Keep"}) {
         EXPECT_FALSE(is_hop_by_hop(name, "")) << name;
     }
     EXPECT_TRUE(is_hop_by_hop("X-Secret", "close, X-Secret"));
@@ -767,8 +789,9 @@ std::string upstream_for(const std::string& in, const forward_info& info = k_fro
 }
 
 TEST(WriteUpstreamRequest, KeepsTheRequestAndItsEndToEndFields) {
-    const auto out = upstream_for(head("PUT /a?b=c HTTP/1.1",
-                                       "Host: example.com\r\nAccept: */*\r\nCookie: s=1\r\nContent-Length: 3\r\n"));
+    const auto out = upstream_for(
+        head("PUT /a?b=c HTTP/1.1",
+             "Host: example.com\r\nAccept: */*\r\nCookie: s=1\r\nContent-Length: 3\r\n"));
     EXPECT_EQ(out.substr(0, out.find("\r\n")), "PUT /a?b=c HTTP/1.1");
     EXPECT_EQ(values_of(out, "Host"), std::vector<std::string>{"example.com"});
     EXPECT_EQ(values_of(out, "Accept"), std::vector<std::string>{"*/*"});
@@ -806,11 +829,12 @@ TEST(WriteUpstreamRequest, ExplicitZeroContentLengthIsRestated) {
 }
 
 TEST(WriteUpstreamRequest, DropsHopByHopFields) {
-    const auto out = upstream_for(get("Host: a\r\nConnection: close, X-Secret\r\nKeep-Alive: timeout=5\r\n"
-                                      "TE: trailers\r\nTrailer: X-Sum\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\n"
-                                      "X-Secret: s\r\nX-Kept: k\r\n"));
-    for (const char* name : {"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-                             "Proxy-Connection", "X-Secret"}) {
+    const auto out = upstream_for(
+        get("Host: a\r\nConnection: close, X-Secret\r\nKeep-Alive: timeout=5\r\n"
+            "TE: trailers\r\nTrailer: X-Sum\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\n"
+            "X-Secret: s\r\nX-Kept: k\r\n"));
+    for (const char* name : {"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding",
+                             "Upgrade", "Proxy-Connection", "X-Secret"}) {
         EXPECT_TRUE(values_of(out, name).empty()) << name << " in\n" << out;
     }
     EXPECT_EQ(values_of(out, "X-Kept"), std::vector<std::string>{"k"});
@@ -818,16 +842,18 @@ TEST(WriteUpstreamRequest, DropsHopByHopFields) {
 }
 
 TEST(WriteUpstreamRequest, EveryConnectionFieldNamesHopByHopFields) {
-    const auto out = upstream_for(get("Host: a\r\nConnection: X-Secret\r\nConnection: keep-alive\r\n"
-                                      "X-Secret: s\r\nX-Kept: k\r\n"));
+    const auto out =
+        upstream_for(get("Host: a\r\nConnection: X-Secret\r\nConnection: keep-alive\r\n"
+                         "X-Secret: s\r\nX-Kept: k\r\n"));
     EXPECT_TRUE(values_of(out, "X-Secret").empty()) << out;
     EXPECT_EQ(values_of(out, "X-Kept"), std::vector<std::string>{"k"});
 }
 
 TEST(WriteUpstreamRequest, ConnectionCannotRemoveVeersFields) {
     // The client's copies are dropped as hop-by-hop, but veer's own are added after.
-    const auto out = upstream_for(get("Host: a\r\nConnection: close, X-Forwarded-For, X-Forwarded-Proto, X-Request-Id\r\n"
-                                      "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Request-Id: client-id\r\n"));
+    const auto out = upstream_for(
+        get("Host: a\r\nConnection: close, X-Forwarded-For, X-Forwarded-Proto, X-Request-Id\r\n"
+            "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Request-Id: client-id\r\n"));
     const auto xff = values_of(out, "X-Forwarded-For");
     ASSERT_EQ(xff.size(), 1u) << out;
     EXPECT_EQ(xff[0], "10.0.0.9") << "the client's hop, named in Connection, is dropped";
@@ -865,12 +891,14 @@ TEST(WriteUpstreamRequest, ForwardedProtoIsReplaced) {
 
 TEST(WriteUpstreamRequest, RequestIdOnlyWhenAbsent) {
     const auto absent = get("Host: a\r\n");
-    EXPECT_EQ(values_of(upstream_for(absent), "X-Request-Id"), std::vector<std::string>{"veer-id-1"});
+    EXPECT_EQ(values_of(upstream_for(absent), "X-Request-Id"),
+              std::vector<std::string>{"veer-id-1"});
     const auto given = get("Host: a\r\nX-Request-Id: client-7\r\n");
     EXPECT_EQ(values_of(upstream_for(given), "X-Request-Id"), std::vector<std::string>{"client-7"});
     // An empty one counts as absent, and the upstream still sees exactly one id.
     const auto empty = get("Host: a\r\nX-Request-Id:\r\n");
-    EXPECT_EQ(values_of(upstream_for(empty), "X-Request-Id"), std::vector<std::string>{"veer-id-1"});
+    EXPECT_EQ(values_of(upstream_for(empty), "X-Request-Id"),
+              std::vector<std::string>{"veer-id-1"});
 }
 
 TEST(WriteUpstreamRequest, FramingIsRestated) {
@@ -896,8 +924,9 @@ TEST(WriteUpstreamRequest, FramingIsRestated) {
 }
 
 TEST(WriteUpstreamRequest, WebsocketUpgradeIsRestated) {
-    const auto out = upstream_for(get("Host: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n"
-                                      "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n"));
+    const auto out =
+        upstream_for(get("Host: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n"
+                         "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n"));
     EXPECT_EQ(values_of(out, "Connection"), std::vector<std::string>{"Upgrade"});
     EXPECT_EQ(values_of(out, "Upgrade"), std::vector<std::string>{"websocket"});
     EXPECT_EQ(values_of(out, "Sec-WebSocket-Key"), std::vector<std::string>{"k"});
@@ -916,9 +945,9 @@ TEST(WriteUpstreamRequest, AppendsToTheBuffer) {
 // Request-targets (RFC 9112 3.2, SPEC 4): the forms veer takes and what goes upstream.
 
 struct target_case {
-    std::string line;           // the request line
-    error expected;             // none: accepted
-    std::string forward = "";   // accepted: the target sent upstream
+    std::string line;  // the request line
+    error expected;  // none: accepted
+    std::string forward = "";  // accepted: the target sent upstream
     std::string authority = "";
 };
 
@@ -970,7 +999,8 @@ INSTANTIATE_TEST_SUITE_P(
         target_case{"CONNECT [::1]:443 HTTP/1.1", error::not_implemented}));
 
 TEST(WriteUpstreamRequest, AbsoluteFormGoesAsOriginFormWithItsAuthorityAsHost) {
-    const auto out = upstream_for(head("GET http://inner:8080/p?q HTTP/1.1", "Host: outer\r\nAccept: */*\r\n"));
+    const auto out =
+        upstream_for(head("GET http://inner:8080/p?q HTTP/1.1", "Host: outer\r\nAccept: */*\r\n"));
     EXPECT_EQ(out.substr(0, out.find("\r\n")), "GET /p?q HTTP/1.1");
     EXPECT_EQ(values_of(out, "Host"), std::vector<std::string>{"inner:8080"}) << out;
     const auto query_only = upstream_for(head("GET http://h?q HTTP/1.1", "Host: h\r\n"));
@@ -989,17 +1019,21 @@ TEST(MayResend, OnlyIdempotentBodylessRequestsThatMayHaveArrived) {
     };
     for (const char* m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
         EXPECT_TRUE(may_resend(parsed(std::string(m) + " / HTTP/1.1", ""), true)) << m;
-        EXPECT_FALSE(may_resend(parsed(std::string(m) + " / HTTP/1.1", ""), false)) << m << " on a fresh connection";
+        EXPECT_FALSE(may_resend(parsed(std::string(m) + " / HTTP/1.1", ""), false))
+            << m << " on a fresh connection";
     }
     for (const char* m : {"POST", "PATCH", "LOCK"})
-        EXPECT_FALSE(may_resend(parsed(std::string(m) + " / HTTP/1.1", "Content-Length: 0\r\n"), true)) << m;
-    EXPECT_FALSE(may_resend(parsed("PUT / HTTP/1.1", "Content-Length: 3\r\n"), true)) << "its body is gone";
+        EXPECT_FALSE(
+            may_resend(parsed(std::string(m) + " / HTTP/1.1", "Content-Length: 0\r\n"), true))
+            << m;
+    EXPECT_FALSE(may_resend(parsed("PUT / HTTP/1.1", "Content-Length: 3\r\n"), true))
+        << "its body is gone";
 }
 
 // Parses the upstream response `in` (which outlives the call) and returns the head veer
 // writes to the client.
-std::string client_response_for(const std::string& in, int client_minor, bool chunked_to_client, bool close,
-                                bool request_was_head = false) {
+std::string client_response_for(const std::string& in, int client_minor, bool chunked_to_client,
+                                bool close, bool request_was_head = false) {
     response_head h;
     const auto r = parse_response(in, k_max_head, request_was_head, h);
     EXPECT_EQ(r.status, parse_status::done) << r.detail;
@@ -1010,12 +1044,14 @@ std::string client_response_for(const std::string& in, int client_minor, bool ch
 
 TEST(WriteClientResponse, DropsHopByHopFields) {
     const auto out = client_response_for(
-        head("HTTP/1.1 200 OK", "Content-Length: 2\r\nConnection: keep-alive, X-Internal\r\nKeep-Alive: timeout=5\r\n"
-                                "Trailer: X-Sum\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\nX-Internal: i\r\n"
-                                "Content-Type: text/plain\r\n"),
+        head("HTTP/1.1 200 OK",
+             "Content-Length: 2\r\nConnection: keep-alive, X-Internal\r\nKeep-Alive: timeout=5\r\n"
+             "Trailer: X-Sum\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\nX-Internal: i\r\n"
+             "Content-Type: text/plain\r\n"),
         1, true, false);
     EXPECT_EQ(out.substr(0, out.find("\r\n")), "HTTP/1.1 200 OK");
-    for (const char* name : {"Connection", "Keep-Alive", "Trailer", "Upgrade", "Proxy-Connection", "X-Internal"}) {
+    for (const char* name :
+         {"Connection", "Keep-Alive", "Trailer", "Upgrade", "Proxy-Connection", "X-Internal"}) {
         EXPECT_TRUE(values_of(out, name).empty()) << name << " in\n" << out;
     }
     EXPECT_EQ(values_of(out, "Content-Type"), std::vector<std::string>{"text/plain"});
@@ -1026,8 +1062,9 @@ TEST(WriteClientResponse, DropsHopByHopFields) {
 
 TEST(WriteClientResponse, EveryConnectionFieldNamesHopByHopFields) {
     const auto out = client_response_for(
-        head("HTTP/1.1 200 OK", "Connection: X-Internal\r\nConnection: keep-alive\r\nX-Internal: i\r\n"
-                                "Content-Length: 0\r\n"),
+        head("HTTP/1.1 200 OK",
+             "Connection: X-Internal\r\nConnection: keep-alive\r\nX-Internal: i\r\n"
+             "Content-Length: 0\r\n"),
         1, true, false);
     EXPECT_TRUE(values_of(out, "X-Internal").empty()) << out;
 }
@@ -1043,13 +1080,18 @@ TEST(WriteClientResponse, ConnectionHandling) {
     const connection_case cases[] = {
         {"1.1 kept", "Content-Length: 0\r\n", 1, false, {}},
         {"1.1 close", "Content-Length: 0\r\n", 1, true, {"close"}},
-        {"upstream close is not passed on", "Content-Length: 0\r\nConnection: close\r\n", 1, false, {}},
+        {"upstream close is not passed on",
+         "Content-Length: 0\r\nConnection: close\r\n",
+         1,
+         false,
+         {}},
         {"1.0 kept", "Content-Length: 0\r\n", 0, false, {"keep-alive"}},
         {"1.0 close", "Content-Length: 0\r\nConnection: keep-alive\r\n", 0, true, {"close"}},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
-        const auto out = client_response_for(head("HTTP/1.1 200 OK", c.upstream_fields), c.client_minor, true, c.close);
+        const auto out = client_response_for(head("HTTP/1.1 200 OK", c.upstream_fields),
+                                             c.client_minor, true, c.close);
         EXPECT_EQ(values_of(out, "Connection"), c.connection) << out;
     }
 }
@@ -1065,28 +1107,50 @@ TEST(WriteClientResponse, Framing) {
     };
     const framing_case cases[] = {
         {"length", head("HTTP/1.1 200 OK", "Content-Length: 007\r\n"), false, true, {"7"}, {}},
-        {"chunked passed on", head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\n"), false, true, {}, {"chunked"}},
-        {"chunked decoded", head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\n"), false, false, {}, {}},
+        {"chunked passed on",
+         head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\n"),
+         false,
+         true,
+         {},
+         {"chunked"}},
+        {"chunked decoded",
+         head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked\r\n"),
+         false,
+         false,
+         {},
+         {}},
         {"until close", head("HTTP/1.1 200 OK", ""), false, true, {}, {}},
         // Without a body, Content-Length describes the entity and is passed on.
         {"head", head("HTTP/1.1 200 OK", "Content-Length: 99\r\n"), true, true, {"99"}, {}},
-        {"304", head("HTTP/1.1 304 Not Modified", "Content-Length: 99\r\n"), false, true, {"99"}, {}},
+        {"304",
+         head("HTTP/1.1 304 Not Modified", "Content-Length: 99\r\n"),
+         false,
+         true,
+         {"99"},
+         {}},
         {"204", head("HTTP/1.1 204 No Content", ""), false, true, {}, {}},
         // RFC 9110 8.6: never in a 204.
-        {"204 with a length", head("HTTP/1.1 204 No Content", "Content-Length: 5\r\n"), false, true, {}, {}},
+        {"204 with a length",
+         head("HTTP/1.1 204 No Content", "Content-Length: 5\r\n"),
+         false,
+         true,
+         {},
+         {}},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
-        const auto out = client_response_for(c.upstream, 1, c.chunked_to_client, false, c.request_was_head);
+        const auto out =
+            client_response_for(c.upstream, 1, c.chunked_to_client, false, c.request_was_head);
         EXPECT_EQ(values_of(out, "Content-Length"), c.content_length) << out;
         EXPECT_EQ(values_of(out, "Transfer-Encoding"), c.transfer_encoding) << out;
     }
 }
 
 TEST(WriteClientResponse, StatusLine) {
-    EXPECT_EQ(client_response_for(head("HTTP/1.0 404 Nope", "Content-Length: 0\r\n"), 1, true, false)
-                  .substr(0, 19),
-              "HTTP/1.1 404 Nope\r\n");
+    EXPECT_EQ(
+        client_response_for(head("HTTP/1.0 404 Nope", "Content-Length: 0\r\n"), 1, true, false)
+            .substr(0, 19),
+        "HTTP/1.1 404 Nope\r\n");
     const auto no_reason = client_response_for(head("HTTP/1.1 204", ""), 1, true, false);
     EXPECT_EQ(no_reason.substr(0, no_reason.find("\r\n")), "HTTP/1.1 204 No Content");
 }
@@ -1110,7 +1174,9 @@ TEST(WriteSimpleResponse, ExactBytes) {
 
     out = "prefix|";
     write_simple_response(503, false, "", out);
-    EXPECT_EQ(out, "prefix|HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_EQ(out,
+              "prefix|HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+              "text/plain\r\nContent-Length: 0\r\n\r\n");
 }
 
 TEST(WriteSimpleResponse, ParsesBackAsAResponse) {
@@ -1139,12 +1205,17 @@ TEST(ResponseStatus, FinalStatusOfAValidHead) {
     int status = -1;
     EXPECT_EQ(response_status("HTTP/1.1 204 No Content\r\n\r\n", 4096, status), parse_status::done);
     EXPECT_EQ(status, 204);
-    EXPECT_EQ(response_status("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 4096, status),
+    EXPECT_EQ(response_status(
+                  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+                  4096, status),
               parse_status::done);
     EXPECT_EQ(status, 503);
-    EXPECT_EQ(response_status("HTTP/1.1 200 OK\r\nContent-Le", 4096, status), parse_status::incomplete);
-    EXPECT_EQ(response_status("HTTP/1.1 100 Continue\r\n\r\n", 4096, status), parse_status::incomplete);
-    EXPECT_EQ(response_status("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", 4096, status), parse_status::failed);
+    EXPECT_EQ(response_status("HTTP/1.1 200 OK\r\nContent-Le", 4096, status),
+              parse_status::incomplete);
+    EXPECT_EQ(response_status("HTTP/1.1 100 Continue\r\n\r\n", 4096, status),
+              parse_status::incomplete);
+    EXPECT_EQ(response_status("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", 4096, status),
+              parse_status::failed);
     EXPECT_EQ(response_status("SSH-2.0-OpenSSH_9.2\r\n\r\n", 4096, status), parse_status::failed);
     EXPECT_EQ(response_status(std::string(5000, 'a'), 4096, status), parse_status::failed);
 }

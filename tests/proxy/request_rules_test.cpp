@@ -76,7 +76,8 @@ TEST(PoolAfterConnectFailure, SamePoolThenStableThenNothing) {
     const auto lone_canary = two_pools(2, 1);
     EXPECT_EQ(pool_after_connect_failure(lone_canary, 1, 10), 0) << "the stable pool takes over";
     const auto lone_stable = two_pools(1, 1);
-    EXPECT_EQ(pool_after_connect_failure(lone_stable, 0, 0), -1) << "the stable pool's only endpoint failed";
+    EXPECT_EQ(pool_after_connect_failure(lone_stable, 0, 0), -1)
+        << "the stable pool's only endpoint failed";
     auto stable_down = two_pools(1, 1);
     stable_down.pools[0].usable.clear();
     EXPECT_EQ(pool_after_connect_failure(stable_down, 1, 10), -1)
@@ -91,7 +92,8 @@ TEST(KeepOpen, AfterVeersOwnReply) {
     const parsed close("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     EXPECT_TRUE(keep_open_after_reply(get.head, 503, false));
     EXPECT_FALSE(keep_open_after_reply(get.head, 413, false));
-    EXPECT_FALSE(keep_open_after_reply(get.head, 502, true)) << "the unread body would be read as a request";
+    EXPECT_FALSE(keep_open_after_reply(get.head, 502, true))
+        << "the unread body would be read as a request";
     EXPECT_FALSE(keep_open_after_reply(close.head, 502, false));
 }
 
@@ -106,7 +108,8 @@ TEST(KeepOpen, AfterARelayedResponse) {
     EXPECT_TRUE(keep_open_after_response(v10.head, resp, false, false));
     resp.body = http::body_kind::chunked;
     EXPECT_TRUE(keep_open_after_response(v11.head, resp, false, false));
-    EXPECT_FALSE(keep_open_after_response(v10.head, resp, false, false)) << "de-chunked: ends by closing";
+    EXPECT_FALSE(keep_open_after_response(v10.head, resp, false, false))
+        << "de-chunked: ends by closing";
     resp.body = http::body_kind::until_close;
     EXPECT_FALSE(keep_open_after_response(v11.head, resp, false, false));
 }

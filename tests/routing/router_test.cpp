@@ -25,10 +25,11 @@ using headers = std::vector<header>;
 
 constexpr int k_stable = 0;  // "blue"
 constexpr int k_canary = 1;  // "green"
-constexpr int k_beta = 2;    // a third pool that only rules send to
+constexpr int k_beta = 2;  // a third pool that only rules send to
 
 // A pool of `n` usable endpoints with ids first_id, first_id + 1, ...
-pool make_pool(std::string name, std::uint32_t first_id, int n, config::balance b = config::balance::p2c) {
+pool make_pool(std::string name, std::uint32_t first_id, int n,
+               config::balance b = config::balance::p2c) {
     pool p;
     p.name = std::move(name);
     p.slot = first_id;
@@ -55,7 +56,8 @@ snapshot three_pools(int canary_weight_bp = 0) {
 }
 
 void make_unusable(pool& p) {
-    for (auto& e : p.endpoints) e.healthy = false;
+    for (auto& e : p.endpoints)
+        e.healthy = false;
     p.usable.clear();
 }
 
@@ -72,7 +74,8 @@ TEST(ChoosePool, WeightComparesWithTheRandomBasisPoint) {
     for (const int weight : {0, 10000}) {
         s.canary_weight_bp = weight;
         const int expected = weight == 0 ? k_stable : k_canary;
-        for (std::uint32_t bp = 0; bp < buckets; ++bp) ASSERT_EQ(choose_pool(s, headers{}, bp), expected) << bp;
+        for (std::uint32_t bp = 0; bp < buckets; ++bp)
+            ASSERT_EQ(choose_pool(s, headers{}, bp), expected) << bp;
     }
 }
 
@@ -83,7 +86,8 @@ TEST(ChoosePool, WeightAccuracyWithFastRandom) {
         fast_random rng(0x5eed);
         constexpr int decisions = 10000;
         int canary = 0;
-        for (int i = 0; i < decisions; ++i) canary += choose_pool(s, headers{}, rng.below(buckets)) == k_canary;
+        for (int i = 0; i < decisions; ++i)
+            canary += choose_pool(s, headers{}, rng.below(buckets)) == k_canary;
         const double share_pct = 100.0 * canary / decisions;
         EXPECT_NEAR(share_pct, weight_bp / 100.0, 1.0);
     }
@@ -143,7 +147,8 @@ TEST(ChoosePool, RulesInOrderFirstMatchWins) {
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
         s.canary_weight_bp = c.weight_bp;
-        for (const std::uint32_t bp : {0u, 5000u, 9999u}) EXPECT_EQ(choose_pool(s, c.fields, bp), c.expected) << bp;
+        for (const std::uint32_t bp : {0u, 5000u, 9999u})
+            EXPECT_EQ(choose_pool(s, c.fields, bp), c.expected) << bp;
     }
 }
 
@@ -211,7 +216,8 @@ TEST(ChoosePool, StickyHeaderDecidesWhateverTheRandomValue) {
     }
     // Without the header, or with an empty one, the random value decides.
     s.canary_weight_bp = 5000;
-    for (const headers& fields : {headers{}, headers{{"X-User-Id", ""}}, headers{{"X-Other", "alice"}}}) {
+    for (const headers& fields :
+         {headers{}, headers{{"X-User-Id", ""}}, headers{{"X-Other", "alice"}}}) {
         EXPECT_EQ(choose_pool(s, fields, 0), k_canary);
         EXPECT_EQ(choose_pool(s, fields, 9999), k_stable);
     }
@@ -283,7 +289,8 @@ TEST(ChoosePool, StickyKeyOnceOnTheCanaryStaysThereAsTheWeightGrows) {
     s.sticky_header = "X-User-Id";
     constexpr int keys = 2000;
     std::vector<std::string> names;
-    for (int k = 0; k < keys; ++k) names.push_back("user-" + std::to_string(k));
+    for (int k = 0; k < keys; ++k)
+        names.push_back("user-" + std::to_string(k));
     std::vector<bool> on_canary(keys, false);
     for (int weight = 0; weight <= 10000; weight += 100) {
         s.canary_weight_bp = weight;
@@ -291,8 +298,10 @@ TEST(ChoosePool, StickyKeyOnceOnTheCanaryStaysThereAsTheWeightGrows) {
         for (int k = 0; k < keys; ++k) {
             // The random value changes on every request; a sticky user must not notice.
             const auto random_bp = static_cast<std::uint32_t>((k * 7919 + weight) % buckets);
-            const bool now = choose_pool(s, headers{{"X-User-Id", names[k]}}, random_bp) == k_canary;
-            ASSERT_FALSE(on_canary[k] && !now) << names[k] << " went back to stable at weight " << weight;
+            const bool now =
+                choose_pool(s, headers{{"X-User-Id", names[k]}}, random_bp) == k_canary;
+            ASSERT_FALSE(on_canary[k] && !now)
+                << names[k] << " went back to stable at weight " << weight;
             on_canary[k] = now;
             canary += now;
         }
@@ -324,16 +333,19 @@ TEST(StickyBucket, KeysSpreadOverAllBuckets) {
 TEST(ChoosePool, PoolWithoutUsableEndpointGetsNoTraffic) {
     auto s = three_pools(10000);
     make_unusable(s.pools[k_canary]);
-    for (std::uint32_t bp = 0; bp < buckets; bp += 37) ASSERT_EQ(choose_pool(s, headers{}, bp), k_stable) << bp;
+    for (std::uint32_t bp = 0; bp < buckets; bp += 37)
+        ASSERT_EQ(choose_pool(s, headers{}, bp), k_stable) << bp;
 
     s = three_pools(0);
     make_unusable(s.pools[k_stable]);
-    for (std::uint32_t bp = 0; bp < buckets; bp += 37) ASSERT_EQ(choose_pool(s, headers{}, bp), k_canary) << bp;
+    for (std::uint32_t bp = 0; bp < buckets; bp += 37)
+        ASSERT_EQ(choose_pool(s, headers{}, bp), k_canary) << bp;
 
     s = three_pools(5000);
     make_unusable(s.pools[k_stable]);
     make_unusable(s.pools[k_canary]);
-    for (std::uint32_t bp = 0; bp < buckets; bp += 37) ASSERT_EQ(choose_pool(s, headers{}, bp), -1) << bp;
+    for (std::uint32_t bp = 0; bp < buckets; bp += 37)
+        ASSERT_EQ(choose_pool(s, headers{}, bp), -1) << bp;
 }
 
 TEST(ChoosePool, DrainedAndEjectedEndpointsAreNotUsable) {
@@ -374,7 +386,8 @@ TEST(PickEndpoint, EmptyAndSingle) {
     outstanding_counts out{};
     auto p = make_pool("solo", 10, 1);
     EXPECT_EQ(pick_endpoint(p, out.data(), rng, rr), 0);
-    EXPECT_EQ(pick_endpoint(p, out.data(), rng, rr, 10), 0);  // excluded, but nothing else is usable
+    EXPECT_EQ(pick_endpoint(p, out.data(), rng, rr, 10),
+              0);  // excluded, but nothing else is usable
     p.usable.clear();
     EXPECT_EQ(pick_endpoint(p, out.data(), rng, rr), -1);
     p.balance = config::balance::round_robin;
@@ -388,10 +401,12 @@ TEST(PickEndpoint, PowerOfTwoPrefersFewerOutstanding) {
     const auto p = make_pool("pair", 20, 2);  // ids 20, 21
     out[20] = 5;
     out[21] = 0;
-    for (int i = 0; i < 200; ++i) ASSERT_EQ(pick_endpoint(p, out.data(), rng, rr), 1);
+    for (int i = 0; i < 200; ++i)
+        ASSERT_EQ(pick_endpoint(p, out.data(), rng, rr), 1);
     out[20] = 0;
     out[21] = 3;
-    for (int i = 0; i < 200; ++i) ASSERT_EQ(pick_endpoint(p, out.data(), rng, rr), 0);
+    for (int i = 0; i < 200; ++i)
+        ASSERT_EQ(pick_endpoint(p, out.data(), rng, rr), 0);
 }
 
 TEST(PickEndpoint, PowerOfTwoNeverPicksTheBusiestOfThree) {
@@ -425,7 +440,8 @@ TEST(PickEndpoint, OnlyUsableEndpointsArePicked) {
         auto p = make_pool("four", 0, 4, balance);
         p.usable = {0, 2};
         std::set<int> seen;
-        for (int i = 0; i < 200; ++i) seen.insert(pick_endpoint(p, out.data(), rng, rr));
+        for (int i = 0; i < 200; ++i)
+            seen.insert(pick_endpoint(p, out.data(), rng, rr));
         EXPECT_EQ(seen, (std::set<int>{0, 2}));
     }
 }
@@ -437,27 +453,31 @@ TEST(PickEndpoint, RoundRobinCycles) {
     auto p = make_pool("rr", 0, 3, config::balance::round_robin);
     out[0] = 100;  // outstanding counts do not matter to round robin
     std::vector<int> order;
-    for (int i = 0; i < 6; ++i) order.push_back(pick_endpoint(p, out.data(), rng, rr));
+    for (int i = 0; i < 6; ++i)
+        order.push_back(pick_endpoint(p, out.data(), rng, rr));
     EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 0, 1, 2}));
 
     p = make_pool("rr", 0, 4, config::balance::round_robin);
     p.usable = {3, 1};
     rr = 0;
     order.clear();
-    for (int i = 0; i < 4; ++i) order.push_back(pick_endpoint(p, out.data(), rng, rr));
+    for (int i = 0; i < 4; ++i)
+        order.push_back(pick_endpoint(p, out.data(), rng, rr));
     EXPECT_EQ(order, (std::vector<int>{3, 1, 3, 1}));
 }
 
 TEST(PickEndpoint, ExcludeSkipsTheFailedEndpoint) {
     for (const auto balance : {config::balance::p2c, config::balance::round_robin}) {
         for (const int n : {2, 3}) {
-            SCOPED_TRACE((balance == config::balance::p2c ? "p2c, " : "round robin, ") + std::to_string(n));
+            SCOPED_TRACE((balance == config::balance::p2c ? "p2c, " : "round robin, ") +
+                         std::to_string(n));
             fast_random rng(6);
             std::uint32_t rr = 0;
             outstanding_counts out{};
             const auto p = make_pool("x", 8, n, balance);  // ids 8, 9, (10)
             out[8] = 0;  // the failed one looks the most attractive
-            for (int i = 1; i < n; ++i) out[8 + i] = 50;
+            for (int i = 1; i < n; ++i)
+                out[8 + i] = 50;
             std::set<int> seen;
             for (int i = 0; i < 300; ++i) {
                 const int e = pick_endpoint(p, out.data(), rng, rr, 8);
@@ -498,10 +518,27 @@ TEST(ParseIpEndpoint, Literals) {
 }
 
 TEST(ParseIpEndpoint, Refused) {
-    for (const char* address : {"localhost:80", "example.com:443", "1.2.3.4", "1.2.3.4:", "1.2.3.4:0",
-                                "1.2.3.4:65536", "1.2.3.4:99999999999", "1.2.3.4:-1", "1.2.3.4:+80",
-                                "1.2.3.4:80x", "1.2.3.4: 80", "256.1.1.1:80", "1.2.3:80", "[::1]", "[::1]:",
-                                "[::1]80", "[::1:80", "[localhost]:80", "", ":80", "[]:80"}) {
+    for (const char* address : {"localhost:80",
+                                "example.com:443",
+                                "1.2.3.4",
+                                "1.2.3.4:",
+                                "1.2.3.4:0",
+                                "1.2.3.4:65536",
+                                "1.2.3.4:99999999999",
+                                "1.2.3.4:-1",
+                                "1.2.3.4:+80",
+                                "1.2.3.4:80x",
+                                "1.2.3.4: 80",
+                                "256.1.1.1:80",
+                                "1.2.3:80",
+                                "[::1]",
+                                "[::1]:",
+                                "[::1]80",
+                                "[::1:80",
+                                "[localhost]:80",
+                                "",
+                                ":80",
+                                "[]:80"}) {
         endpoint e;
         EXPECT_FALSE(parse_ip_endpoint(address, e)) << address;
     }
