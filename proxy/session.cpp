@@ -86,7 +86,7 @@ task<bool> session::run() {
         w_.park(std::move(client_.sock()), idle_since_ns_);
         co_return true;
     }
-    if (linger_) {
+    if (body_left_ > 0) {  // closing with part of the request unread
         co_await linger();
     } else {
         boost::system::error_code ec;
@@ -206,10 +206,8 @@ task<bool> session::read_head(request& r) {
         if (parsed.status == http::parse_status::failed) {
             detail_ = parsed.detail;
             log_request_.clear();
-            r.keep_open = false;
-            r.status = http::status_of(parsed.err);
-            co_await reply(r.status, true);
-            linger_ = true;  // whatever followed the bad head is never read
+            body_left_ = 1;  // whatever followed the bad head is never read: the connection ends
+            co_await refuse(r, http::status_of(parsed.err));
             co_return false;
         }
         std::size_t room = 0;
@@ -235,7 +233,6 @@ task<void> session::refuse(request& r, int status) {
     r.status = status;
     r.keep_open = keep_open_after_reply(req_, status, body_left_ > 0);
     co_await reply(status, !r.keep_open);
-    linger_ = !r.keep_open && body_left_ > 0;
 }
 
 void session::finish(request& r) {
@@ -359,7 +356,6 @@ task<> session::relay(request& r, bool upload_cut) {
     }
     // A response that came while the body was still being sent ends the upload: the rest
     // of the body is never read, so neither connection can carry another request.
-    linger_ = upload_cut;
     r.status = resp_.status;
     r.keep_open = keep_open_after_response(req_, resp_, w_.draining_, upload_cut);
     const bool chunked_to_client = req_.version_minor == 1;

@@ -154,13 +154,14 @@ private:
     http::response_head resp_;
     http::chunk_decoder chunks_;
     std::size_t chunk_consumed_ = 0;
-    std::uint64_t body_left_ = 0;  // request body bytes not yet relayed (chunked: 1 until done)
+    // Request bytes not yet read or relayed (chunked: 1 until done); above 0 when the
+    // connection ends, the client's leftovers are drained first (linger).
+    std::uint64_t body_left_ = 0;
     bool idle_ = false;
     std::int64_t idle_since_ns_ = 0;
     bool park_ = false;  // the sweeper asked an idle read to end: park (TLS: drop the buffer)
     bool served_ = false;  // a request was read: idle limits apply, not header_read
     bool woken_ = false;  // unparked, its first read not done yet
-    bool linger_ = false;  // closing with part of the client's request unread
     bool lingering_ = false;  // draining those bytes now: a drain ends it
     static constexpr std::chrono::seconds linger_limit{5};
     upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress
