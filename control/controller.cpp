@@ -243,8 +243,12 @@ void controller::schedule_evaluation() {
 void controller::evaluate() {
     const auto t = now();
     const auto& r = release_.state();
-    const auto stable = metrics_.window(pool_slot(r.stable), t.mono_ns);
-    const auto canary = metrics_.window(pool_slot(r.canary), t.mono_ns, release_.canary_since_ns());
+    // Merging the windows is the evaluation's cost: none while the canary has no weight.
+    metrics::window_stats stable, canary;
+    if (release_.judging()) {
+        stable = metrics_.window(pool_slot(r.stable), t.mono_ns);
+        canary = metrics_.window(pool_slot(r.canary), t.mono_ns, release_.canary_since_ns());
+    }
     auto events =
         release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout);
     if (!events.empty()) apply(events);
@@ -316,55 +320,6 @@ std::string controller::command(std::string_view line) {
         }
     }
     return error_json("unknown command");
-}
-
-std::string controller::reload() {
-    auto loaded = config::load_file(cfg_.file);
-    if (!loaded.cfg) {
-        std::string all;
-        for (const auto& e : loaded.errors)
-            all += (all.empty() ? "" : "; ") + e;
-        log("error", "reload rejected", {{"errors", all}});
-        return "reload rejected, old config kept: " + all;
-    }
-    auto& next = *loaded.cfg;
-    const auto& release = release_.state();
-    if (!next.find_pool(release.stable) || !next.find_pool(release.canary))
-        return "reload rejected: pools " + release.stable + " and " + release.canary +
-               " must stay defined";
-    std::string note;
-    if (next.listener.address != cfg_.listener.address) {
-        note =
-            "listener.address change needs a restart; still listening on " + cfg_.listener.address;
-        next.listener.address = cfg_.listener.address;
-        log("warn", note);
-    }
-    if (auto err = load_tls(next); !err.empty()) {
-        log("error", "reload rejected", {{"errors", err}});
-        return "reload rejected, old config kept: " + err;
-    }
-    // The window's length is fixed by the shards' rings; it changes on restart.
-    next.slo.window = cfg_.slo.window;
-    next.admin = cfg_.admin;
-    cfg_ = std::move(next);
-    configure_log(cfg_.log);
-    notifier_.set_url(cfg_.notify.webhook);
-    for (const auto& p : cfg_.pools) {
-        pool_slot(p.name);
-        for (const auto& a : p.endpoints)
-            endpoints_[endpoint_id(a)].pool = p.name;
-    }
-    for (auto& ep : endpoints_)  // endpoints dropped from the config belong to no pool now
-        if (!cfg_.find_pool(ep.pool) ||
-            std::find(cfg_.find_pool(ep.pool)->endpoints.begin(),
-                      cfg_.find_pool(ep.pool)->endpoints.end(),
-                      ep.address) == cfg_.find_pool(ep.pool)->endpoints.end())
-            ep.pool.clear();
-    start_health_checks();
-    record(gating::make_event(
-        now().unix_ms, gating::event_kind::reload, gating::event_by::operator_,
-        note.empty() ? "config reloaded from " + cfg_.file : "config reloaded; " + note));
-    return "";
 }
 
 int controller::run() {
