@@ -87,7 +87,7 @@ asio::awaitable<void> socket_server::serve(unix_socket::socket s) {
         std::string line(asio::buffers_begin(buf.data()), asio::buffers_begin(buf.data()) + n - 1);
         buf.consume(n);
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        std::string answer = handler_(line);
+        std::string answer = co_await handler_(std::move(line));
         answer.push_back('\n');
         auto [wec, wn] = co_await asio::async_write(s, asio::buffer(answer), nothrow);
         if (wec) co_return;

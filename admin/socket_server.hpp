@@ -13,7 +13,8 @@ namespace veer::admin {
 
 class socket_server {
 public:
-    using handler = std::function<std::string(std::string_view line)>;  // returns one JSON object
+    // One JSON object per line; a coroutine, since a fleet command waits for etcd.
+    using handler = std::function<boost::asio::awaitable<std::string>(std::string line)>;
 
     // Creates the socket at `path` with `mode` (umask around bind, so it is never open to
     // others, even for an instant). A stale file from a dead veer is replaced; a live veer

@@ -248,6 +248,24 @@ std::string check_webhook(std::string_view text) {
     return "must be empty or an \"http://\" URL (got " + in_quotes(text) + ")";
 }
 
+std::string check_etcd_url(std::string_view text) {
+    const auto rest = text.substr(std::min<std::size_t>(7, text.size()));
+    const auto colon = rest.rfind(':');
+    const bool ok = text.starts_with("http://") && colon != std::string_view::npos && colon > 0 &&
+                    colon + 1 < rest.size() && rest.find('/') == std::string_view::npos &&
+                    std::all_of(rest.begin() + static_cast<std::ptrdiff_t>(colon) + 1, rest.end(),
+                                [](char c) { return c >= '0' && c <= '9'; });
+    return ok ? "" : "must be an \"http://host:port\" URL without a path (got " + in_quotes(text) + ")";
+}
+
+// Cluster and instance names become etcd keys: no '/', nothing a person would misread.
+std::string check_key_name(std::string_view text) {
+    const bool ok = !text.empty() && text.size() <= 128 && std::all_of(text.begin(), text.end(), [](char c) {
+        return is_alnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+    });
+    return ok ? "" : "must be 1 to 128 of A-Z a-z 0-9 - _ . : (got " + in_quotes(text) + ")";
+}
+
 // ---------------------------------------------------------------------------------
 // Error collection.
 
@@ -873,6 +891,26 @@ void read_notify(walker& root, notify& out) {
     w->reject_unknown();
 }
 
+void read_cluster(walker& root, cluster& out) {
+    auto w = root.table("cluster");
+    if (!w) return;
+    if (const auto urls = w->read_list<std::string>("etcd"))
+        for (const auto& url : *urls) {
+            if (auto err = check_etcd_url(url.value); !err.empty())
+                w->error_at(url, err);
+            else
+                out.etcd.push_back(url.value);
+        }
+    w->read_string("name", out.name, check_key_name);
+    w->read_string("instance", out.instance, [](std::string_view t) {
+        return t.empty() ? std::string() : check_key_name(t);
+    });
+    if (w->read_duration("lease", out.lease, positive) &&
+        (out.lease.count() < 2000 || out.lease.count() % 1000 != 0))
+        w->error("lease", "must be whole seconds, at least \"2s\" (etcd's shortest lease)");
+    w->reject_unknown();
+}
+
 void read_document(const toml::table& document, config& cfg, reporter& errors) {
     walker root(document, "", errors);
     read_listener(root, cfg.listener);
@@ -888,6 +926,7 @@ void read_document(const toml::table& document, config& cfg, reporter& errors) {
     read_state(root, cfg.state);
     read_log(root, cfg.log);
     read_notify(root, cfg.notify);
+    read_cluster(root, cfg.cluster);
     root.reject_unknown();
 }
 

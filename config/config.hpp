@@ -151,6 +151,16 @@ struct notify {
     std::string webhook;  // empty: off
 };
 
+// Fleet mode (SPEC 11): instances with the same name run one release through etcd.
+struct cluster {
+    std::vector<std::string> etcd;  // "http://host:port"; empty: a single instance
+    std::string name = "veer";  // keys live under /veer/<name>/
+    std::string instance;  // this instance's id; the loader fills "<hostname>:<port>"
+    duration lease{2000};  // whole seconds, >= 2 s (etcd's minimum TTL)
+
+    bool enabled() const { return !etcd.empty(); }
+};
+
 struct config {
     std::string file;  // where it was loaded from
     struct listener listener;
@@ -166,6 +176,7 @@ struct config {
     struct state state;
     struct log log;
     struct notify notify;
+    struct cluster cluster;
 
     const pool* find_pool(const std::string& name) const;
 };

@@ -74,8 +74,9 @@ controller::controller(config::config cfg)
     }
     admin_ = std::make_unique<admin::socket_server>(
         ioc_, cfg_.admin.socket, cfg_.admin.socket_mode,
-        [this](std::string_view line) { return command(line); });
+        [this](std::string line) { return command(std::move(line)); });
     server_ = std::make_unique<proxy::server>(cfg_, shared_);
+    if (cfg_.cluster.enabled()) start_fleet();
 }
 
 controller::~controller() {
@@ -156,11 +157,11 @@ void controller::persist() {
         log("error", "state not saved", {{"error", err}});
 }
 
-void controller::apply(const std::vector<gating::event>& events) {
+void controller::apply(const std::vector<gating::event>& events, bool notify) {
     for (const auto& e : events) {
         auto o = gating::to_json(e);
         log("info", "event", {{"event", o}});
-        notifier_.post(json::serialize(o));
+        if (notify) notifier_.post(json::serialize(o));
     }
     persist();
     publish();
@@ -240,34 +241,84 @@ void controller::schedule_evaluation() {
     });
 }
 
+metrics::window_stats controller::local_window(const std::string& pool, std::int64_t now_ns) const {
+    const auto since = pool == release_.state().canary ? release_.canary_since_ns()
+                                                        : std::numeric_limits<std::int64_t>::min();
+    return metrics_.window(slot_of(pool), now_ns, since);
+}
+
 void controller::evaluate() {
     const auto t = now();
+    if (fleet_) {
+        // The leader judges the fleet; an instance cut off from etcd guards its own traffic.
+        if (!fleet_->etcd_up())
+            judge_alone(t);
+        else if (fleet_->leader())
+            judge_fleet(t);
+        return;
+    }
     const auto& r = release_.state();
     // Merging the windows is the evaluation's cost: none while the canary has no weight.
     metrics::window_stats stable, canary;
     if (release_.judging()) {
-        stable = metrics_.window(pool_slot(r.stable), t.mono_ns);
-        canary = metrics_.window(pool_slot(r.canary), t.mono_ns, release_.canary_since_ns());
+        stable = local_window(r.stable, t.mono_ns);
+        canary = local_window(r.canary, t.mono_ns);
     }
     auto events =
         release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout);
     if (!events.empty()) apply(events);
 }
 
-std::string controller::command(std::string_view line) {
-    const auto cmd = admin::parse_command(line);
-    if (!cmd.error.empty()) return error_json(cmd.error);
+std::string controller::command_reply() const {
+    const auto& state = release_.state();
+    json::object o;
+    o["state"] = gating::phase_name(state.state);
+    o["canary_weight"] = state.canary_weight;
+    o["paused"] = state.paused;
+    return ok_json(std::move(o));
+}
+
+gating::command_result controller::run_command(const admin::command& cmd, gating::release& r,
+                                               std::vector<std::string>& drained) {
     const auto now = this->now();
-    auto done = [&](const gating::command_result& r) {
-        if (!r.ok()) return error_json(r.error);
-        apply(r.events);
-        const auto& state = release_.state();
-        json::object o;
-        o["state"] = gating::phase_name(state.state);
-        o["canary_weight"] = state.canary_weight;
-        o["paused"] = state.paused;
-        return ok_json(std::move(o));
-    };
+    using admin::verb;
+    switch (cmd.what) {
+        case verb::set_weight: return r.set_weight(cmd.number, now, cfg_.rollout);
+        case verb::start: return r.start(now, cfg_.rollout);
+        case verb::pause: return r.pause(now);
+        case verb::resume: return r.resume(now);
+        case verb::promote: return r.promote(now, cfg_.rollout);
+        case verb::rollback: return r.rollback(now, cmd.text);
+        case verb::drain:
+        case verb::undrain: break;
+        default: return {"not a release command"};
+    }
+    const bool drain = cmd.what == verb::drain;
+    const bool known = std::any_of(endpoints_.begin(), endpoints_.end(), [&](const auto& ep) {
+        return ep.address == cmd.text && !ep.pool.empty();
+    });
+    if (!known) return {"unknown endpoint: " + cmd.text};
+    std::erase(drained, cmd.text);
+    if (drain) drained.push_back(cmd.text);
+    auto e = gating::make_event(
+        now.unix_ms, drain ? gating::event_kind::drain : gating::event_kind::undrain,
+        gating::event_by::operator_, cmd.text + (drain ? " drained by operator" : " back in rotation"),
+        {{"endpoint", cmd.text}});
+    r.note(e);
+    return {"", {std::move(e)}};
+}
+
+asio::awaitable<std::string> controller::command(std::string line) {
+    const auto cmd = admin::parse_command(line);
+    if (!cmd.error.empty()) co_return error_json(cmd.error);
+    using admin::verb;
+    const bool shared = cmd.what != verb::status && cmd.what != verb::help &&
+                        cmd.what != verb::reload && cmd.what != verb::events;
+    if (fleet_ && shared) co_return co_await fleet_command(cmd);
+    co_return local_command(cmd);
+}
+
+std::string controller::local_command(const admin::command& cmd) {
     using admin::verb;
     switch (cmd.what) {
         case verb::status: return ok_json(status());
@@ -275,30 +326,6 @@ std::string controller::command(std::string_view line) {
             json::object o;
             o["commands"] = admin::help_text();
             return ok_json(std::move(o));
-        }
-        case verb::set_weight: return done(release_.set_weight(cmd.number, now, cfg_.rollout));
-        case verb::start: return done(release_.start(now, cfg_.rollout));
-        case verb::pause: return done(release_.pause(now));
-        case verb::resume: return done(release_.resume(now));
-        case verb::promote: return done(release_.promote(now, cfg_.rollout));
-        case verb::rollback: return done(release_.rollback(now, cmd.text));
-        case verb::drain:
-        case verb::undrain: {
-            const bool drain = cmd.what == verb::drain;
-            for (auto& ep : endpoints_) {
-                if (ep.address != cmd.text || ep.pool.empty()) continue;
-                ep.drained = drain;
-                record(gating::make_event(
-                    now.unix_ms, drain ? gating::event_kind::drain : gating::event_kind::undrain,
-                    gating::event_by::operator_,
-                    ep.address + (drain ? " drained by operator" : " back in rotation"),
-                    {{"endpoint", ep.address}}));
-                json::object o;
-                o["endpoint"] = ep.address;
-                o["drained"] = drain;
-                return ok_json(std::move(o));
-            }
-            return error_json("unknown endpoint: " + cmd.text);
         }
         case verb::reload: {
             auto err = reload();
@@ -318,8 +345,29 @@ std::string controller::command(std::string_view line) {
             o["events"] = std::move(a);
             return ok_json(std::move(o));
         }
+        case verb::drain:
+        case verb::undrain: {
+            std::vector<std::string> drained;
+            for (const auto& ep : endpoints_)
+                if (ep.drained) drained.push_back(ep.address);
+            auto r = run_command(cmd, release_, drained);
+            if (!r.ok()) return error_json(r.error);
+            for (auto& ep : endpoints_)
+                ep.drained = std::find(drained.begin(), drained.end(), ep.address) != drained.end();
+            apply(r.events);
+            json::object o;
+            o["endpoint"] = cmd.text;
+            o["drained"] = cmd.what == verb::drain;
+            return ok_json(std::move(o));
+        }
+        default: {
+            std::vector<std::string> unused;
+            auto r = run_command(cmd, release_, unused);
+            if (!r.ok()) return error_json(r.error);
+            apply(r.events);
+            return command_reply();
+        }
     }
-    return error_json("unknown command");
 }
 
 int controller::run() {
@@ -328,6 +376,7 @@ int controller::run() {
     if (http_) http_->start();
     start_health_checks();
     schedule_evaluation();
+    if (fleet_) fleet_->start();
     log("info", "veer started",
         {{"listener", cfg_.listener.address},
          {"threads", static_cast<std::uint64_t>(server_->threads())},
@@ -346,6 +395,7 @@ int controller::run() {
             server_->drain();
             checker_.stop();
             judge_timer_.cancel();
+            if (fleet_) fleet_->stop();
             watch_drain(std::chrono::steady_clock::now() + cfg_.timeouts.drain);
         });
     };

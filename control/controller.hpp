@@ -14,8 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "admin/commands.hpp"
 #include "admin/http_server.hpp"
 #include "admin/socket_server.hpp"
+#include "cluster/member.hpp"
 #include "config/config.hpp"
 #include "control/notifier.hpp"
 #include "gating/release.hpp"
@@ -35,8 +37,9 @@ public:
     // Serves until SIGTERM/SIGINT, then drains; returns the exit code.
     int run();
 
-    // One admin command line -> one JSON object (control thread only).
-    std::string command(std::string_view line);
+    // One admin command line -> one JSON object (control thread only). A coroutine: in
+    // fleet mode a command that changes the release waits for etcd to take it.
+    boost::asio::awaitable<std::string> command(std::string line);
     boost::json::object status() const;
     std::string prometheus() const;
 
@@ -62,7 +65,8 @@ private:
     boost::json::object pools_json(std::int64_t now_ns) const;
     admin::http_response serve_http(std::string_view target) const;
     // Logs and notifies a change's events (the release keeps them), persists, publishes.
-    void apply(const std::vector<gating::event>& events);
+    // Only the instance that decided notifies the webhook (fleet mode: one copy per event).
+    void apply(const std::vector<gating::event>& events, bool notify = true);
     // An event of the controller's own (health, drain, reload): kept by the release, applied.
     void record(gating::event e);
     void persist();
@@ -76,6 +80,29 @@ private:
     std::string reload();
     bool canary_all_unhealthy() const;
     gating::instant now() const;
+    // A command on this instance's release alone (no fleet, or one that is not shared).
+    std::string local_command(const admin::command& cmd);
+    // The release command `cmd` on `r`; drain/undrain change `drained` instead.
+    gating::command_result run_command(const admin::command& cmd, gating::release& r,
+                                       std::vector<std::string>& drained);
+    std::string command_reply() const;
+    // The window `pool` is judged on: this instance's, or in fleet mode the fleet's merged.
+    metrics::window_stats judged_window(const std::string& pool, std::int64_t now_ns) const;
+    metrics::window_stats local_window(const std::string& pool, std::int64_t now_ns) const;
+
+    // Fleet mode (control/fleet.cpp).
+    void start_fleet();
+    boost::asio::awaitable<std::string> fleet_command(const admin::command& cmd);
+    void on_fleet_release(const cluster::shared_release& shared, std::vector<gating::event> events,
+                          cluster::origin from);
+    // Writes the rollback this instance took alone while etcd was away, if the fleet still
+    // runs the release it rolled back; true when that write is under way.
+    bool reconcile(const cluster::shared_release& shared);
+    cluster::shared_release shared_now() const;
+    cluster::report make_report() const;
+    void judge_fleet(gating::instant t);
+    void judge_alone(gating::instant t);
+    boost::json::object cluster_json(std::int64_t now_ns) const;
 
     config::config cfg_;
     boost::asio::io_context ioc_{1};
@@ -95,6 +122,11 @@ private:
     std::vector<std::string> pool_slots_;  // by metrics slot
     gating::release release_;
     bool draining_ = false;
+
+    std::unique_ptr<cluster::member> fleet_;
+    bool fleet_writing_ = false;  // a decision of this instance's is on its way to etcd
+    bool reconciling_ = false;  // that decision is the rollback taken while etcd was away
+    std::vector<gating::event> pending_rollback_;  // taken alone, not yet in etcd
 };
 
 }  // namespace veer::control

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "metrics/window.hpp"
+
 namespace veer::control {
 
 inline std::string ok_json(boost::json::object o = {}) {
@@ -22,5 +24,8 @@ inline std::string error_json(std::string_view error) {
     o["error"] = error;
     return boost::json::serialize(o);
 }
+
+// A window's figures as `status` shows them (control/status.cpp).
+boost::json::object window_json(const metrics::window_stats& w);
 
 }  // namespace veer::control

@@ -60,19 +60,6 @@ bool write_all(int fd, const char* data, std::size_t size) {
     return true;
 }
 
-boost::json::object rollout_to_json(const gating::rollout_state& r) {
-    boost::json::object out;
-    out["stable"] = r.stable;
-    out["canary"] = r.canary;
-    out["canary_weight"] = r.canary_weight;
-    out["state"] = gating::phase_name(r.state);
-    out["step"] = r.step;
-    out["paused"] = r.paused;
-    out["step_started_ms"] = r.step_started_ms;
-    out["consecutive_violations"] = r.consecutive_violations;
-    return out;
-}
-
 // An integer field within [lo, hi]; JSON doubles with an integral value are accepted.
 bool read_int(const boost::json::object& obj, const char* key, std::int64_t lo, std::int64_t hi,
               std::int64_t& out, std::string& error) {
@@ -104,6 +91,22 @@ bool read_string(const boost::json::object& obj, const char* key, std::string& o
     }
     out = v->as_string();
     return true;
+}
+
+
+}  // namespace
+
+boost::json::object rollout_to_json(const gating::rollout_state& r) {
+    boost::json::object out;
+    out["stable"] = r.stable;
+    out["canary"] = r.canary;
+    out["canary_weight"] = r.canary_weight;
+    out["state"] = gating::phase_name(r.state);
+    out["step"] = r.step;
+    out["paused"] = r.paused;
+    out["step_started_ms"] = r.step_started_ms;
+    out["consecutive_violations"] = r.consecutive_violations;
+    return out;
 }
 
 std::optional<gating::rollout_state> rollout_from_json(const boost::json::value& v,
@@ -148,8 +151,6 @@ std::optional<gating::rollout_state> rollout_from_json(const boost::json::value&
     r.consecutive_violations = static_cast<int>(violations);
     return r;
 }
-
-}  // namespace
 
 std::string serialize_state(const persisted& state) {
     boost::json::array events;

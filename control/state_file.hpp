@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "gating/event.hpp"
 #include "gating/rollout.hpp"
 
@@ -30,6 +32,12 @@ std::string write_state(const std::string& path, const persisted& state);
 // nullopt with `error` set when it cannot be read, is not JSON or has wrong fields.
 // A leftover `path` + ".tmp" is ignored.
 std::optional<persisted> read_state(const std::string& path, std::string& error);
+
+// The rollout state's JSON object, as the file and fleet mode's etcd keys hold it.
+boost::json::object rollout_to_json(const gating::rollout_state& r);
+// Its inverse; nullopt with `error` set on missing or ill-typed fields.
+std::optional<gating::rollout_state> rollout_from_json(const boost::json::value& v,
+                                                       std::string& error);
 
 // The JSON document itself, for callers that show or ship it:
 // {"version":1,"rollout":{...},"events":[...]}.

@@ -17,6 +17,8 @@ namespace json = boost::json;
 
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 
+}  // namespace
+
 json::object window_json(const metrics::window_stats& w) {
     json::object po;
     po["requests"] = w.requests;
@@ -29,7 +31,6 @@ json::object window_json(const metrics::window_stats& w) {
     return po;
 }
 
-}  // namespace
 
 json::object controller::status() const {
     const auto t = now();
@@ -61,6 +62,23 @@ json::object controller::status() const {
     o["verdict"] = judging ? json::value(gating::to_json(verdict)) : json::value(nullptr);
     o["window_s"] = std::chrono::duration<double>(cfg_.slo.window).count();
     o["pools"] = pools_json(t.mono_ns);
+    if (fleet_) {
+        o["cluster"] = cluster_json(t.mono_ns);
+        // The leader's verdict, from its report, on every instance.
+        const auto& peers = fleet_->peers();
+        const auto leader = peers.find(fleet_->leader_id());
+        if (!fleet_->leader() && judging && leader != peers.end() && leader->second.last &&
+            !leader->second.last->verdict.empty()) {
+            const auto& v = leader->second.last->verdict;
+            const auto* kind = v.if_contains("verdict");
+            const bool fleet_holding = kind && kind->is_string() && kind->as_string() == "holding";
+            o["holding"] = fleet_holding;
+            o["needed_requests"] = fleet_holding && v.contains("needed_requests")
+                                       ? v.at("needed_requests")
+                                       : json::value(0);
+            o["verdict"] = v;
+        }
+    }
     json::array recent;
     const auto& events = release_.events();
     for (std::size_t i = events.size() > 5 ? events.size() - 5 : 0; i < events.size(); ++i)
@@ -74,9 +92,7 @@ json::object controller::pools_json(std::int64_t now_ns) const {
     const auto& r = release_.state();
     json::object pools;
     for (const auto& p : cfg_.pools) {
-        const auto since = p.name == r.canary ? release_.canary_since_ns()
-                                              : std::numeric_limits<std::int64_t>::min();
-        auto po = window_json(metrics_.window(slot_of(p.name), now_ns, since));
+        auto po = window_json(judged_window(p.name, now_ns));
         po.emplace("role", p.name == r.stable ? "stable" : p.name == r.canary ? "canary" : "other");
         json::array eps;
         for (const auto& a : p.endpoints)
@@ -103,6 +119,17 @@ std::string controller::prometheus() const {
     in.events = {by_kind.begin(), by_kind.end()};
     in.webhook_sent = notifier_.sent();
     in.webhook_dropped = notifier_.dropped();
+    if (fleet_) {
+        metrics::exposition_input::cluster f;
+        f.leader = fleet_->leader();
+        for (const auto& [id, p] : fleet_->peers())
+            f.instances += p.create_revision > 0;
+        f.etcd_up = fleet_->etcd_up();
+        f.etcd_writes = fleet_->writes();
+        f.refused_writes = fleet_->refused_writes();
+        f.report_bytes = fleet_->report_bytes();
+        in.fleet = f;
+    }
     const auto now = metrics::monotonic_ns();
     for (const auto& p : cfg_.pools) {
         const auto slot = slot_of(p.name);

@@ -44,16 +44,29 @@ command_result release::set_weight(int weight, instant now, const config::rollou
 std::vector<event> release::evaluate(const metrics::window_stats& stable,
                                      const metrics::window_stats& canary, bool canary_all_unhealthy,
                                      instant now, const config::slo& slo,
-                                     const config::rollout& settings) {
+                                     const config::rollout& settings, bool may_advance) {
     if (!judging()) {
         evaluation_index_ = 0;
         last_verdict_ = {};
         return {};
     }
     last_verdict_ = judge(stable, canary, canary_all_unhealthy, slo, ++evaluation_index_);
-    const judgement j{last_verdict_.what, last_verdict_.reason, to_json(last_verdict_)};
+    auto what = last_verdict_.what;
+    if (!may_advance && what == verdict::kind::ok) what = verdict::kind::holding;
+    const judgement j{what, last_verdict_.reason, to_json(last_verdict_)};
     return take(tick(state_, j, now.unix_ms, settings, slo.violations_to_rollback, slo.dry_run),
                 now);
+}
+
+std::vector<event> release::adopt(const rollout_state& s, std::vector<event> events,
+                                  instant now) {
+    state_ = s;
+    return take(std::move(events), now);
+}
+
+void release::keep_verdict(const release& judged) {
+    last_verdict_ = judged.last_verdict_;
+    evaluation_index_ = judged.evaluation_index_;
 }
 
 void release::note(const event& e) {

@@ -47,11 +47,19 @@ public:
     command_result set_weight(int weight, instant now, const config::rollout& settings);
 
     // One evaluation: judges `canary` (the window since canary_since_ns()) against
-    // `stable` while the canary has weight, and steps the rollout on the verdict.
+    // `stable` while the canary has weight, and steps the rollout on the verdict. Without
+    // `may_advance` (a fleet instance cut off from etcd) it still rolls back but never
+    // steps, bakes or promotes: an ok verdict counts as holding.
     std::vector<event> evaluate(const metrics::window_stats& stable,
                                 const metrics::window_stats& canary, bool canary_all_unhealthy,
                                 instant now, const config::slo& slo,
-                                const config::rollout& settings);
+                                const config::rollout& settings, bool may_advance = true);
+    // Fleet mode: the state the fleet decided (another instance's decision, or this one's
+    // once etcd took it) with the events that came with it.
+    std::vector<event> adopt(const rollout_state& s, std::vector<event> events, instant now);
+    // Fleet mode: the judge's last verdict from a copy that evaluated (the leader judges on
+    // a copy and adopts the state only once etcd took it).
+    void keep_verdict(const release& judged);
     // An event of another origin (health, drain, reload): kept and counted as the rest.
     void note(const event& e);
 

@@ -34,6 +34,8 @@ struct rollout_state {
     bool paused = false;
     std::int64_t step_started_ms = 0;  // when the current step (or the bake) began holding
     int consecutive_violations = 0;
+
+    bool operator==(const rollout_state&) const = default;
 };
 
 // What the judge concluded on one evaluation, reduced to what the machine needs.

@@ -113,6 +113,24 @@ std::string render(const exposition_input& in) {
          "Events dropped: webhook queue full or retries exhausted.");
     out += "veer_webhook_dropped_total " + std::to_string(in.webhook_dropped) + "\n";
 
+    if (const auto& f = in.fleet) {
+        head(out, "veer_cluster_leader", "gauge", "1 while this instance leads the fleet's judging.");
+        out += std::string("veer_cluster_leader ") + (f->leader ? "1" : "0") + "\n";
+        head(out, "veer_cluster_instances", "gauge", "Live instances of the fleet, this one included.");
+        out += "veer_cluster_instances " + std::to_string(f->instances) + "\n";
+        head(out, "veer_cluster_etcd_up", "gauge", "1 while this instance reaches etcd.");
+        out += std::string("veer_cluster_etcd_up ") + (f->etcd_up ? "1" : "0") + "\n";
+        head(out, "veer_cluster_etcd_writes_total", "counter",
+             "Writes to etcd: reports, decisions and commands.");
+        out += "veer_cluster_etcd_writes_total " + std::to_string(f->etcd_writes) + "\n";
+        head(out, "veer_cluster_refused_writes_total", "counter",
+             "Guarded writes etcd refused: the release had changed, or the writer no longer led.");
+        out += "veer_cluster_refused_writes_total " + std::to_string(f->refused_writes) + "\n";
+        head(out, "veer_cluster_report_bytes_total", "counter",
+             "Bytes of window reports this instance wrote to etcd.");
+        out += "veer_cluster_report_bytes_total " + std::to_string(f->report_bytes) + "\n";
+    }
+
     head(out, "veer_slo_window_error_rate", "gauge",
          "Share of failed requests over the SLO window.");
     for (const auto& p : in.pools)

@@ -3,6 +3,7 @@
 // run its output through `promtool check metrics`.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,15 @@ struct exposition_input {
     std::vector<std::pair<std::string, std::uint64_t>> events;  // by kind, since start
     std::uint64_t webhook_sent = 0;
     std::uint64_t webhook_dropped = 0;
+    struct cluster {
+        bool leader = false;
+        std::uint64_t instances = 0;  // live instances (election keys) this one sees
+        bool etcd_up = false;
+        std::uint64_t etcd_writes = 0;
+        std::uint64_t refused_writes = 0;
+        std::uint64_t report_bytes = 0;
+    };
+    std::optional<cluster> fleet;  // fleet mode only (SPEC 11)
 };
 
 std::string render(const exposition_input& in);

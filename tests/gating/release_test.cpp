@@ -142,3 +142,46 @@ TEST_F(release_test, NotedEventsAreKeptAndCounted) {
 
 }  // namespace
 }  // namespace veer::gating
+
+namespace veer::gating {
+namespace {
+
+TEST_F(release_test, CutOffFromTheFleetItRollsBackButNeverSteps) {
+    ASSERT_TRUE(rel.start(at(0), settings).ok());
+    const auto rel_before = rel.state();
+    auto held = rel.evaluate(window(100, 0), window(100, 0), false, at(120), slo, settings,
+                             /*may_advance=*/false);
+    EXPECT_TRUE(held.empty());
+    EXPECT_EQ(rel.state().canary_weight, rel_before.canary_weight) << "no step without etcd";
+    auto rolled = rel.evaluate(window(100, 0), window(100, 50), false, at(121), slo, settings,
+                               /*may_advance=*/false);
+    ASSERT_EQ(rolled.size(), 1u);
+    EXPECT_EQ(rolled.front().kind, event_kind::rollback);
+    EXPECT_EQ(rel.state().canary_weight, 0);
+}
+
+TEST_F(release_test, AdoptedStateRestartsEvidenceLikeItsOwnAndKeepsItsEvents) {
+    rollout_state fleet = rel.state();
+    fleet.canary_weight = 25;
+    fleet.state = phase::progressing;
+    const auto e = make_event(at(4).unix_ms, event_kind::weight, event_by::operator_, "w");
+    const auto applied = rel.adopt(fleet, {e}, at(4));
+    ASSERT_EQ(applied.size(), 1u);
+    EXPECT_EQ(rel.state(), fleet);
+    EXPECT_EQ(rel.canary_since_ns(), at(4).mono_ns) << "the canary got traffic: new evidence";
+    EXPECT_EQ(rel.events().back().reason, "w");
+    EXPECT_EQ(rel.count(event_kind::weight), 1u);
+}
+
+TEST_F(release_test, AJudgedCopysVerdictIsKeptWithoutItsState) {
+    ASSERT_TRUE(rel.start(at(0), settings).ok());
+    release copy = rel;
+    copy.evaluate(window(100, 0), window(3, 0), false, at(1), slo, settings);
+    ASSERT_EQ(copy.last_verdict().what, verdict::kind::holding);
+    rel.keep_verdict(copy);
+    EXPECT_EQ(rel.last_verdict().what, verdict::kind::holding);
+    EXPECT_EQ(rel.last_verdict().needed_requests, 7);
+}
+
+}  // namespace
+}  // namespace veer::gating
