@@ -88,6 +88,25 @@ std::string bar(int percent, int width) {
     return out;
 }
 
+// Fleet mode: who leads, whether etcd answers, and each instance's last report.
+void print_fleet(const json::object& c) {
+    std::printf("\nFLEET %s: this instance %s, leader %s, etcd %s (pools above: the fleet's)\n",
+                str(c.at("name")).c_str(), str(c.at("instance")).c_str(),
+                str(c.at("leader")).c_str(), c.at("etcd_up").as_bool() ? "up" : "UNREACHABLE");
+    std::printf("%-24s %-7s %10s  %s\n", "INSTANCE", "ROLE", "REPORT AGE", "REQUESTS/ERRORS BY POOL");
+    for (const auto& iv : c.at("instances").as_array()) {
+        const auto& i = iv.as_object();
+        std::string pools;
+        for (const auto& [name, pv] : i.at("pools").as_object())
+            pools += std::string(name) + " " + str(pv.at("requests")) + "/" +
+                     str(pv.at("failures")) + "  ";
+        const auto& age = i.at("report_age_ms");
+        std::printf("%-24s %-7s %10s  %s\n", str(i.at("instance")).c_str(),
+                    i.at("leader").as_bool() ? "leader" : "",
+                    age.is_null() ? "-" : (str(age) + " ms").c_str(), pools.c_str());
+    }
+}
+
 void print_status(const json::object& s) {
     const auto& o = s;
     const int weight = static_cast<int>(num(o.at("canary_weight")));
@@ -146,6 +165,7 @@ void print_status(const json::object& s) {
             std::printf("  %-28s %s\n", str(e.at("address")).c_str(), h);
         }
     }
+    if (const auto* c = o.if_contains("cluster"); c && c->is_object()) print_fleet(c->as_object());
     if (const auto* evs = o.if_contains("events");
         evs && evs->is_array() && !evs->as_array().empty()) {
         std::printf("\nLAST EVENTS\n");

@@ -84,6 +84,17 @@ void member::start() {
 void member::stop() {
     running_ = false;
     retry_timer_.cancel();
+    if (up_ && !lease_.empty()) {
+        // Leaving on purpose: the lease (election key, report) goes now, so another
+        // instance leads at once instead of after the lease's TTL. Best effort.
+        asio::co_spawn(
+            ioc_,
+            [this, lease = lease_]() -> asio::awaitable<void> {
+                const json::object body{{"ID", lease}};
+                co_await etcd_.call("lease/revoke", body);
+            },
+            asio::detached);
+    }
     fail("stopping");
 }
 
@@ -255,10 +266,9 @@ void member::apply_kv(const kv& item, bool deleted, bool fresh,
                       std::optional<shared_release>& next_release,
                       std::map<std::uint64_t, gating::event>& new_events) {
     if (item.key == keys_.release) {
-        // A read after reconnecting takes whatever etcd holds (it may have been rebuilt);
-        // the watch only what is newer than what this instance applied.
-        const bool newer = fresh ? item.mod_revision != release_revision_
-                                 : item.mod_revision > release_revision_;
+        // A read after reconnecting delivers whatever etcd holds, even unchanged: the
+        // controller may have a rollback of its own to write; the watch only what is newer.
+        const bool newer = fresh || item.mod_revision > release_revision_;
         if (deleted || !newer) return;
         std::string error;
         auto r = release_from_text(item.value, error);
@@ -317,7 +327,8 @@ void member::elect() {
 
 asio::awaitable<std::string> member::write(shared_release next, std::vector<gating::event> events,
                                            bool as_leader) {
-    if (!up_) co_return "etcd is unreachable";
+    // Not gated on up_: the rollback taken alone is written from the first read after etcd
+    // returns, before the round counts as up.
     if (as_leader && !leader()) co_return "this instance no longer leads the fleet";
     const std::uint64_t base = release_ ? release_->event_seq : 0;
     next.event_seq = base + events.size();
