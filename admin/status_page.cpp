@@ -30,6 +30,8 @@ canvas{background:#fff;border:1px solid #ddd;border-radius:6px}
 </div>
 <table id="pools"><thead><tr><th class="l">pool</th><th class="l">role</th><th>requests</th><th>rps</th><th>error rate</th>
 <th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th class="l">endpoints</th></tr></thead><tbody></tbody></table>
+<div id="fleet" hidden><h2 style="font-size:16px">fleet <span class="muted" id="fleet_head"></span></h2>
+<table id="instances"><thead><tr><th class="l">instance</th><th class="l">role</th><th>report age ms</th><th class="l">requests / failures by pool</th></tr></thead><tbody></tbody></table></div>
 <h2 style="font-size:16px">last minutes</h2>
 <canvas id="chart" width="900" height="220"></canvas>
 <div class="muted">solid: error rate (left axis, %) · dashed: p99 ms (right axis) · per pool</div>
@@ -75,6 +77,12 @@ async function tick(){
       if (history[name].length > 300) history[name].shift();
       const eps = p.endpoints.map(e=>esc(e.address)+' '+(e.drained?'drained':e.ejected?'<span class=bad>ejected</span>':e.healthy?'healthy':'<span class=bad>unhealthy</span>')).join('<br>');
       tb.insertAdjacentHTML('beforeend','<tr class="pool" data-pool="'+esc(name)+'"><td class=l>'+esc(name)+'</td><td class=l>'+esc(p.role)+'</td><td>'+p.requests+'</td><td>'+p.rps.toFixed(1)+'</td><td>'+(p.error_rate*100).toFixed(2)+'%</td><td>'+p.p50_ms.toFixed(1)+'</td><td>'+p.p95_ms.toFixed(1)+'</td><td>'+p.p99_ms.toFixed(1)+'</td><td class=l>'+eps+'</td></tr>');
+    }
+    const fl = s.cluster, fd = document.getElementById('fleet'); fd.hidden = !fl;
+    if (fl) {
+      document.getElementById('fleet_head').textContent = fl.name + ' · this instance ' + fl.instance + ' · leader ' + (fl.leader||'none') + ' · etcd ' + (fl.etcd_up ? 'up' : 'UNREACHABLE') + ' · pools above: the fleet\'s figures';
+      const ib = document.querySelector('#instances tbody'); ib.innerHTML='';
+      fl.instances.forEach(i=>ib.insertAdjacentHTML('beforeend','<tr class="instance"><td class=l>'+esc(i.instance)+'</td><td class=l>'+(i.leader?'leader':'')+'</td><td>'+(i.report_age_ms===null?'-':i.report_age_ms)+'</td><td class=l>'+Object.entries(i.pools).map(([n,p])=>esc(n)+' '+p.requests+' / '+p.failures).join(' · ')+'</td></tr>'));
     }
     const ev = document.querySelector('#events tbody'); ev.innerHTML='';
     if (!(s.events||[]).length) ev.innerHTML = '<tr><td class="l muted" colspan=4>no events yet</td></tr>';

@@ -32,6 +32,13 @@ std::string controller::reload() {
         log("error", "reload rejected", {{"errors", err}});
         return "reload rejected, old config kept: " + err;
     }
+    if (next.cluster.etcd != cfg_.cluster.etcd || next.cluster.name != cfg_.cluster.name ||
+        next.cluster.instance != cfg_.cluster.instance || next.cluster.lease != cfg_.cluster.lease) {
+        const auto c = "[cluster] change needs a restart; still in the fleet as configured at start";
+        note += (note.empty() ? "" : "; ") + std::string(c);
+        log("warn", c);
+    }
+    next.cluster = cfg_.cluster;
     // The window's length is fixed by the shards' rings; it changes on restart.
     next.slo.window = cfg_.slo.window;
     next.admin = cfg_.admin;
