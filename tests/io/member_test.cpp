@@ -168,16 +168,21 @@ TEST_F(member_fixture, FirstCampaignerLeadsAndEveryWriteReachesAll) {
 TEST_F(member_fixture, StaleRevisionIsRefused) {
     instance a(ioc, etcd.url, "a");
     instance b(ioc, etcd.url, "b");
-    ASSERT_TRUE(run_until([&] { return a.seen && b.seen && a.m->leader(); }));
-    auto next = *a.seen;
+    // Started together: either may lead.
+    ASSERT_TRUE(run_until([&] { return a.seen && b.seen && (a.m->leader() || b.m->leader()); }));
+    auto& leader = a.m->leader() ? a : b;
+    auto& follower = a.m->leader() ? b : a;
+    auto next = *leader.seen;
     next.rollout.canary_weight = 5;
     // Both start from the same revision (the loop does not run between the two starts):
     // whichever reaches etcd second is refused.
     std::optional<std::string> first, second;
-    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> { first = co_await b.m->write(next, {}, false); },
-                   asio::detached);
-    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> { second = co_await a.m->write(next, {}, true); },
-                   asio::detached);
+    asio::co_spawn(
+        ioc, [&]() -> asio::awaitable<void> { first = co_await follower.m->write(next, {}, false); },
+        asio::detached);
+    asio::co_spawn(
+        ioc, [&]() -> asio::awaitable<void> { second = co_await leader.m->write(next, {}, true); },
+        asio::detached);
     ASSERT_TRUE(run_until([&] { return first && second; }));
     EXPECT_NE(first->empty(), second->empty()) << *first << " / " << *second;
     const auto& refused = first->empty() ? *second : *first;
