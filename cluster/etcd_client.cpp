@@ -148,11 +148,14 @@ asio::awaitable<std::string> etcd_client::watch(const json::object& create,
                                                 watch_handler on_message) {
     std::string error;
     std::unique_ptr<connection> c;
+    watch_cancelled_ = false;
     for (std::size_t tried = 0; tried < urls_.size() && !c; ++tried) {
         c = co_await connect(current_, error);
         if (!c) current_ = (current_ + 1) % urls_.size();
     }
     if (!c) co_return error;
+    if (watch_cancelled_) co_return "watch cancelled";  // while it connected
+    watching_ = c.get();
     json::object body;
     body["create_request"] = create;
     http::request<http::string_body> req{http::verb::post, "/v3/watch", 11};
@@ -164,9 +167,10 @@ asio::awaitable<std::string> etcd_client::watch(const json::object& create,
     req.body() = json::serialize(body);
     req.prepare_payload();
     auto [wec, wn] = co_await http::async_write(c->stream, req, nothrow);
-    if (wec) co_return urls_[c->endpoint] + ": " + wec.message();
-
-    watching_ = c.get();
+    if (wec || !watching_) {
+        watching_ = nullptr;
+        co_return wec ? urls_[c->endpoint] + ": " + wec.message() : "watch cancelled";
+    }
     c->stream.expires_never();  // a watch may be quiet for hours; the lease keepalive notices a dead etcd
     http::response_parser<http::string_body> parser;
     parser.body_limit(boost::none);
@@ -212,6 +216,7 @@ asio::awaitable<std::string> etcd_client::watch(const json::object& create,
 }
 
 void etcd_client::cancel_watch() {
+    watch_cancelled_ = true;
     if (!watching_) return;
     boost::system::error_code ec;
     watching_->stream.socket().close(ec);

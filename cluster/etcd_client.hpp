@@ -65,6 +65,7 @@ private:
     std::size_t current_ = 0;
     std::vector<std::unique_ptr<connection>> idle_;
     connection* watching_ = nullptr;
+    bool watch_cancelled_ = false;  // cancel_watch() came while the watch was connecting
 };
 
 }  // namespace veer::cluster
