@@ -911,6 +911,62 @@ void read_cluster(walker& root, cluster& out) {
     w->reject_unknown();
 }
 
+constexpr std::pair<std::string_view, no_data> no_data_choices[] = {
+    {"hold", no_data::hold}, {"pass", no_data::pass}, {"fail", no_data::fail}};
+
+std::string check_prometheus_url(std::string_view text) {
+    const auto rest = text.substr(std::min<std::size_t>(7, text.size()));
+    const auto authority = rest.substr(0, rest.find('/'));
+    const bool ok = text.starts_with("http://") && !authority.empty() &&
+                    authority.find(':') != std::string_view::npos && !text.ends_with('/') &&
+                    text.find_first_of("?# ") == std::string_view::npos;
+    return ok ? "" : "must be an \"http://host:port\" URL, optionally with a path prefix and no "
+                     "trailing '/' (got " + in_quotes(text) + ")";
+}
+
+void read_prometheus_gate(walker& g, std::vector<prometheus_gate>& all) {
+    prometheus_gate out;
+    for (const char* key : {"name", "url", "query"})
+        g.require(key);
+    g.read_string("name", out.name, check_key_name);
+    g.read_string("url", out.url, check_prometheus_url);
+    g.read_string("query", out.query, check_non_empty);
+    double limit = 0;
+    if (g.read_number("max", limit)) out.max = limit;
+    if (g.read_number("min", limit)) out.min = limit;
+    if (out.max.has_value() == out.min.has_value()) g.error_here("needs exactly one of max or min");
+    g.read_duration("interval", out.interval, positive);
+    g.read_choice("on_no_data", out.on_no_data, no_data_choices);
+    for (const auto& other : all)
+        if (other.name == out.name) g.error("name", "another gate is named " + in_quotes(out.name));
+    g.reject_unknown();
+    all.push_back(std::move(out));
+}
+
+void read_gates(walker& root, gates& out) {
+    auto w = root.table("gates");
+    if (!w) return;
+    for (auto& g : w->array_of_tables("prometheus"))
+        read_prometheus_gate(g, out.prometheus);
+    if (auto a = w->table("alerts")) {
+        a->read_string("listen", out.alerts.listen, [](std::string_view t) {
+            return t.empty() ? std::string() : check_listen_address(t);
+        });
+        a->read_string("token_file", out.alerts.token_file);
+        if (!out.alerts.listen.empty() && out.alerts.token_file.empty())
+            a->error_here("needs token_file with listen: the receiver takes only bearer-token requests");
+        if (auto m = a->table("match")) {
+            for (const auto& label : m->keys_in_file_order()) {
+                std::string value;
+                if (m->read_string(label, value)) out.alerts.match.emplace_back(label, value);
+            }
+            m->reject_unknown();
+        }
+        a->reject_unknown();
+    }
+    w->reject_unknown();
+}
+
 void read_document(const toml::table& document, config& cfg, reporter& errors) {
     walker root(document, "", errors);
     read_listener(root, cfg.listener);
@@ -927,6 +983,7 @@ void read_document(const toml::table& document, config& cfg, reporter& errors) {
     read_log(root, cfg.log);
     read_notify(root, cfg.notify);
     read_cluster(root, cfg.cluster);
+    read_gates(root, cfg.gates);
     root.reject_unknown();
 }
 

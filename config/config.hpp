@@ -161,6 +161,30 @@ struct cluster {
     bool enabled() const { return !etcd.empty(); }
 };
 
+// External gates (SPEC 13): the service's own signals, judged with the canary.
+enum class no_data { hold, pass, fail };
+
+struct prometheus_gate {
+    std::string name;
+    std::string url;  // "http://host:port" with an optional path prefix
+    std::string query;  // PromQL; {{canary}} and {{stable}} stand for the pools' names
+    std::optional<double> max;  // exactly one of max / min
+    std::optional<double> min;
+    duration interval{10000};
+    no_data on_no_data = no_data::hold;
+};
+
+struct alerts_gate {
+    std::string listen;  // "ip:port"; empty: no receiver
+    std::string token_file;  // required with listen: "Authorization: Bearer <token>"
+    std::vector<std::pair<std::string, std::string>> match;  // labels a firing alert must carry
+};
+
+struct gates {
+    std::vector<prometheus_gate> prometheus;
+    alerts_gate alerts;
+};
+
 struct config {
     std::string file;  // where it was loaded from
     struct listener listener;
@@ -177,6 +201,7 @@ struct config {
     struct log log;
     struct notify notify;
     struct cluster cluster;
+    struct gates gates;
 
     const pool* find_pool(const std::string& name) const;
 };

@@ -1,5 +1,7 @@
 #include "control/controller.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
@@ -45,6 +47,12 @@ controller::controller(config::config cfg)
       checker_(ioc_, [this](std::uint32_t id, bool healthy,
                             std::string why) { on_health(id, healthy, why); }),
       notifier_(ioc_),
+      gates_(
+          ioc_,
+          [this] {  // queried while the canary is judged here
+              return release_.judging() && (!fleet_ || !fleet_->etcd_up() || fleet_->leader());
+          },
+          [this] { return std::pair{release_.state().canary, release_.state().stable}; }),
       signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
       judge_timer_(ioc_),
       release_(cfg_.split.stable, canary_of(cfg_, cfg_.split.stable), cfg_.split.canary_weight) {
@@ -75,6 +83,9 @@ controller::controller(config::config cfg)
     admin_ = std::make_unique<admin::socket_server>(
         ioc_, cfg_.admin.socket, cfg_.admin.socket_mode,
         [this](std::string line) { return command(std::move(line)); });
+    if (!cfg_.gates.alerts.listen.empty())
+        alerts_ = std::make_unique<alert_receiver>(
+            ioc_, cfg_.gates.alerts, [this](std::vector<gating::alert> a) { on_alerts(std::move(a)); });
     server_ = std::make_unique<proxy::server>(cfg_, shared_);
     if (cfg_.cluster.enabled()) start_fleet();
 }
@@ -264,9 +275,47 @@ void controller::evaluate() {
         stable = local_window(r.stable, t.mono_ns);
         canary = local_window(r.canary, t.mono_ns);
     }
-    auto events =
-        release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout);
+    auto events = release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo,
+                                    cfg_.rollout, gate_readings(t));
     if (!events.empty()) apply(events);
+}
+
+std::vector<gating::gate_reading> controller::gate_readings(gating::instant t) const {
+    const auto since_ns = release_.canary_since_ns();
+    const auto since_ms = since_ns == std::numeric_limits<std::int64_t>::min()
+                              ? std::numeric_limits<std::int64_t>::min()
+                              : t.unix_ms - (t.mono_ns - since_ns) / 1'000'000;
+    return gates_.readings(since_ms, t.unix_ms);
+}
+
+void controller::on_alerts(std::vector<gating::alert> alerts) {
+    const auto t = now();
+    const gating::alert* trigger = nullptr;
+    for (const auto& a : alerts) {
+        record(gating::make_event(t.unix_ms, gating::event_kind::alert, gating::event_by::alert,
+                                  "alert " + a.name() + " " + a.status + ": " + gating::label_text(a),
+                                  gating::figures(a)));
+        if (!trigger && a.firing() && gating::matches(a, cfg_.gates.alerts.match)) trigger = &a;
+    }
+    if (!trigger || !release_.judging()) return;  // an alert can roll back, never promote
+    auto reason = "alert " + trigger->name() + " firing: " + gating::label_text(*trigger);
+    auto change = [this, reason, f = gating::figures(*trigger)](
+                      gating::release& r, std::vector<std::string>&) {
+        return r.rollback(now(), reason, gating::event_by::alert, f);
+    };
+    if (!fleet_) {
+        std::vector<std::string> unused;
+        if (auto r = change(release_, unused); r.ok()) apply(r.events);
+        return;
+    }
+    asio::co_spawn(
+        ioc_,
+        [this, change]() -> asio::awaitable<void> {
+            const auto answer = co_await fleet_change(change, true);
+            if (answer.find("\"ok\":false") != std::string::npos)
+                log("error", "the alert's rollback was not written", {{"answer", answer}});
+        },
+        asio::detached);
 }
 
 std::string controller::command_reply() const {
@@ -376,6 +425,8 @@ int controller::run() {
     if (http_) http_->start();
     start_health_checks();
     schedule_evaluation();
+    gates_.run(cfg_.gates.prometheus);
+    if (alerts_) alerts_->start();
     if (fleet_) fleet_->start();
     log("info", "veer started",
         {{"listener", cfg_.listener.address},
@@ -396,6 +447,8 @@ int controller::run() {
             checker_.stop();
             judge_timer_.cancel();
             if (fleet_) fleet_->stop();
+            if (alerts_) alerts_->close();
+            gates_.run({});
             watch_drain(std::chrono::steady_clock::now() + cfg_.timeouts.drain);
         });
     };

@@ -19,6 +19,7 @@
 #include "admin/socket_server.hpp"
 #include "cluster/member.hpp"
 #include "config/config.hpp"
+#include "control/gates.hpp"
 #include "control/notifier.hpp"
 #include "gating/release.hpp"
 #include "health/checker.hpp"
@@ -90,9 +91,19 @@ private:
     metrics::window_stats judged_window(const std::string& pool, std::int64_t now_ns) const;
     metrics::window_stats local_window(const std::string& pool, std::int64_t now_ns) const;
 
+    // The gates' readings for the judge: those taken since the canary got traffic.
+    std::vector<gating::gate_reading> gate_readings(gating::instant t) const;
+    // A firing alert that matches rolls the canary back (SPEC 13); every alert is an event.
+    void on_alerts(std::vector<gating::alert> alerts);
+
     // Fleet mode (control/fleet.cpp).
+    using release_change =
+        std::function<gating::command_result(gating::release&, std::vector<std::string>& drained)>;
     void start_fleet();
     boost::asio::awaitable<std::string> fleet_command(const admin::command& cmd);
+    // A change of the shared release, written through etcd (retried on a newer release);
+    // a rollback is taken alone while etcd is unreachable, anything else refused.
+    boost::asio::awaitable<std::string> fleet_change(release_change change, bool is_rollback);
     void on_fleet_release(const cluster::shared_release& shared, std::vector<gating::event> events,
                           cluster::origin from);
     // Writes the rollback this instance took alone while etcd was away, if the fleet still
@@ -114,6 +125,8 @@ private:
     std::unique_ptr<admin::http_server> http_;
     health::checker checker_;
     notifier notifier_;
+    gate_poller gates_;
+    std::unique_ptr<alert_receiver> alerts_;
     boost::asio::signal_set signals_;
     boost::asio::steady_timer judge_timer_;
 

@@ -78,7 +78,8 @@ void controller::judge_fleet(gating::instant t) {
         canary = judged_window(r.canary, t.mono_ns);
     }
     gating::release next = release_;
-    auto events = next.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout);
+    auto events = next.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout,
+                                gate_readings(t));
     release_.keep_verdict(next);
     if (events.empty() && next.state() == release_.state()) return;
     auto shared = shared_now();
@@ -102,7 +103,7 @@ void controller::judge_alone(gating::instant t) {
         canary = local_window(r.canary, t.mono_ns);
     }
     auto events = release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo,
-                                    cfg_.rollout, /*may_advance=*/false);
+                                    cfg_.rollout, gate_readings(t), /*may_advance=*/false);
     if (events.empty()) return;
     if (has_rollback(events)) {
         pending_rollback_.insert(pending_rollback_.end(), events.begin(), events.end());
@@ -112,15 +113,22 @@ void controller::judge_alone(gating::instant t) {
 }
 
 asio::awaitable<std::string> controller::fleet_command(const admin::command& cmd) {
-    using admin::verb;
+    co_return co_await fleet_change(
+        [this, &cmd](gating::release& r, std::vector<std::string>& drained) {
+            return run_command(cmd, r, drained);
+        },
+        cmd.what == admin::verb::rollback);
+}
+
+asio::awaitable<std::string> controller::fleet_change(release_change change, bool is_rollback) {
     for (int attempt = 0; attempt < 3; ++attempt) {
         gating::release next = release_;
         auto shared = shared_now();
-        auto r = run_command(cmd, next, shared.drained);
+        auto r = change(next, shared.drained);
         if (!r.ok()) co_return error_json(r.error);
         if (!fleet_->etcd_up()) {
             // Failing toward stable needs nobody's agreement; everything else waits for etcd.
-            if (cmd.what != verb::rollback)
+            if (!is_rollback)
                 co_return error_json(
                     "etcd is unreachable: this instance serves on the last state it saw and takes "
                     "only rollback until etcd returns");
@@ -133,7 +141,7 @@ asio::awaitable<std::string> controller::fleet_command(const admin::command& cmd
         const auto err = co_await fleet_->write(shared, r.events, false);
         if (err.empty()) co_return command_reply();
         if (err.find("refused") == std::string::npos) co_return error_json(err);
-        // Someone else changed the release first: run the command on what they wrote.
+        // Someone else changed the release first: run the change on what they wrote.
         if (auto read = co_await fleet_->refresh(); !read.empty()) co_return error_json(read);
     }
     co_return error_json("the fleet's release kept changing under this command; try again");

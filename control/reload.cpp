@@ -39,6 +39,14 @@ std::string controller::reload() {
         log("warn", c);
     }
     next.cluster = cfg_.cluster;
+    if (next.gates.alerts.listen != cfg_.gates.alerts.listen ||
+        next.gates.alerts.token_file != cfg_.gates.alerts.token_file) {
+        const auto c = "gates.alerts listen/token_file change needs a restart";
+        note += (note.empty() ? "" : "; ") + std::string(c);
+        log("warn", c);
+        next.gates.alerts.listen = cfg_.gates.alerts.listen;
+        next.gates.alerts.token_file = cfg_.gates.alerts.token_file;
+    }
     // The window's length is fixed by the shards' rings; it changes on restart.
     next.slo.window = cfg_.slo.window;
     next.admin = cfg_.admin;
@@ -57,6 +65,7 @@ std::string controller::reload() {
                       ep.address) == cfg_.find_pool(ep.pool)->endpoints.end())
             ep.pool.clear();
     start_health_checks();
+    gates_.run(cfg_.gates.prometheus);
     record(gating::make_event(
         now().unix_ms, gating::event_kind::reload, gating::event_by::operator_,
         note.empty() ? "config reloaded from " + cfg_.file : "config reloaded; " + note));

@@ -62,6 +62,16 @@ json::object controller::status() const {
     o["verdict"] = judging ? json::value(gating::to_json(verdict)) : json::value(nullptr);
     o["window_s"] = std::chrono::duration<double>(cfg_.slo.window).count();
     o["pools"] = pools_json(t.mono_ns);
+    if (!gates_.gates().empty()) {
+        json::array gates;
+        for (const auto& g : gate_readings(t))
+            gates.push_back(gating::to_json(g));
+        o["gates"] = std::move(gates);
+    }
+    if (alerts_)
+        o["alerts"] = json::object{{"listen", cfg_.gates.alerts.listen},
+                                   {"received", alerts_->received()},
+                                   {"refused", alerts_->refused()}};
     if (fleet_) {
         o["cluster"] = cluster_json(t.mono_ns);
         // The leader's verdict, from its report, on every instance.
@@ -119,6 +129,10 @@ std::string controller::prometheus() const {
     in.events = {by_kind.begin(), by_kind.end()};
     in.webhook_sent = notifier_.sent();
     in.webhook_dropped = notifier_.dropped();
+    const auto readings = gate_readings(now());
+    for (std::size_t i = 0; i < readings.size(); ++i)
+        in.gates.push_back({readings[i].name, readings[i].value, gates_.errors(i)});
+    if (alerts_) in.alerts = std::pair{alerts_->received(), alerts_->refused()};
     if (fleet_) {
         metrics::exposition_input::cluster f;
         f.leader = fleet_->leader();

@@ -28,6 +28,7 @@ inline constexpr std::string_view health = "health";
 inline constexpr std::string_view drain = "drain";
 inline constexpr std::string_view undrain = "undrain";
 inline constexpr std::string_view reload = "reload";
+inline constexpr std::string_view alert = "alert";
 }  // namespace event_kind
 
 // Who took the decision.
@@ -35,6 +36,7 @@ namespace event_by {
 inline constexpr std::string_view operator_ = "operator";
 inline constexpr std::string_view judge = "judge";
 inline constexpr std::string_view health = "health";
+inline constexpr std::string_view alert = "alert";
 }  // namespace event_by
 
 struct event {

@@ -237,6 +237,12 @@ boost::json::object to_json(const verdict& v) {
     o["canary_mean_ms"] = finite(v.canary_mean_ms);
     o["stable_p99_ms"] = finite(v.stable_p99_ms);
     o["confidence"] = finite(v.confidence);
+    if (!v.gate.empty()) {
+        o["gate"] = v.gate;
+        o["query"] = v.gate_query;
+        o["value"] = v.gate_value ? boost::json::value(finite(*v.gate_value)) : boost::json::value(nullptr);
+        o["limit"] = v.gate_limit;
+    }
     return o;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,12 @@ struct verdict {
     double stable_p99_ms = 0;
     double confidence = 0;  // of the comparison that fired (the higher if both; at most
         // 0.999999), or 0
+
+    // An external gate's violation (gating/gate.hpp): the first violating gate, or "".
+    std::string gate;
+    std::string gate_query;
+    std::optional<double> gate_value;
+    std::string gate_limit;
 };
 
 // "ok", "holding", "violation".

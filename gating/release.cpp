@@ -34,8 +34,9 @@ command_result release::resume(instant now) {
 command_result release::promote(instant now, const config::rollout& settings) {
     return take(gating::promote(state_, now.unix_ms, settings), now);
 }
-command_result release::rollback(instant now, std::string_view reason) {
-    return take(gating::rollback(state_, now.unix_ms, reason), now);
+command_result release::rollback(instant now, std::string_view reason, std::string_view by,
+                                 boost::json::object figures) {
+    return take(gating::rollback(state_, now.unix_ms, reason, by, std::move(figures)), now);
 }
 command_result release::set_weight(int weight, instant now, const config::rollout& settings) {
     return take(gating::set_weight(state_, weight, now.unix_ms, settings), now);
@@ -44,13 +45,15 @@ command_result release::set_weight(int weight, instant now, const config::rollou
 std::vector<event> release::evaluate(const metrics::window_stats& stable,
                                      const metrics::window_stats& canary, bool canary_all_unhealthy,
                                      instant now, const config::slo& slo,
-                                     const config::rollout& settings, bool may_advance) {
+                                     const config::rollout& settings,
+                                     const std::vector<gate_reading>& gates, bool may_advance) {
     if (!judging()) {
         evaluation_index_ = 0;
         last_verdict_ = {};
         return {};
     }
     last_verdict_ = judge(stable, canary, canary_all_unhealthy, slo, ++evaluation_index_);
+    fold_gates(last_verdict_, gates);
     auto what = last_verdict_.what;
     if (!may_advance && what == verdict::kind::ok) what = verdict::kind::holding;
     const judgement j{what, last_verdict_.reason, to_json(last_verdict_)};

@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "gating/event.hpp"
+#include "gating/gate.hpp"
 #include "gating/judge.hpp"
 #include "gating/rollout.hpp"
 #include "metrics/window.hpp"
@@ -43,17 +44,22 @@ public:
     command_result pause(instant now);
     command_result resume(instant now);
     command_result promote(instant now, const config::rollout& settings);
-    command_result rollback(instant now, std::string_view reason);
+    command_result rollback(instant now, std::string_view reason,
+                            std::string_view by = event_by::operator_,
+                            boost::json::object figures = {});
     command_result set_weight(int weight, instant now, const config::rollout& settings);
 
     // One evaluation: judges `canary` (the window since canary_since_ns()) against
-    // `stable` while the canary has weight, and steps the rollout on the verdict. Without
+    // `stable` while the canary has weight, with the external gates folded into the
+    // verdict (gating/gate.hpp), and steps the rollout on the verdict. Without
     // `may_advance` (a fleet instance cut off from etcd) it still rolls back but never
     // steps, bakes or promotes: an ok verdict counts as holding.
     std::vector<event> evaluate(const metrics::window_stats& stable,
                                 const metrics::window_stats& canary, bool canary_all_unhealthy,
                                 instant now, const config::slo& slo,
-                                const config::rollout& settings, bool may_advance = true);
+                                const config::rollout& settings,
+                                const std::vector<gate_reading>& gates = {},
+                                bool may_advance = true);
     // Fleet mode: the state the fleet decided (another instance's decision, or this one's
     // once etcd took it) with the events that came with it.
     std::vector<event> adopt(const rollout_state& s, std::vector<event> events, instant now);

@@ -224,7 +224,8 @@ command_result promote(rollout_state& s, std::int64_t now_ms, const config::roll
     return result;
 }
 
-command_result rollback(rollout_state& s, std::int64_t now_ms, std::string_view reason) {
+command_result rollback(rollout_state& s, std::int64_t now_ms, std::string_view reason,
+                        std::string_view by, boost::json::object figures) {
     if (s.canary_weight == 0 && !in_rollout(s))
         return {"nothing to roll back: canary weight is 0 (state " +
                     std::string(phase_name(s.state)) + ")",
@@ -235,9 +236,12 @@ command_result rollback(rollout_state& s, std::int64_t now_ms, std::string_view 
     s.paused = false;
     s.consecutive_violations = 0;
     command_result result;
-    result.events.push_back(make_event(
-        now_ms, event_kind::rollback, event_by::operator_,
-        reason.empty() ? "rollback by operator" : std::string(reason), weight_figures(from, 0)));
+    auto all = weight_figures(from, 0);
+    for (auto& f : figures)
+        all[f.key()] = f.value();
+    result.events.push_back(make_event(now_ms, event_kind::rollback, by,
+                                       reason.empty() ? "rollback by operator" : std::string(reason),
+                                       std::move(all)));
     return result;
 }
 

@@ -13,6 +13,7 @@ constexpr const char* states[] = {"idle", "progressing", "baking", "promoted", "
 
 std::string num(double v) {
     if (std::isnan(v)) return "NaN";
+    if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.9g", v);
     return buf;
@@ -129,6 +130,24 @@ std::string render(const exposition_input& in) {
         head(out, "veer_cluster_report_bytes_total", "counter",
              "Bytes of window reports this instance wrote to etcd.");
         out += "veer_cluster_report_bytes_total " + std::to_string(f->report_bytes) + "\n";
+    }
+
+    if (!in.gates.empty()) {
+        head(out, "veer_gate_value", "gauge", "An external gate's last reading.");
+        for (const auto& g : in.gates)
+            if (g.value) out += "veer_gate_value{gate=\"" + esc(g.name) + "\"} " + num(*g.value) + "\n";
+        head(out, "veer_gate_errors_total", "counter",
+             "Gate queries that failed or timed out (the gate held).");
+        for (const auto& g : in.gates)
+            out += "veer_gate_errors_total{gate=\"" + esc(g.name) + "\"} " + std::to_string(g.errors) + "\n";
+    }
+    if (in.alerts) {
+        head(out, "veer_alerts_received_total", "counter",
+             "Alertmanager notifications accepted by the alert receiver.");
+        out += "veer_alerts_received_total " + std::to_string(in.alerts->first) + "\n";
+        head(out, "veer_alerts_refused_total", "counter",
+             "Requests the alert receiver refused (path, method, token, size, format).");
+        out += "veer_alerts_refused_total " + std::to_string(in.alerts->second) + "\n";
     }
 
     head(out, "veer_slo_window_error_rate", "gauge",

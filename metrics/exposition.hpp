@@ -41,6 +41,13 @@ struct exposition_input {
         std::uint64_t report_bytes = 0;
     };
     std::optional<cluster> fleet;  // fleet mode only (SPEC 11)
+    struct gate {
+        std::string name;
+        std::optional<double> value;  // the last reading, if any
+        std::uint64_t errors = 0;
+    };
+    std::vector<gate> gates;  // SPEC 13
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> alerts;  // received, refused
 };
 
 std::string render(const exposition_input& in);

@@ -1106,3 +1106,71 @@ TEST(config_fuzz_regressions, non_ascii_outside_comments) {
 
 }  // namespace
 }  // namespace veer::config
+
+namespace veer::config {
+namespace {
+
+TEST(config_load, cluster_and_gates) {
+    const auto r = load(R"toml([cluster]
+etcd = ["http://127.0.0.1:2379", "http://etcd-2:2379"]
+name = "shop"
+lease = "3s"
+[[gates.prometheus]]
+name = "checkout-failures"
+url = "http://127.0.0.1:9090"
+query = 'sum(rate(checkout_failed_total{version="{{canary}}"}[1m]))'
+max = 0.01
+interval = "10s"
+on_no_data = "fail"
+[[gates.prometheus]]
+name = "queue"
+url = "http://prom:9090/prometheus"
+query = "min(up)"
+min = 1
+[gates.alerts]
+listen = "127.0.0.1:9902"
+token_file = "/etc/veer/alert-token"
+match = { severity = "critical", team = "shop" }
+)toml");
+    ASSERT_TRUE(r.cfg) << (r.errors.empty() ? "" : r.errors.front());
+    const auto& c = *r.cfg;
+    EXPECT_TRUE(c.cluster.enabled());
+    EXPECT_EQ(c.cluster.etcd.size(), 2u);
+    EXPECT_EQ(c.cluster.lease, duration{3000});
+    ASSERT_EQ(c.gates.prometheus.size(), 2u);
+    EXPECT_EQ(c.gates.prometheus[0].max, 0.01);
+    EXPECT_EQ(c.gates.prometheus[0].on_no_data, no_data::fail);
+    EXPECT_EQ(c.gates.prometheus[1].min, 1.0);
+    EXPECT_EQ(c.gates.prometheus[1].interval, duration{10000});
+    ASSERT_EQ(c.gates.alerts.match.size(), 2u);
+    EXPECT_EQ(c.gates.alerts.match[0], (std::pair<std::string, std::string>{"severity", "critical"}));
+    EXPECT_FALSE(load("").cfg->cluster.enabled());
+}
+
+TEST(config_errors, cluster_and_gates) {
+    EXPECT_EQ(errors_of("[cluster]\netcd = [\"127.0.0.1:2379\"]").size(), 1u);
+    EXPECT_EQ(errors_of("[cluster]\nlease = \"1s\"").size(), 1u);
+    EXPECT_EQ(errors_of("[cluster]\nlease = \"2500ms\"").size(), 1u);
+    EXPECT_EQ(errors_of("[cluster]\nname = \"a/b\"").size(), 1u);
+    EXPECT_EQ(errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:9090\"\nquery = \"up\"")
+                  .size(),
+              1u)
+        << "needs max or min";
+    EXPECT_EQ(errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:9090\"\nquery = \"up\"\n"
+                        "max = 1\nmin = 0")
+                  .size(),
+              1u);
+    EXPECT_EQ(errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"https://p\"\nquery = \"up\"\nmax = 1")
+                  .size(),
+              1u);
+    EXPECT_EQ(errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:1\"\nquery = \"up\"\nmax = 1\n"
+                        "[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:1\"\nquery = \"up\"\nmax = 2")
+                  .size(),
+              1u)
+        << "two gates of one name";
+    EXPECT_EQ(errors_of("[gates.alerts]\nlisten = \"127.0.0.1:9902\"").size(), 1u) << "no token_file";
+    EXPECT_EQ(errors_of("[gates.alerts]\nlisten = \"here\"\ntoken_file = \"/t\"").size(), 1u);
+}
+
+}  // namespace
+}  // namespace veer::config
