@@ -91,6 +91,7 @@ void gate_poller::clear() {
         readings_[i] = {};
         readings_[i].name = gates_[i].name;
         readings_[i].limit = gating::limit_text(gates_[i]);
+        readings_[i].query = gates_[i].query;
         readings_[i].detail = "not read yet";
     }
 }
@@ -216,9 +217,12 @@ asio::awaitable<void> alert_receiver::serve(tcp::socket socket) {
         s.expires_after(request_time);
         http::request_parser<http::string_body> parser;
         parser.header_limit(16 * 1024);
-        parser.body_limit(max_body);
+        // Beast would fail the head itself on a Content-Length over the limit, leaving no
+        // answer: the size is checked below, the limit set once the head is read.
+        parser.body_limit(boost::none);
         auto [hec, hn] = co_await http::async_read_header(s, buf, parser, nothrow);
         if (hec) co_return;
+        parser.body_limit(max_body);
         const auto& head = parser.get();
         // Checked before the body is read: an unauthenticated or oversized body is never.
         answer a{200, ""};
@@ -254,6 +258,22 @@ asio::awaitable<void> alert_receiver::serve(tcp::socket socket) {
         res.prepare_payload();
         auto [wec, wn] = co_await http::async_write(s, res, nothrow);
         if (wec) co_return;
+        if (!keep) co_await linger(s);
+    }
+}
+
+// A refused request's body may still be arriving: closing now would reset the connection
+// and could destroy the answer before the sender reads it. Read and drop what comes for a
+// while (bounded in bytes and time), then close.
+asio::awaitable<void> alert_receiver::linger(beast::tcp_stream& s) {
+    boost::system::error_code ec;
+    s.socket().shutdown(tcp::socket::shutdown_send, ec);
+    s.expires_after(std::chrono::seconds(2));
+    char sink[16 * 1024];
+    for (std::size_t dropped = 0; dropped < 8 * max_body;) {
+        auto [rec, n] = co_await s.async_read_some(asio::buffer(sink), nothrow);
+        if (rec) break;
+        dropped += n;
     }
 }
 
