@@ -149,11 +149,11 @@ namespace {
 TEST_F(release_test, CutOffFromTheFleetItRollsBackButNeverSteps) {
     ASSERT_TRUE(rel.start(at(0), settings).ok());
     const auto rel_before = rel.state();
-    auto held = rel.evaluate(window(100, 0), window(100, 0), false, at(120), slo, settings,
+    auto held = rel.evaluate(window(100, 0), window(100, 0), false, at(120), slo, settings, {},
                              /*may_advance=*/false);
     EXPECT_TRUE(held.empty());
     EXPECT_EQ(rel.state().canary_weight, rel_before.canary_weight) << "no step without etcd";
-    auto rolled = rel.evaluate(window(100, 0), window(100, 50), false, at(121), slo, settings,
+    auto rolled = rel.evaluate(window(100, 0), window(100, 50), false, at(121), slo, settings, {},
                                /*may_advance=*/false);
     ASSERT_EQ(rolled.size(), 1u);
     EXPECT_EQ(rolled.front().kind, event_kind::rollback);
