@@ -268,16 +268,23 @@ void controller::evaluate() {
             judge_fleet(t);
         return;
     }
-    const auto& r = release_.state();
+    if (auto events = judge(release_, t, false, true); !events.empty()) apply(events);
+}
+
+std::vector<gating::event> controller::judge(gating::release& r, gating::instant t, bool merged,
+                                             bool may_advance) {
+    const auto& s = r.state();
+    const auto window = [&](const std::string& pool) {
+        return merged ? judged_window(pool, t.mono_ns) : local_window(pool, t.mono_ns);
+    };
     // Merging the windows is the evaluation's cost: none while the canary has no weight.
     metrics::window_stats stable, canary;
-    if (release_.judging()) {
-        stable = local_window(r.stable, t.mono_ns);
-        canary = local_window(r.canary, t.mono_ns);
+    if (r.judging()) {
+        stable = window(s.stable);
+        canary = window(s.canary);
     }
-    auto events = release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo,
-                                    cfg_.rollout, gate_readings(t));
-    if (!events.empty()) apply(events);
+    return r.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout,
+                      gate_readings(t), may_advance);
 }
 
 std::vector<gating::gate_reading> controller::gate_readings(gating::instant t) const {

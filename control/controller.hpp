@@ -90,6 +90,9 @@ private:
     // The window `pool` is judged on: this instance's, or in fleet mode the fleet's merged.
     metrics::window_stats judged_window(const std::string& pool, std::int64_t now_ns) const;
     metrics::window_stats local_window(const std::string& pool, std::int64_t now_ns) const;
+    // One evaluation of `r` on this instance's windows or the fleet's merged ones.
+    std::vector<gating::event> judge(gating::release& r, gating::instant t, bool merged,
+                                     bool may_advance);
 
     // The gates' readings for the judge: those taken since the canary got traffic.
     std::vector<gating::gate_reading> gate_readings(gating::instant t) const;

@@ -71,15 +71,8 @@ metrics::window_stats controller::judged_window(const std::string& pool, std::in
 
 void controller::judge_fleet(gating::instant t) {
     if (fleet_writing_) return;  // the last decision first
-    const auto& r = release_.state();
-    metrics::window_stats stable, canary;
-    if (release_.judging()) {
-        stable = judged_window(r.stable, t.mono_ns);
-        canary = judged_window(r.canary, t.mono_ns);
-    }
     gating::release next = release_;
-    auto events = next.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout,
-                                gate_readings(t));
+    auto events = judge(next, t, /*merged=*/true, /*may_advance=*/true);
     release_.keep_verdict(next);
     if (events.empty() && next.state() == release_.state()) return;
     auto shared = shared_now();
@@ -96,14 +89,7 @@ void controller::judge_fleet(gating::instant t) {
 }
 
 void controller::judge_alone(gating::instant t) {
-    const auto& r = release_.state();
-    metrics::window_stats stable, canary;
-    if (release_.judging()) {
-        stable = local_window(r.stable, t.mono_ns);
-        canary = local_window(r.canary, t.mono_ns);
-    }
-    auto events = release_.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo,
-                                    cfg_.rollout, gate_readings(t), /*may_advance=*/false);
+    auto events = judge(release_, t, /*merged=*/false, /*may_advance=*/false);
     if (events.empty()) return;
     if (has_rollback(events)) {
         pending_rollback_.insert(pending_rollback_.end(), events.begin(), events.end());
