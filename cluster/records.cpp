@@ -64,6 +64,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
             if (v < 0) return std::nullopt;
             n = (n << 6) | static_cast<unsigned>(v);
         }
+        // Canonical only: the bits past the last whole byte must be zero ("/w==", not "/0==").
+        if ((n & ((1u << (2 * pad)) - 1)) != 0) return std::nullopt;
         n <<= 6 * pad;
         out += static_cast<char>((n >> 16) & 0xff);
         if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);

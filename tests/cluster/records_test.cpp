@@ -26,6 +26,8 @@ TEST(Base64, RefusesWhatIsNotCanonical) {
     EXPECT_FALSE(base64_decode("ab=c"));
     EXPECT_FALSE(base64_decode("a==="));
     EXPECT_FALSE(base64_decode("ab!d"));
+    EXPECT_FALSE(base64_decode("/0==")) << "stray bits past the last byte";
+    EXPECT_EQ(base64_decode("/w=="), std::string("\xff"));
 }
 
 TEST(Keys, LayoutAndEventNumbers) {
