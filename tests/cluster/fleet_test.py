@@ -36,18 +36,15 @@ by a deadline (waits poll; the only fixed waits are the "nothing happens for N s
 every process a case starts is stopped by PID when it ends.
 """
 
-import argparse
 import http.client
 import json
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -56,7 +53,8 @@ TESTS = os.path.join(HERE, "..")
 for p in (HERE, TESTS, os.path.join(TESTS, "faults")):
     if p not in sys.path:
         sys.path.insert(0, p)
-from loopback import Failure, free_ports, http_get, log, port_open, wait_until  # noqa: E402
+from loopback import (Failure, free_ports, http_get, log, log_tail, lost_a_port, not_run, port_open,  # noqa: E402
+                      run_cases, short_tmpdir, spawn, stop, suite_options, wait_until)
 from fault_test import ScriptedUpstream, Veer, check, merged, metric, send_response  # noqa: E402
 from etcd_fixture import EtcdCluster, EtcdError, find_binary  # noqa: E402
 
@@ -303,8 +301,7 @@ class FleetCase:
     def __init__(self, name, opts):
         self.name = name
         self.opts = opts
-        base = tempfile.gettempdir() if len(tempfile.gettempdir()) < 60 else "/tmp"
-        self.tmp = tempfile.mkdtemp(prefix=f"veer-fleet-{name[:10]}-", dir=base)  # short: sun_path
+        self.tmp = short_tmpdir(f"veer-fleet-{name[:10]}-")
         self.procs = []
         self.logs = {}
         self.scripted = []
@@ -313,10 +310,7 @@ class FleetCase:
         self.blue = self.green = None
 
     def start(self, name, args):
-        path = os.path.join(self.tmp, name.replace("#", "-") + ".log")
-        self.logs[name] = path
-        with open(path, "ab") as f:
-            p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        p = spawn(name, args, self.tmp, self.logs)
         self.procs.append((name, p))
         return p
 
@@ -389,45 +383,16 @@ class FleetCase:
         return t
 
     def log_tail(self, n=10):
-        lines = []
-        for name, path in self.logs.items():
-            try:
-                with open(path, "rb") as f:
-                    text = f.read().decode("utf-8", "replace").splitlines()
-            except OSError:
-                continue
-            lines += [f"    {name}: {line[:300]}" for line in text[-n:]]
-        tail = "\n".join(lines)
-        if self.etcd:
-            tail += self.etcd.log_tail(6)
-        return tail
+        return log_tail(self.logs, n) + (self.etcd.log_tail(6) if self.etcd else "")
 
-    def lost_a_port(self, detail):
-        if "address already in use" in detail.lower():
-            return True
-        for root, _, files in os.walk(self.tmp):
-            for f in files:
-                if f.endswith(".log"):
-                    try:
-                        with open(os.path.join(root, f), "rb") as fh:
-                            if b"address already in use" in fh.read().lower():
-                                return True
-                    except OSError:
-                        pass
-        return False
+    def lost_a_port(self, detail):  # etcd's logs too, below tmp
+        return lost_a_port([os.path.join(root, f) for root, _, files in os.walk(self.tmp)
+                            for f in files if f.endswith(".log")], detail)
 
     def close(self):
         for t in self.traffic:
             t.stop()
-        for name, p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for name, p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        stop(self.procs)
         if self.etcd:
             self.etcd.close()
         for up in self.scripted:
@@ -766,64 +731,18 @@ CASES = [
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--veer", required=True)
-    ap.add_argument("--etcd", help="the etcd binary (default: $VEER_ETCD, PATH, /usr/bin/etcd)")
-    ap.add_argument("--etcdctl", help="the etcdctl binary (default: $VEER_ETCDCTL, PATH, /usr/bin/etcdctl)")
-    ap.add_argument("--only", nargs="+", metavar="NAME", choices=[n for n, _ in CASES],
-                    help="run only these cases")
-    ap.add_argument("--keep", action="store_true", help="keep every case's temporary directory")
-    opts = ap.parse_args()
+    opts = suite_options(
+        __doc__, CASES,
+        ("--etcd", {"help": "the etcd binary (default: $VEER_ETCD, PATH, /usr/bin/etcd)"}),
+        ("--etcdctl", {"help": "the etcdctl binary (default: $VEER_ETCDCTL, PATH, /usr/bin/etcdctl)"}))
     if not os.access(opts.veer, os.X_OK):
-        log(f"FAIL: {opts.veer} is not an executable")
-        log("fleet: 0 passed, 1 failed")
-        return 1
+        return not_run("fleet", f"{opts.veer} is not an executable")
     if not find_binary("etcd", opts.etcd) or not find_binary("etcdctl", opts.etcdctl):
-        if os.environ.get("VEER_ALLOW_SKIP") == "1":
-            log("SKIP: etcd not installed")
-            return 0
-        log("FAIL: etcd or etcdctl not installed (Debian etcd-server, etcd-client)")
-        log("fleet: 0 passed, 1 failed")
-        return 1
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    passed = failed = 0
-    t_all = time.monotonic()
-    for name, fn in CASES:
-        if opts.only and name not in opts.only:
-            continue
-        t0 = time.monotonic()
-        for attempt in range(3):
-            case = FleetCase(name, opts)
-            good, detail, tail = False, "", ""
-            try:
-                detail = fn(case)
-                good = True
-            except Failure as e:
-                detail = str(e)
-            except Exception as e:  # a broken case is a failed case, and the others still run
-                detail = f"{type(e).__name__}: {e}"
-            finally:
-                if not good:
-                    tail = case.log_tail()
-                case.close()
-            if good or attempt == 2 or not case.lost_a_port(detail):
-                break
-            log(f"     {name}: a port was taken by another process before it was bound; again on others")
-            shutil.rmtree(case.tmp, ignore_errors=True)
-        took = time.monotonic() - t0
-        if good:
-            passed += 1
-            log(f"PASS {name} ({took:.1f}s): {detail}")
-        else:
-            failed += 1
-            log(f"FAIL {name} ({took:.1f}s): {detail}")
-            if tail:
-                log(tail)
-        if good and not opts.keep:
-            shutil.rmtree(case.tmp, ignore_errors=True)
-        else:
-            log(f"    kept {case.tmp}")
-    log(f"fleet: {passed} passed, {failed} failed ({time.monotonic() - t_all:.1f}s)")
+        return not_run("fleet", "etcd or etcdctl not installed (Debian etcd-server, etcd-client)",
+                       skip="etcd not installed")
+    t0 = time.monotonic()
+    passed, failed = run_cases(CASES, opts, lambda name: FleetCase(name, opts))
+    log(f"fleet: {passed} passed, {failed} failed ({time.monotonic() - t0:.1f}s)")
     return 1 if failed else 0
 
 

@@ -32,7 +32,6 @@ failed. Python standard library only, plus `wrk` for reload_under_load. Every wa
 bounded by a deadline; every process a case starts is stopped by PID when it ends.
 """
 
-import argparse
 import fcntl
 import http.client
 import json
@@ -46,13 +45,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import termios
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from loopback import Failure, free_ports, http_get, log, lost_a_port, port_open, wait_until  # noqa: E402
+from loopback import (Failure, free_ports, http_get, log, log_tail, lost_a_port, not_run, port_open,  # noqa: E402
+                      run_cases, short_tmpdir, spawn, stop, suite_options, wait_until)
 
 
 def check(cond, msg):
@@ -418,18 +417,14 @@ class Case:
     def __init__(self, name, opts):
         self.name = name
         self.opts = opts
-        base = tempfile.gettempdir() if len(tempfile.gettempdir()) < 60 else "/tmp"
-        self.tmp = tempfile.mkdtemp(prefix=f"veer-fault-{name[:12]}-", dir=base)  # short: sun_path
+        self.tmp = short_tmpdir(f"veer-fault-{name[:12]}-")
         self.procs = []  # (name, Popen)
         self.logs = {}
         self.scripted = []
         self.veers = []
 
     def start(self, name, args):
-        path = os.path.join(self.tmp, name.replace("#", "-") + ".log")
-        self.logs[name] = path
-        with open(path, "ab") as f:
-            p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        p = spawn(name, args, self.tmp, self.logs)
         self.procs.append((name, p))
         return p
 
@@ -462,18 +457,11 @@ class Case:
         self.veers.append(v)
         return v.start() if start else v
 
-    def veer_log_tail(self, n=8):
-        lines = []
-        for name, path in self.logs.items():
-            if not name.startswith("veer"):
-                continue
-            try:
-                with open(path, "rb") as f:
-                    text = f.read().decode("utf-8", "replace").splitlines()
-            except OSError:
-                continue
-            lines += [f"    {name}: {line[:300]}" for line in text[-n:]]
-        return "\n".join(lines)
+    def log_tail(self, n=8):
+        return log_tail({name: path for name, path in self.logs.items() if name.startswith("veer")}, n)
+
+    def lost_a_port(self, detail):
+        return lost_a_port(self.logs.values(), detail)
 
     def close(self):
         for name, p in self.procs:  # a SIGSTOPped process never handles SIGTERM
@@ -482,15 +470,7 @@ class Case:
                     os.kill(p.pid, signal.SIGCONT)
                 except ProcessLookupError:
                     pass
-        for name, p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for name, p in reversed(self.procs):
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        stop(reversed(self.procs))
         for up in self.scripted:
             up.close()
 
@@ -1096,54 +1076,11 @@ CASES = [
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--veer", required=True)
-    ap.add_argument("--upstream", required=True, help="the veer-upstream binary")
-    ap.add_argument("--only", nargs="+", metavar="NAME", choices=[n for n, _ in CASES],
-                    help="run only these cases")
-    ap.add_argument("--keep", action="store_true", help="keep every case's temporary directory")
-    opts = ap.parse_args()
+    opts = suite_options(__doc__, CASES, ("--upstream", {"required": True, "help": "the veer-upstream binary"}))
     for b in (opts.veer, opts.upstream):
         if not os.access(b, os.X_OK):
-            log(f"FAIL: {b} is not an executable")
-            log("faults: 0 passed, 1 failed")
-            return 1
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    passed = failed = 0
-    for name, fn in CASES:
-        if opts.only and name not in opts.only:
-            continue
-        t0 = time.monotonic()
-        for attempt in range(3):
-            case = Case(name, opts)
-            ok, detail = False, ""
-            try:
-                detail = fn(case)
-                ok = True
-            except Failure as e:
-                detail = str(e)
-            except Exception as e:  # a broken case is a failed case, and the others still run
-                detail = f"{type(e).__name__}: {e}"
-            finally:
-                case.close()
-            if ok or attempt == 2 or not lost_a_port(case.logs.values(), detail):
-                break
-            log(f"     {name}: a port was taken by another test before it was bound; again on others")
-            shutil.rmtree(case.tmp, ignore_errors=True)
-        took = time.monotonic() - t0
-        if ok:
-            passed += 1
-            log(f"PASS {name} ({took:.1f}s): {detail}")
-        else:
-            failed += 1
-            log(f"FAIL {name} ({took:.1f}s): {detail}")
-            tail = case.veer_log_tail()
-            if tail:
-                log(tail)
-        if ok and not opts.keep:
-            shutil.rmtree(case.tmp, ignore_errors=True)
-        elif opts.keep or not ok:
-            log(f"    kept {case.tmp}")
+            return not_run("faults", f"{b} is not an executable")
+    passed, failed = run_cases(CASES, opts, lambda name: Case(name, opts))
     log(f"faults: {passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -53,7 +53,6 @@ SIGKILL: their storage is thrown away). A case that loses a port to another proc
 binding it runs again on other ports.
 """
 
-import argparse
 import base64
 import http.client
 import json
@@ -65,7 +64,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -77,7 +75,8 @@ TESTS = os.path.join(HERE, "..")
 for p in (TESTS, os.path.join(TESTS, "faults")):
     if p not in sys.path:
         sys.path.insert(0, p)
-from loopback import Failure, free_ports, http_get, log, port_open, wait_until  # noqa: E402
+from loopback import (Failure, free_ports, http_get, log, log_tail, lost_a_port, not_run, port_open,  # noqa: E402
+                      run_cases, short_tmpdir, spawn, suite_options, wait_until)
 from fault_test import (ScriptedUpstream, Veer, check, merged, metric, parse_metrics,  # noqa: E402
                         read_http_response, send_response)
 
@@ -363,8 +362,7 @@ class Stack:
 
     def __init__(self, opts):
         self.opts = opts
-        base = tempfile.gettempdir() if len(tempfile.gettempdir()) < 60 else "/tmp"
-        self.tmp = tempfile.mkdtemp(prefix="veer-gates-stack-", dir=base)
+        self.tmp = short_tmpdir("veer-gates-stack-")
         self.procs = []
         self.logs = {}
         self.exporter = None
@@ -379,10 +377,7 @@ class Stack:
             raise
 
     def start(self, name, args, fast_kill=False):
-        path = os.path.join(self.tmp, name + ".log")
-        self.logs[name] = path
-        with open(path, "ab") as f:
-            p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        p = spawn(name, args, self.tmp, self.logs)
         self.procs.append((name, p))
         return p
 
@@ -414,25 +409,10 @@ class Stack:
         return self.prom is not None and self.prom.proc.poll() is None
 
     def log_tail(self, n=6):
-        lines = []
-        for name, path in self.logs.items():
-            try:
-                with open(path, "rb") as f:
-                    text = f.read().decode("utf-8", "replace").splitlines()
-            except OSError:
-                continue
-            lines += [f"    {name}: {line[:300]}" for line in text[-n:]]
-        return "\n".join(lines)
+        return log_tail(self.logs, n)
 
     def lost_a_port(self):
-        for path in self.logs.values():
-            try:
-                with open(path, "rb") as fh:
-                    if b"address already in use" in fh.read().lower():
-                        return True
-            except OSError:
-                pass
-        return False
+        return lost_a_port(self.logs.values())
 
     def close(self):
         for name, p in self.procs:
@@ -580,8 +560,7 @@ class GatesCase:
         self.name = name
         self.opts = opts
         self.stack = stack
-        base = tempfile.gettempdir() if len(tempfile.gettempdir()) < 60 else "/tmp"
-        self.tmp = tempfile.mkdtemp(prefix=f"veer-gates-{name[:10]}-", dir=base)  # short: sun_path
+        self.tmp = short_tmpdir(f"veer-gates-{name[:10]}-")
         self.procs = []  # (name, Popen, fast_kill)
         self.logs = {}
         self.servers = []
@@ -594,10 +573,7 @@ class GatesCase:
         return self._ports.pop()
 
     def start(self, name, args, fast_kill=False):
-        path = os.path.join(self.tmp, name.replace("#", "-") + ".log")
-        self.logs[name] = path
-        with open(path, "ab") as f:
-            p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        p = spawn(name, args, self.tmp, self.logs)
         self.procs.append((name, p, fast_kill))
         return p
 
@@ -666,29 +642,11 @@ class GatesCase:
         return t
 
     def log_tail(self, n=10):
-        lines = []
-        for name, path in self.logs.items():
-            try:
-                with open(path, "rb") as f:
-                    text = f.read().decode("utf-8", "replace").splitlines()
-            except OSError:
-                continue
-            lines += [f"    {name}: {line[:300]}" for line in text[-n:]]
-        return "\n".join(lines + ([self.stack.log_tail()] if self.stack else []))
+        tails = [log_tail(self.logs, n), self.stack.log_tail() if self.stack else ""]
+        return "\n".join(t for t in tails if t)
 
     def lost_a_port(self, detail):
-        if "address already in use" in detail.lower():
-            return True
-        if self.stack and self.stack.lost_a_port():
-            return True
-        for path in self.logs.values():
-            try:
-                with open(path, "rb") as fh:
-                    if b"address already in use" in fh.read().lower():
-                        return True
-            except OSError:
-                pass
-        return False
+        return lost_a_port(self.logs.values(), detail) or bool(self.stack and self.stack.lost_a_port())
 
     def close(self):
         for t in self.traffics:
@@ -1125,90 +1083,48 @@ CASES = [
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--veer", required=True)
-    ap.add_argument("--prometheus", help="the prometheus binary (default: $VEER_PROMETHEUS, PATH, /usr/bin)")
-    ap.add_argument("--alertmanager", help="the Alertmanager binary (default: $VEER_ALERTMANAGER, "
-                    "prometheus-alertmanager or alertmanager on PATH, /usr/bin)")
-    ap.add_argument("--only", nargs="+", metavar="NAME", choices=[n for n, _ in CASES], help="run only these cases")
-    ap.add_argument("--keep", action="store_true", help="keep every case's temporary directory")
-    opts = ap.parse_args()
+    opts = suite_options(
+        __doc__, CASES,
+        ("--prometheus", {"help": "the prometheus binary (default: $VEER_PROMETHEUS, PATH, /usr/bin)"}),
+        ("--alertmanager", {"help": "the Alertmanager binary (default: $VEER_ALERTMANAGER, "
+                                    "prometheus-alertmanager or alertmanager on PATH, /usr/bin)"}))
     if not os.access(opts.veer, os.X_OK):
-        log(f"FAIL: {opts.veer} is not an executable")
-        log("gates: 0 passed, 1 failed")
-        return 1
+        return not_run("gates", f"{opts.veer} is not an executable")
     opts.prometheus = find_binary(["prometheus"], opts.prometheus, "VEER_PROMETHEUS")
     opts.alertmanager = find_binary(["prometheus-alertmanager", "alertmanager"], opts.alertmanager,
                                     "VEER_ALERTMANAGER")
     if not opts.prometheus or not opts.alertmanager:
         missing = " and ".join(n for n, b in (("prometheus", opts.prometheus),
                                               ("prometheus-alertmanager", opts.alertmanager)) if not b)
-        if os.environ.get("VEER_ALLOW_SKIP") == "1":
-            log(f"SKIP: {missing} not installed")
-            return 0
-        log(f"FAIL: {missing} not installed (Debian packages prometheus, prometheus-alertmanager)")
-        log("gates: 0 passed, 1 failed")
-        return 1
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    passed = failed = 0
-    t_all = time.monotonic()
-    stack = None
-    for name, fn in CASES:
-        if opts.only and name not in opts.only:
-            continue
-        t0 = time.monotonic()
-        for attempt in range(3):
-            case = None
-            good, detail, tail = False, "", ""
-            try:
-                if stack is not None and not stack.alive():
-                    stack.close()
-                    stack = None
-                if stack is None:
-                    stack = Stack(opts)
-                case = GatesCase(name, opts, stack)
-                detail = fn(case)
-                good = True
-            except Failure as e:
-                detail = str(e)
-            except Exception as e:  # a broken case is a failed case, and the others still run
-                detail = f"{type(e).__name__}: {e}"
-            finally:
-                if case:
-                    if not good:
-                        tail = case.log_tail()
-                    case.close()
-            lost = case.lost_a_port(detail) if case else ("address already in use" in detail.lower()
-                                                           or (stack is not None and stack.lost_a_port()))
-            if good or attempt == 2 or not lost:
-                break
-            log(f"     {name}: a port was taken by another process before it was bound; again on others")
-            if case:
-                shutil.rmtree(case.tmp, ignore_errors=True)
-            if stack is not None:  # the stack's ports too: the Alertmanager case binds two of them
-                stack.close()
-                shutil.rmtree(stack.tmp, ignore_errors=True)
-                stack = None
-        took = time.monotonic() - t0
-        if good:
-            passed += 1
-            log(f"PASS {name} ({took:.1f}s): {detail}")
-        else:
-            failed += 1
-            log(f"FAIL {name} ({took:.1f}s): {detail}")
-            if tail:
-                log(tail)
-        if case and good and not opts.keep:
-            shutil.rmtree(case.tmp, ignore_errors=True)
-        elif case:
-            log(f"    kept {case.tmp}")
+        return not_run("gates", f"{missing} not installed (Debian packages prometheus, prometheus-alertmanager)",
+                       skip=f"{missing} not installed")
+    t0 = time.monotonic()
+    stack = None  # shared by the cases: started for the first, again after it died or lost a port
+
+    def new_case(name):
+        nonlocal stack
+        if stack is not None and not stack.alive():
+            stack.close()
+            stack = None
+        if stack is None:
+            stack = Stack(opts)
+        return GatesCase(name, opts, stack)
+
+    def drop_stack():  # its ports too: the Alertmanager case binds two of them
+        nonlocal stack
+        if stack is not None:
+            stack.close()
+            shutil.rmtree(stack.tmp, ignore_errors=True)
+            stack = None
+
+    passed, failed = run_cases(CASES, opts, new_case, drop_stack)
     if stack is not None:
         stack.close()
         if failed == 0 and not opts.keep:
             shutil.rmtree(stack.tmp, ignore_errors=True)
         else:
             log(f"    kept {stack.tmp}")
-    log(f"gates: {passed} passed, {failed} failed ({time.monotonic() - t_all:.1f}s)")
+    log(f"gates: {passed} passed, {failed} failed ({time.monotonic() - t0:.1f}s)")
     return 1 if failed else 0
 
 

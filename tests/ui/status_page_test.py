@@ -31,7 +31,7 @@ import tempfile
 from html.parser import HTMLParser
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from loopback import Failure, free_ports, http_get, log, lost_a_port, port_open, wait_until  # noqa: E402
+from loopback import Failure, free_ports, http_get, log, lost_a_port, port_open, stop, wait_until  # noqa: E402
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_TIMEOUT_S = 120  # one page load, virtual time included, on a busy 2-core machine
@@ -345,15 +345,7 @@ level = "warn"
             log(f"--- {name} log (last lines) ---\n{tail(path)}")
         return 1
     finally:
-        for name, p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for name, p in reversed(procs):
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        stop(reversed(procs))
         if opts.keep:
             log(f"kept {tmp}")
         else:
