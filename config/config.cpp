@@ -656,6 +656,8 @@ std::string check_pool_name(std::string_view name) {
     return ok ? "" : "a pool name may use letters, digits, '_' and '-' only";
 }
 
+void read_pool_health(walker& w, health& out);
+
 void read_pools(walker& root, config& cfg) {
     auto w = root.table("pools");
     const std::vector<std::string> names = w ? w->keys_in_file_order() : std::vector<std::string>{};
@@ -702,6 +704,8 @@ void read_pools(walker& root, config& cfg) {
             tls->reject_unknown();
             out.tls = t;
         }
+        out.health = cfg.health;
+        if (auto h = p->table("health")) read_pool_health(*h, out.health);
         p->reject_unknown();
         cfg.pools.push_back(std::move(out));
     }
@@ -756,18 +760,40 @@ void read_split(walker& root, config& cfg) {
         out.stable = cfg.pools.front().name;
 }
 
+// The keys [health] and [pools.NAME.health] share.
+void read_health_keys(walker& w, health& out) {
+    w.read_bool("enabled", out.enabled);
+    w.read_string("path", out.path, check_http_path);
+    w.read_duration("interval", out.interval, positive);
+    w.read_duration("timeout", out.timeout, positive);
+    w.read_int("healthy_after", out.healthy_after, 1, no_max);
+    w.read_int("unhealthy_after", out.unhealthy_after, 1, no_max);
+    w.read_int("eject_after_failures", out.eject_after_failures, 1, no_max);
+    w.read_duration("eject_for", out.eject_for, positive);
+}
+
 void read_health(walker& root, health& out) {
     auto w = root.table("health");
     if (!w) return;
-    w->read_bool("enabled", out.enabled);
-    w->read_string("path", out.path, check_http_path);
-    w->read_duration("interval", out.interval, positive);
-    w->read_duration("timeout", out.timeout, positive);
-    w->read_int("healthy_after", out.healthy_after, 1, no_max);
-    w->read_int("unhealthy_after", out.unhealthy_after, 1, no_max);
-    w->read_int("eject_after_failures", out.eject_after_failures, 1, no_max);
-    w->read_duration("eject_for", out.eject_for, positive);
+    read_health_keys(*w, out);
     w->reject_unknown();
+}
+
+// [pools.NAME.health]: any [health] key for this pool, plus port, host and expect.
+void read_pool_health(walker& w, health& out) {
+    read_health_keys(w, out);
+    w.read_int("port", out.port, 1, 65535);
+    w.read_string("host", out.host, check_non_empty);
+    if (const auto range = w.read_list<std::int64_t>("expect")) {
+        if (range->size() != 2 || (*range)[0].value < 100 || (*range)[1].value > 599 ||
+            (*range)[0].value > (*range)[1].value)
+            w.error("expect", "must be [lowest, highest] passing status, within 100..599");
+        else {
+            out.expect_min = static_cast<int>((*range)[0].value);
+            out.expect_max = static_cast<int>((*range)[1].value);
+        }
+    }
+    w.reject_unknown();
 }
 
 void read_slo(walker& root, slo& out) {
@@ -971,9 +997,9 @@ void read_document(const toml::table& document, config& cfg, reporter& errors) {
     walker root(document, "", errors);
     read_listener(root, cfg.listener);
     read_admin(root, cfg.admin);
+    read_health(root, cfg.health);  // first: a pool's health starts from it
     read_pools(root, cfg);
     read_split(root, cfg);
-    read_health(root, cfg.health);
     read_slo(root, cfg.slo);
     read_rollout(root, cfg.rollout);
     read_timeouts(root, cfg.timeouts);

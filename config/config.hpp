@@ -37,6 +37,23 @@ struct admin {
     std::string http = "127.0.0.1:9901";  // empty: no admin HTTP listener
 };
 
+struct health {
+    bool enabled = true;  // false: no active checks (passive ejection stays)
+    std::string path = "/healthz";
+    // Only in [pools.NAME.health] (SPEC 12): another port of each endpoint (0: its own),
+    // the Host header sent ("": the endpoint's address), the passing status range.
+    int port = 0;
+    std::string host;
+    int expect_min = 200;
+    int expect_max = 399;
+    duration interval{2000};
+    duration timeout{1000};
+    int healthy_after = 2;
+    int unhealthy_after = 3;
+    int eject_after_failures = 5;
+    duration eject_for{30000};
+};
+
 enum class balance { p2c, round_robin };
 
 struct pool {
@@ -44,6 +61,7 @@ struct pool {
     std::vector<std::string> endpoints;  // "host:port", "[::1]:port"
     balance balance_ = balance::p2c;
     std::optional<tls_client> tls;
+    struct health health;  // [health] with [pools.NAME.health]'s overrides
 };
 
 // One split rule: a header test and the pool it sends to. Exactly one of
@@ -62,17 +80,6 @@ struct split {
     std::string sticky_header;  // at most one of sticky_header / sticky_cookie
     std::string sticky_cookie;
     std::vector<rule> rules;
-};
-
-struct health {
-    bool enabled = true;  // false: no active checks (passive ejection stays)
-    std::string path = "/healthz";
-    duration interval{2000};
-    duration timeout{1000};
-    int healthy_after = 2;
-    int unhealthy_after = 3;
-    int eject_after_failures = 5;
-    duration eject_for{30000};
 };
 
 // What counts as a failed request (slo.errors).

@@ -184,12 +184,10 @@ void controller::record(gating::event e) {
 }
 
 void controller::start_health_checks() {
+    // A reload that turns checks off (here or for one pool) ends the old loops too.
     std::vector<health::target> targets;
-    if (!cfg_.health.enabled) {
-        checker_.run({}, cfg_.health);  // a reload that turns checks off stops the old ones
-        return;
-    }
-    for (const auto& p : cfg_.pools)
+    for (const auto& p : cfg_.pools) {
+        if (!p.health.enabled) continue;
         for (const auto& a : p.endpoints) {
             routing::endpoint e;
             if (!routing::parse_ip_endpoint(a, e)) continue;
@@ -199,9 +197,11 @@ void controller::start_health_checks() {
                 t.tls_name = proxy::tls_name(p.tls->sni, a);
                 t.tls_verify = p.tls->verify;
             }
+            t.settings = p.health;
             targets.push_back(std::move(t));
         }
-    checker_.run(std::move(targets), cfg_.health);
+    }
+    checker_.run(std::move(targets));
 }
 
 void controller::on_health(std::uint32_t id, bool healthy, const std::string& why) {
@@ -215,15 +215,17 @@ void controller::on_health(std::uint32_t id, bool healthy, const std::string& wh
 void controller::eject(std::uint32_t id) {
     auto& ep = endpoints_[id];
     if (ep.ejected) return;
+    const auto* pool = cfg_.find_pool(ep.pool);
+    const auto& settings = pool ? pool->health : cfg_.health;
     ep.ejected = true;
     const auto generation = ++ep.eject_generation;
     record(gating::make_event(now().unix_ms, gating::event_kind::health, gating::event_by::health,
                               ep.address + " ejected for " +
-                                  format_duration_ms(cfg_.health.eject_for.count()) + " after " +
-                                  std::to_string(cfg_.health.eject_after_failures) +
+                                  format_duration_ms(settings.eject_for.count()) + " after " +
+                                  std::to_string(settings.eject_after_failures) +
                                   " consecutive failed requests",
                               {{"endpoint", ep.address}, {"pool", ep.pool}, {"ejected", true}}));
-    auto timer = std::make_shared<asio::steady_timer>(ioc_, cfg_.health.eject_for);
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, settings.eject_for);
     timer->async_wait([this, id, generation, timer](const boost::system::error_code& ec) {
         auto& ep = endpoints_[id];
         if (ec || ep.eject_generation != generation || !ep.ejected) return;

@@ -38,6 +38,7 @@ void controller::publish() {
         rp.name = p.name;
         rp.slot = pool_slot(p.name);
         rp.balance = p.balance_;
+        rp.eject_after_failures = p.health.eject_after_failures;
         if (p.tls) {
             rp.tls = pool_tls_[p.name];
             rp.tls_name = p.tls->sni;
@@ -74,7 +75,6 @@ void controller::publish() {
     s->limits = cfg_.limits;
     s->retry = cfg_.retry;
     s->errors = cfg_.slo.errors;
-    s->eject_after_failures = cfg_.health.eject_after_failures;
     routes_.publish(std::move(s));
 }
 

@@ -21,11 +21,11 @@ check_state& checker::state_of(std::uint32_t id) {
     return states_.back().second;
 }
 
-void checker::run(std::vector<target> targets, const config::health& settings) {
+void checker::run(std::vector<target> targets) {
     const auto generation = ++generation_;
     for (auto& t : targets) {
         state_of(t.id);
-        asio::co_spawn(ioc_, loop(std::move(t), settings, generation), asio::detached);
+        asio::co_spawn(ioc_, loop(t, t.settings, generation), asio::detached);
     }
 }
 
@@ -58,14 +58,17 @@ proxy::task<std::string> checker::probe(const target& t, const config::health& s
 
 proxy::task<std::string> checker::exchange(const target& t, const config::health& settings) {
     proxy::stream s(ioc_.get_executor());
-    auto [cec] = co_await s.sock().async_connect(t.at, nothrow);
+    auto at = t.at;
+    if (settings.port) at.port(static_cast<unsigned short>(settings.port));  // a check port
+    auto [cec] = co_await s.sock().async_connect(at, nothrow);
     if (cec) co_return "health check of " + t.address + ": connect: " + cec.message();
     if (t.tls) {
         const auto hec = co_await s.handshake_client(*static_cast<asio::ssl::context*>(t.tls.get()),
                                                      t.tls_name, t.tls_verify);
         if (hec) co_return "health check of " + t.address + ": TLS: " + hec.message();
     }
-    const std::string req = "GET " + settings.path + " HTTP/1.1\r\nHost: " + t.address +
+    const auto& host = settings.host.empty() ? t.address : settings.host;
+    const std::string req = "GET " + settings.path + " HTTP/1.1\r\nHost: " + host +
                             "\r\nUser-Agent: veer-health\r\nConnection: close\r\n\r\n";
     auto [wec, wn] = co_await s.write(asio::buffer(req));
     if (wec) co_return "health check of " + t.address + ": write: " + wec.message();
@@ -82,7 +85,7 @@ proxy::task<std::string> checker::exchange(const target& t, const config::health
         if (rec) co_return "health check of " + t.address + ": " + rec.message();
         head.append(buf, rn);
     }
-    if (status > 399)
+    if (status < settings.expect_min || status > settings.expect_max)
         co_return "health check of " + t.address + ": status " + std::to_string(status);
     co_return "";
 }

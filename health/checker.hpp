@@ -25,15 +25,16 @@ struct target {
     std::shared_ptr<void> tls;  // asio::ssl::context, or null
     std::string tls_name;
     bool tls_verify = true;
+    config::health settings;  // its pool's: [health] with [pools.NAME.health] over it
 };
 
 class checker {
 public:
     using on_change = std::function<void(std::uint32_t id, bool healthy, std::string why)>;
     checker(boost::asio::io_context& ioc, on_change cb) : ioc_(ioc), cb_(std::move(cb)) {}
-    // Starts checking `targets` with `settings`, ending the loops of any earlier set.
-    // Endpoints keep their state across calls when their id is still there.
-    void run(std::vector<target> targets, const config::health& settings);
+    // Starts checking `targets`, each with its settings, ending the loops of any earlier
+    // set. Endpoints keep their state across calls when their id is still there.
+    void run(std::vector<target> targets);
     void stop() { ++generation_; }
 
 private:

@@ -473,7 +473,7 @@ void session::record(const routing::snapshot& snap, const routing::pool& pool,
     auto& streak = w_.shared_.consecutive_failures[ep.id];
     if (!failed) {
         if (streak.load(std::memory_order_relaxed) != 0) streak.store(0, std::memory_order_relaxed);
-    } else if (streak.fetch_add(1, std::memory_order_relaxed) + 1 == snap.eject_after_failures &&
+    } else if (streak.fetch_add(1, std::memory_order_relaxed) + 1 == pool.eject_after_failures &&
                w_.shared_.on_eject) {
         w_.shared_.on_eject(ep.id);
     }

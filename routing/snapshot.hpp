@@ -40,6 +40,7 @@ struct pool {
     std::shared_ptr<void> tls;
     std::string tls_name;
     bool tls_verify = true;
+    int eject_after_failures = 5;  // the pool's health settings
 };
 
 enum class rule_match : std::uint8_t { equals, prefix, present };
@@ -67,7 +68,6 @@ struct snapshot {
     config::limits limits;
     config::retry retry;
     config::error_kinds errors;
-    int eject_after_failures = 5;
 };
 
 // Holds the current snapshot. publish() from the control thread; threads keep their own

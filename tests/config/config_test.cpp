@@ -1174,3 +1174,54 @@ TEST(config_errors, cluster_and_gates) {
 
 }  // namespace
 }  // namespace veer::config
+
+namespace veer::config {
+namespace {
+
+TEST(config_load, pool_health_overrides_the_defaults) {
+    const auto r = load_exact(R"toml([health]
+interval = "5s"
+eject_after_failures = 7
+[pools.blue]
+endpoints = ["127.0.0.1:9001"]
+[pools.blue.health]
+port = 9002
+host = "shop.internal"
+expect = [200, 204]
+interval = "1s"
+[pools.green]
+endpoints = ["127.0.0.1:9101"]
+[pools.green.health]
+enabled = false
+)toml");
+    ASSERT_TRUE(r.cfg) << (r.errors.empty() ? "" : r.errors.front());
+    const auto& blue = r.cfg->find_pool("blue")->health;
+    EXPECT_EQ(blue.port, 9002);
+    EXPECT_EQ(blue.host, "shop.internal");
+    EXPECT_EQ(blue.expect_min, 200);
+    EXPECT_EQ(blue.expect_max, 204);
+    EXPECT_EQ(blue.interval, duration{1000});
+    EXPECT_EQ(blue.eject_after_failures, 7) << "what the pool does not set comes from [health]";
+    const auto& green = r.cfg->find_pool("green")->health;
+    EXPECT_FALSE(green.enabled);
+    EXPECT_EQ(green.interval, duration{5000});
+    EXPECT_EQ(green.port, 0);
+}
+
+TEST(config_errors, pool_health) {
+    const auto bad = [](std::string_view body) {
+        return load_exact(std::string("[pools.blue]\nendpoints = [\"127.0.0.1:9001\"]\n[pools.blue.health]\n") +
+                          std::string(body) + "\n[pools.green]\nendpoints = [\"127.0.0.1:9101\"]\n")
+            .errors.size();
+    };
+    EXPECT_EQ(bad("expect = [399, 200]"), 1u);
+    EXPECT_EQ(bad("expect = [200]"), 1u);
+    EXPECT_EQ(bad("expect = [0, 700]"), 1u);
+    EXPECT_EQ(bad("port = 70000"), 1u);
+    EXPECT_EQ(bad("hots = \"x\""), 1u);
+    EXPECT_EQ(bad("port = 9002"), 0u);
+    EXPECT_EQ(load("[health]\nport = 9002").errors.size(), 1u) << "port is per pool only";
+}
+
+}  // namespace
+}  // namespace veer::config

@@ -144,5 +144,38 @@ TEST(HealthAndDrain, EndpointFailingRequestsIsEjectedAndComesBackAfterEjectFor) 
     EXPECT_GE(after["bad:500"], 1) << show(after);
 }
 
+// [pools.NAME.health] (SPEC 12): a pool's checks go to another port, send another Host
+// and pass on another status range; the other pool keeps the [health] defaults.
+TEST(HealthAndDrain, PoolHealthSettingsOverrideTheDefaults) {
+    temp_dir dir;
+    upstream b1(dir, "b1");  // its own /healthz passes ...
+    upstream check(dir, "check", {"--unhealthy"});  // ... the port blue checks does not
+    // Green answers every request 503; its checks arrive as requests (another health path).
+    scripted_upstream g(
+        [](script_conn& c, upstream_request&) {
+            c.send("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        },
+        "/not-the-health-path");
+    const auto cfg =
+        toml_config()
+            .set("pools.blue.health", "port", std::to_string(check.port()))
+            .set("pools.green.health", "path", toml_string("/ready"))
+            .set("pools.green.health", "host", toml_string("shop.internal"))
+            .set("pools.green.health", "expect", "[200, 503]")
+            .set("health", "unhealthy_after", "2");
+    veer_process v(dir, {b1.address()}, {g.address()}, cfg);
+    ASSERT_TRUE(v.start());
+    boost::json::object last;
+    EXPECT_TRUE(v.wait_status(endpoint_is(b1.address(), "healthy", false), ms(5000), &last))
+        << "blue's checks must go to the check port: " << boost::json::serialize(last);
+    ASSERT_TRUE(g.wait_requests(4, ms(5000)));
+    const auto checks = g.requests();
+    EXPECT_EQ(checks.front().method, "GET");
+    EXPECT_EQ(checks.front().target, "/ready");
+    EXPECT_EQ(checks.front().get("host"), "shop.internal");
+    EXPECT_TRUE(json_bool(endpoint_status(v.status(), g.address()), "healthy"))
+        << "503 is within green's expect = [200, 503]";
+}
+
 }  // namespace
 }  // namespace veer::it
