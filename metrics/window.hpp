@@ -7,6 +7,7 @@
 // with load+store (one writer, so no read-modify-write and no lock on the hot path).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -44,7 +45,9 @@ struct window_stats {
     double error_rate() const {
         return requests ? static_cast<double>(failures) / static_cast<double>(requests) : 0.0;
     }
-    double rps() const { return seconds > 0 ? static_cast<double>(requests) / seconds : 0.0; }
+    // Over the window's real span, but never a fraction of a second: one request 5 ms
+    // after start is 1 rps, not 200 (SPEC 12).
+    double rps() const { return static_cast<double>(requests) / std::max(seconds, 1.0); }
 };
 
 // One thread's sliding window for one pool: a ring of time slices, each tagged with its

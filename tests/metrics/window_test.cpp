@@ -163,7 +163,14 @@ TEST(pool_window, partial_window_rps_is_over_the_time_it_existed) {
 
     const window_stats at_start = collect(w, start);
     EXPECT_EQ(at_start.seconds, 0.0);
-    EXPECT_EQ(at_start.rps(), 0.0);
+}
+
+TEST(pool_window, young_window_rps_is_never_over_a_fraction_of_a_second) {
+    pool_window w(30s, 0);
+    w.record(result::s2xx, false, 1000, 5 * ms);
+    const window_stats st = collect(w, 5 * ms);
+    EXPECT_EQ(st.requests, 1u);
+    EXPECT_DOUBLE_EQ(st.rps(), 1.0) << "not 1 / 0.005 s = 200";
 }
 
 TEST(pool_window, shards_merge_into_one_window) {
