@@ -235,10 +235,10 @@ void controller::eject(std::uint32_t id) {
     });
 }
 
-bool controller::canary_all_unhealthy() const {
+bool controller::all_unhealthy(const std::string& pool) const {
     int considered = 0;
     for (const auto& ep : endpoints_) {
-        if (ep.pool != release_.state().canary || ep.drained) continue;
+        if (ep.pool != pool || ep.drained) continue;
         ++considered;
         if (ep.healthy && !ep.ejected) return false;
     }
@@ -260,8 +260,36 @@ metrics::window_stats controller::local_window(const std::string& pool, std::int
     return metrics_.window(slot_of(pool), now_ns, since);
 }
 
+void controller::watch_stable(gating::instant t) {
+    // The stable pool judged alone on the fixed limits: the same words as the canary's.
+    auto fixed = cfg_.slo;
+    fixed.compare = false;
+    const auto& stable = release_.state().stable;
+    const bool down = all_unhealthy(stable);
+    const auto window = judged_window(stable, t.mono_ns);
+    const auto v = gating::judge({}, window, down, fixed, 1);
+    const bool broken = v.what == gating::verdict_kind::violation;
+    if (broken == stable_unhealthy_) return;
+    stable_unhealthy_ = broken;
+    if (!broken) {
+        log("info", "the stable pool is healthy again", {{"pool", stable}});
+        return;
+    }
+    // One event per episode, and no action: there is nowhere safer to send the traffic.
+    auto reason = "stable pool " + stable + " unhealthy: " +
+                  (down ? std::string("no healthy endpoint") : v.reason) +
+                  "; no action taken (nowhere safer to send the traffic)";
+    auto figures = window_json(window);  // the stable pool's own figures, not "canary_..."
+    figures["pool"] = stable;
+    figures["no_healthy_endpoint"] = down;
+    record(gating::make_event(t.unix_ms, gating::event_kind::stable_unhealthy,
+                              down ? gating::event_by::health : gating::event_by::judge,
+                              std::move(reason), std::move(figures)));
+}
+
 void controller::evaluate() {
     const auto t = now();
+    watch_stable(t);
     if (fleet_) {
         // The leader judges the fleet; an instance cut off from etcd guards its own traffic.
         if (!fleet_->etcd_up())
@@ -285,7 +313,7 @@ std::vector<gating::event> controller::judge(gating::release& r, gating::instant
         stable = window(s.stable);
         canary = window(s.canary);
     }
-    return r.evaluate(stable, canary, canary_all_unhealthy(), t, cfg_.slo, cfg_.rollout,
+    return r.evaluate(stable, canary, all_unhealthy(s.canary), t, cfg_.slo, cfg_.rollout,
                       gate_readings(t), may_advance);
 }
 

@@ -79,7 +79,11 @@ private:
     void on_health(std::uint32_t id, bool healthy, const std::string& why);
     void eject(std::uint32_t id);
     std::string reload();
-    bool canary_all_unhealthy() const;
+    // Every endpoint of `pool` (drained ones aside) unhealthy or ejected.
+    bool all_unhealthy(const std::string& pool) const;
+    // SPEC 12's stable alarm: one stable_unhealthy event per episode of the stable pool
+    // breaking a fixed limit or having no healthy endpoint; no action.
+    void watch_stable(gating::instant t);
     gating::instant now() const;
     // A command on this instance's release alone (no fleet, or one that is not shared).
     std::string local_command(const admin::command& cmd);
@@ -138,6 +142,7 @@ private:
     std::vector<std::string> pool_slots_;  // by metrics slot
     gating::release release_;
     bool draining_ = false;
+    bool stable_unhealthy_ = false;
 
     std::unique_ptr<cluster::member> fleet_;
     bool fleet_writing_ = false;  // a decision of this instance's is on its way to etcd

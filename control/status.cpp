@@ -94,6 +94,7 @@ json::object controller::status() const {
     for (std::size_t i = events.size() > 5 ? events.size() - 5 : 0; i < events.size(); ++i)
         recent.push_back(gating::to_json(events[i]));
     o["events"] = std::move(recent);
+    o["stable_unhealthy"] = stable_unhealthy_;
     o["connections"] = shared_.active_connections.load(std::memory_order_relaxed);
     return o;
 }
@@ -129,6 +130,7 @@ std::string controller::prometheus() const {
     in.events = {by_kind.begin(), by_kind.end()};
     in.webhook_sent = notifier_.sent();
     in.webhook_dropped = notifier_.dropped();
+    in.stable_unhealthy = stable_unhealthy_;
     const auto readings = gate_readings(now());
     for (std::size_t i = 0; i < readings.size(); ++i)
         in.gates.push_back({readings[i].name, readings[i].value, gates_.errors(i)});

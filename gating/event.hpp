@@ -29,6 +29,7 @@ inline constexpr std::string_view drain = "drain";
 inline constexpr std::string_view undrain = "undrain";
 inline constexpr std::string_view reload = "reload";
 inline constexpr std::string_view alert = "alert";
+inline constexpr std::string_view stable_unhealthy = "stable_unhealthy";
 }  // namespace event_kind
 
 // Who took the decision.

@@ -101,6 +101,10 @@ std::string render(const exposition_input& in) {
             out += "veer_endpoint_healthy{pool=\"" + esc(p.name) + "\",endpoint=\"" +
                    esc(e.address) + "\"} " + (e.healthy ? "1" : "0") + "\n";
 
+    head(out, "veer_stable_unhealthy", "gauge",
+         "1 while the stable pool breaks a fixed limit or has no healthy endpoint.");
+    out += std::string("veer_stable_unhealthy ") + (in.stable_unhealthy ? "1" : "0") + "\n";
+
     head(out, "veer_connections_active", "gauge", "Client connections open now.");
     out += "veer_connections_active " + std::to_string(in.active_connections) + "\n";
 

@@ -32,6 +32,7 @@ struct exposition_input {
     std::vector<std::pair<std::string, std::uint64_t>> events;  // by kind, since start
     std::uint64_t webhook_sent = 0;
     std::uint64_t webhook_dropped = 0;
+    bool stable_unhealthy = false;  // SPEC 12's stable alarm
     struct cluster {
         bool leader = false;
         std::uint64_t instances = 0;  // live instances (election keys) this one sees

@@ -177,5 +177,47 @@ TEST(HealthAndDrain, PoolHealthSettingsOverrideTheDefaults) {
         << "503 is within green's expect = [200, 503]";
 }
 
+// SPEC 12's stable alarm: the stable pool breaking a fixed limit raises one
+// stable_unhealthy event per episode and veer_stable_unhealthy, and changes no routing.
+TEST(HealthAndDrain, StablePoolBreakingItsLimitsRaisesOneAlarmAndActsNot) {
+    temp_dir dir;
+    upstream b1(dir, "b1", {"--error-rate", "1"});
+    upstream g1(dir, "g1");
+    const auto cfg = toml_config().set("health", "eject_after_failures", "100000");
+    veer_process v(dir, {b1.address()}, {g1.address()}, cfg);
+    ASSERT_TRUE(v.start());
+    const auto alarm = [&] {
+        const auto m = v.admin_http("/metrics");
+        return m && m->body.find("\nveer_stable_unhealthy 1\n") != std::string::npos;
+    };
+    EXPECT_FALSE(alarm());
+    for (int i = 0; i < 30; ++i)
+        http_get(v.port(), "/bad/" + std::to_string(i));
+    ASSERT_TRUE(wait_for(alarm, ms(3000)));
+    for (int i = 0; i < 10; ++i)  // still broken on the next evaluations: no second event
+        http_get(v.port(), "/still-bad/" + std::to_string(i));
+    const auto s = v.status();
+    EXPECT_EQ(json_string(s, "state"), "idle") << "no action";
+    EXPECT_EQ(s.at("canary_weight").as_int64(), 0);
+    EXPECT_TRUE(json_bool(s, "stable_unhealthy"));
+    int alarms = 0;
+    const auto events = v.admin("events 100");
+    for (const auto& e : events.at("events").as_array()) {
+        const auto& o = e.as_object();
+        if (json_string(o, "kind") != "stable_unhealthy") continue;
+        ++alarms;
+        EXPECT_EQ(json_string(o, "by"), "judge");
+        EXPECT_NE(json_string(o, "reason").find("max_error_rate"), std::string::npos)
+            << json_string(o, "reason");
+    }
+    EXPECT_EQ(alarms, 1);
+
+    // Healthy again once the window's error rate is back under the limit.
+    ASSERT_TRUE(b1.get("/admin/error-rate/0"));
+    for (int i = 0; i < 900 && alarm(); ++i)
+        http_get(v.port(), "/good/" + std::to_string(i));
+    EXPECT_TRUE(wait_for([&] { return !alarm(); }, ms(3000)));
+}
+
 }  // namespace
 }  // namespace veer::it
