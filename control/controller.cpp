@@ -55,6 +55,7 @@ controller::controller(config::config cfg)
           [this] { return std::pair{release_.state().canary, release_.state().stable}; }),
       signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
       judge_timer_(ioc_),
+      history_timer_(ioc_),
       release_(cfg_.split.stable, canary_of(cfg_, cfg_.split.stable), cfg_.split.canary_weight) {
     configure_log(cfg_.log);
     notifier_.set_url(cfg_.notify.webhook);
@@ -287,6 +288,18 @@ void controller::watch_stable(gating::instant t) {
                               std::move(reason), std::move(figures)));
 }
 
+void controller::schedule_history() {
+    history_timer_.expires_after(std::chrono::seconds(1));
+    history_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || draining_) return;
+        std::vector<metrics::window_stats> totals;
+        for (std::uint32_t slot = 0; slot < pool_slots_.size(); ++slot)
+            totals.push_back(metrics_.total(slot));
+        history_.sample(now().unix_ms / 1000, release_.state().canary_weight, totals);
+        schedule_history();
+    });
+}
+
 void controller::evaluate() {
     const auto t = now();
     watch_stable(t);
@@ -462,6 +475,7 @@ int controller::run() {
     if (http_) http_->start();
     start_health_checks();
     schedule_evaluation();
+    schedule_history();
     gates_.run(cfg_.gates.prometheus);
     if (alerts_) alerts_->start();
     if (fleet_) fleet_->start();
@@ -483,6 +497,7 @@ int controller::run() {
             server_->drain();
             checker_.stop();
             judge_timer_.cancel();
+            history_timer_.cancel();
             if (fleet_) fleet_->stop();
             if (alerts_) alerts_->close();
             gates_.run({});

@@ -23,6 +23,7 @@
 #include "control/notifier.hpp"
 #include "gating/release.hpp"
 #include "health/checker.hpp"
+#include "metrics/history.hpp"
 #include "metrics/registry.hpp"
 #include "proxy/server.hpp"
 #include "routing/snapshot.hpp"
@@ -74,6 +75,9 @@ private:
     void start_health_checks();
     void evaluate();
     void schedule_evaluation();
+    // Once a second: the history's next second (SPEC 12).
+    void schedule_history();
+    boost::json::object history_json() const;
     // During a drain: stops the control loop once every connection is done or at `deadline`.
     void watch_drain(std::chrono::steady_clock::time_point deadline);
     void on_health(std::uint32_t id, bool healthy, const std::string& why);
@@ -136,6 +140,8 @@ private:
     std::unique_ptr<alert_receiver> alerts_;
     boost::asio::signal_set signals_;
     boost::asio::steady_timer judge_timer_;
+    boost::asio::steady_timer history_timer_;
+    metrics::history history_;
 
     std::vector<endpoint_state> endpoints_;  // by endpoint id
     std::map<std::string, std::shared_ptr<void>> pool_tls_;  // by pool name: asio::ssl::context

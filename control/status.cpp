@@ -164,6 +164,15 @@ std::string controller::prometheus() const {
     return metrics::render(in);
 }
 
+json::object controller::history_json() const {
+    auto o = history_.to_json(pool_slots_);
+    json::array events;  // every event kept, for the chart's marks
+    for (const auto& e : release_.events())
+        events.push_back(gating::to_json(e));
+    o["events"] = std::move(events);
+    return o;
+}
+
 admin::http_response controller::serve_http(std::string_view target) const {
     admin::http_response r;
     if (target == "/metrics") {
@@ -172,6 +181,9 @@ admin::http_response controller::serve_http(std::string_view target) const {
     } else if (target == "/status") {
         r.content_type = "application/json";
         r.body = ok_json(status());
+    } else if (target == "/history") {
+        r.content_type = "application/json";
+        r.body = ok_json(history_json());
     } else if (target == "/healthz") {
         r.status = draining_ ? 503 : 200;
         r.body = draining_ ? "draining\n" : "ok\n";

@@ -37,6 +37,22 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 CHROMIUM_TIMEOUT_S = 120  # one page load, virtual time included, on a busy 2-core machine
 
 
+def admin_command(path, line):
+    """One command on the admin socket: the JSON answer."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(line.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
 def check(cond, msg):
     if not cond:
         raise Failure(msg)
@@ -47,7 +63,7 @@ class StatusDom(HTMLParser):
     """The parts of the status page this test reads: text of #state, #weight, #updated,
     #verdict and #roles, and the cells of every `#pools tbody tr.pool` row."""
 
-    IDS = ("state", "weight", "updated", "verdict", "roles", "paused")
+    IDS = ("state", "weight", "updated", "verdict", "roles", "paused", "history_points", "marks")
     VOID = {"br", "meta", "img", "input", "hr", "link"}
 
     def __init__(self):
@@ -270,6 +286,23 @@ level = "warn"
         log(f"sent {opts.requests} requests through veer: blue {sent['blue']}, green {sent['green']}")
         check(sent["blue"] > 0 and sent["green"] > 0, "canary_weight 50 sends traffic to both pools")
 
+        # Two operator events before the page opens: the chart must mark them (SPEC 12).
+        for line in ("set weight 40", "set weight 50"):
+            answer = admin_command(os.path.join(tmp, "veer.sock"), line)
+            check(answer.get("ok") is True, f"{line}: {answer}")
+
+        # veer's own history has every request sent, second by second.
+        def history_total():
+            code, body, _ = http_get(admin, "/history")
+            h = json.loads(body) if code == 200 else {}
+            got = sum(sum(p["requests"]) for p in h.get("pools", {}).values())
+            return h if got == opts.requests and len(h["t"]) >= 2 else None
+        hist = wait_until("GET /history holding every request sent", history_total, 10, procs)
+        check(len(hist["canary_weight"]) == len(hist["t"]) and hist["canary_weight"][-1] == 50,
+              f"/history's canary weight per second ends at 50 ({hist['canary_weight'][-5:]})")
+        check(sum(1 for e in hist["events"] if e["kind"] == "weight") == 2,
+              f"/history carries the events ({[e['kind'] for e in hist['events']]})")
+
         status_code, raw, _ = http_get(admin, "/status")
         check(status_code == 200, "GET /status answers 200")
         status = json.loads(raw)
@@ -287,6 +320,12 @@ level = "warn"
             log(f"note: the page had not rendered the pools yet (attempt {attempt + 1}); loading again")
         with open(os.path.join(tmp, "dom.html"), "w") as f:
             f.write(html)
+
+        points = dom.text.get("history_points", "").strip()
+        check(points.endswith("points from veer's history") and int(points.split()[0]) >= 2,
+              f"the chart opens full from /history ({points!r})")
+        marks = dom.text.get("marks", "")
+        check(marks.count("weight") == 2, f"the chart marks both weight events ({marks!r})")
 
         updated = dom.text.get("updated", "").strip()
         check(updated.startswith("updated "), f"#updated shows a fresh update ({updated!r})")
