@@ -93,7 +93,8 @@ void print_fleet(const json::object& c) {
     std::printf("\nFLEET %s: this instance %s, leader %s, etcd %s (pools above: the fleet's)\n",
                 str(c.at("name")).c_str(), str(c.at("instance")).c_str(),
                 str(c.at("leader")).c_str(), c.at("etcd_up").as_bool() ? "up" : "UNREACHABLE");
-    std::printf("%-24s %-7s %10s  %s\n", "INSTANCE", "ROLE", "REPORT AGE", "REQUESTS/ERRORS BY POOL");
+    std::printf("%-24s %-7s %10s  %s\n", "INSTANCE", "ROLE", "REPORT AGE",
+                "REQUESTS/ERRORS BY POOL");
     for (const auto& iv : c.at("instances").as_array()) {
         const auto& i = iv.as_object();
         std::string pools;

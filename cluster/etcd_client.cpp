@@ -62,8 +62,8 @@ etcd_client::etcd_client(asio::io_context& ioc, std::vector<std::string> urls,
 
 etcd_client::~etcd_client() = default;
 
-asio::awaitable<std::unique_ptr<etcd_client::connection>> etcd_client::connect(
-    std::size_t endpoint, std::string& error) {
+asio::awaitable<std::unique_ptr<etcd_client::connection>> etcd_client::connect(std::size_t endpoint,
+                                                                               std::string& error) {
     const auto [host, port] = split_url(urls_[endpoint]);
     asio::ip::tcp::resolver resolver(ioc_);
     auto [rec, results] = co_await resolver.async_resolve(host, port, nothrow);
@@ -84,8 +84,7 @@ asio::awaitable<std::unique_ptr<etcd_client::connection>> etcd_client::connect(
     co_return c;
 }
 
-asio::awaitable<etcd_client::attempt> etcd_client::exchange(connection& c,
-                                                            std::string_view method,
+asio::awaitable<etcd_client::attempt> etcd_client::exchange(connection& c, std::string_view method,
                                                             const std::string& body) {
     http::request<http::string_body> req{http::verb::post, "/v3/" + std::string(method), 11};
     req.set(http::field::host, c.host);
@@ -103,12 +102,13 @@ asio::awaitable<etcd_client::attempt> etcd_client::exchange(connection& c,
     auto& res = parser.get();
     const bool keep = res.keep_alive();
     if (res.result() != http::status::ok)
-        co_return attempt{{{}, urls_[c.endpoint] + ": " + error_text(res.body(), res.result_int())},
-                          false, keep};
+        co_return attempt{
+            {{}, urls_[c.endpoint] + ": " + error_text(res.body(), res.result_int())}, false, keep};
     boost::system::error_code jec;
     auto v = json::parse(res.body(), jec);
     if (jec || !v.is_object())
-        co_return attempt{{{}, urls_[c.endpoint] + ": the reply is not a JSON object"}, false, false};
+        co_return attempt{
+            {{}, urls_[c.endpoint] + ": the reply is not a JSON object"}, false, false};
     co_return attempt{{std::move(v.as_object()), ""}, false, keep};
 }
 
@@ -171,48 +171,61 @@ asio::awaitable<std::string> etcd_client::watch(const json::object& create,
         watching_ = nullptr;
         co_return wec ? urls_[c->endpoint] + ": " + wec.message() : "watch cancelled";
     }
-    c->stream.expires_never();  // a watch may be quiet for hours; the lease keepalive notices a dead etcd
+    c->stream
+        .expires_never();  // a watch may be quiet for hours; the lease keepalive notices a dead etcd
     http::response_parser<http::string_body> parser;
     parser.body_limit(boost::none);
     auto [hec, hn] = co_await http::async_read_header(c->stream, c->buffer, parser, nothrow);
-    if (!hec && parser.get().result() != http::status::ok) error = "watch refused: HTTP " +
-                                                                   std::to_string(parser.get().result_int());
+    if (!hec && parser.get().result() != http::status::ok)
+        error = "watch refused: HTTP " + std::to_string(parser.get().result_int());
     if (hec) error = urls_[c->endpoint] + ": " + hec.message();
     json::stream_parser messages;
     while (error.empty()) {
         auto [rec, rn] = co_await http::async_read_some(c->stream, c->buffer, parser, nothrow);
         if (rec) {
-            error = watching_ ? urls_[c->endpoint] + ": watch ended: " + rec.message() : "watch cancelled";
+            error = watching_ ? urls_[c->endpoint] + ": watch ended: " + rec.message()
+                              : "watch cancelled";
             break;
         }
-        // Messages are whole JSON objects, one after another; a read may end inside one.
         auto& text = parser.get().body();
-        std::size_t used = 0;
-        while (used < text.size() && error.empty()) {
-            while (used < text.size() && (text[used] == '\n' || text[used] == '\r' || text[used] == ' '))
-                ++used;
-            if (used == text.size()) break;
-            boost::system::error_code pec;
-            used += messages.write_some(text.data() + used, text.size() - used, pec);
-            if (pec) error = "watch: bad message: " + pec.message();
-            if (!messages.done()) break;
-            auto v = messages.release();
-            messages.reset();
-            const auto* o = v.if_object();
-            const auto* result = o ? o->if_contains("result") : nullptr;
-            if (!result || !result->is_object()) {
-                error = "watch: error message: " + json::serialize(v);
-            } else if (!on_message(result->as_object())) {
-                error = "";
-                watching_ = nullptr;
-                co_return "watch stopped";
-            }
-        }
+        const auto [used, stop] = take_messages(text, messages, on_message, error);
         text.erase(0, used);
+        if (stop) {
+            watching_ = nullptr;
+            co_return "watch stopped";
+        }
         if (parser.is_done()) error = "watch: the stream ended";
     }
     watching_ = nullptr;
     co_return error;
+}
+
+// Messages are whole JSON objects, one after another; a read may end inside one. Hands
+// each complete one ("result" unwrapped) to `on_message`: {bytes used, it said stop}.
+std::pair<std::size_t, bool> etcd_client::take_messages(const std::string& text,
+                                                        boost::json::stream_parser& messages,
+                                                        const watch_handler& on_message,
+                                                        std::string& error) {
+    std::size_t used = 0;
+    while (used < text.size() && error.empty()) {
+        while (used < text.size() &&
+               (text[used] == '\n' || text[used] == '\r' || text[used] == ' '))
+            ++used;
+        if (used == text.size()) break;
+        boost::system::error_code pec;
+        used += messages.write_some(text.data() + used, text.size() - used, pec);
+        if (pec) error = "watch: bad message: " + pec.message();
+        if (!messages.done()) break;
+        auto v = messages.release();
+        messages.reset();
+        const auto* o = v.if_object();
+        const auto* result = o ? o->if_contains("result") : nullptr;
+        if (!result || !result->is_object())
+            error = "watch: error message: " + json::serialize(v);
+        else if (!on_message(result->as_object()))
+            return {used, true};
+    }
+    return {used, false};
 }
 
 void etcd_client::cancel_watch() {

@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/stream_parser.hpp>
 
 #include <chrono>
 #include <functional>
@@ -58,6 +59,10 @@ private:
                                                                 std::string& error);
     boost::asio::awaitable<attempt> exchange(connection& c, std::string_view method,
                                              const std::string& body);
+    static std::pair<std::size_t, bool> take_messages(const std::string& text,
+                                                      boost::json::stream_parser& messages,
+                                                      const watch_handler& on_message,
+                                                      std::string& error);
 
     boost::asio::io_context& ioc_;
     std::vector<std::string> urls_;

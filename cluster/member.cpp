@@ -137,8 +137,11 @@ asio::awaitable<std::string> member::round() {
     }
     if (my_create_revision_ == 0) co_return "this instance's election key is missing";
     up_ = true;
-    log("info", "etcd reached", {{"cluster", settings_.name}, {"instance", instance_},
-                                 {"endpoint", etcd_.current()}, {"revision", revision}});
+    log("info", "etcd reached",
+        {{"cluster", settings_.name},
+         {"instance", instance_},
+         {"endpoint", etcd_.current()},
+         {"revision", revision}});
     elect();
     hooks_.on_role();
     asio::co_spawn(ioc_, keep_alive(this_round), asio::detached);
@@ -146,7 +149,8 @@ asio::awaitable<std::string> member::round() {
     const json::object create{{"key", base64_encode(keys_.prefix)},
                               {"range_end", base64_encode(prefix_end(keys_.prefix))},
                               {"start_revision", std::to_string(revision + 1)}};
-    auto why = co_await etcd_.watch(create, [this](const json::object& m) { return apply_watch(m); });
+    auto why =
+        co_await etcd_.watch(create, [this](const json::object& m) { return apply_watch(m); });
     co_return why;
 }
 
@@ -170,7 +174,8 @@ asio::awaitable<std::string> member::read_all(std::int64_t& revision, bool fresh
         release_.reset();
         release_revision_ = 0;
     }
-    deliver(std::move(next), std::move(events), first_read_done_ ? origin::fleet : origin::first_read);
+    deliver(std::move(next), std::move(events),
+            first_read_done_ ? origin::fleet : origin::first_read);
     co_return "";
 }
 
@@ -217,7 +222,8 @@ asio::awaitable<void> member::publish_reports(std::uint64_t this_round) {
     asio::steady_timer timer(ioc_);
     while (this_round == round_) {
         const auto text = to_text(hooks_.make_report());
-        const auto body = put(keys_.reports + instance_, text, lease_).at("request_put").as_object();
+        const auto body =
+            put(keys_.reports + instance_, text, lease_).at("request_put").as_object();
         auto r = co_await etcd_.call("kv/put", body);
         if (this_round != round_) break;
         if (!r.ok()) {
@@ -297,11 +303,12 @@ void member::apply_kv(const kv& item, bool deleted, bool fresh,
             p.received_ns = metrics::monotonic_ns();
         }
     }
-    std::erase_if(peers_, [](const auto& e) { return !e.second.create_revision && !e.second.last; });
+    std::erase_if(peers_,
+                  [](const auto& e) { return !e.second.create_revision && !e.second.last; });
 }
 
-void member::deliver(std::optional<shared_release> next, std::map<std::uint64_t, gating::event> events,
-                     origin from) {
+void member::deliver(std::optional<shared_release> next,
+                     std::map<std::uint64_t, gating::event> events, origin from) {
     if (!next) return;  // events only ever come with the release that counts them
     release_ = *next;
     std::vector<gating::event> list;
@@ -320,7 +327,8 @@ void member::elect() {
             next = id;
         }
     if (next == leader_) return;
-    log("info", "fleet leader", {{"cluster", settings_.name}, {"leader", next}, {"instance", instance_}});
+    log("info", "fleet leader",
+        {{"cluster", settings_.name}, {"leader", next}, {"instance", instance_}});
     leader_ = next;
     hooks_.on_role();
 }
@@ -333,14 +341,16 @@ asio::awaitable<std::string> member::write(shared_release next, std::vector<gati
     const std::uint64_t base = release_ ? release_->event_seq : 0;
     next.event_seq = base + events.size();
     json::array guards{compare(keys_.release, "MOD", release_revision_)};
-    if (as_leader) guards.push_back(compare(keys_.election + instance_, "CREATE", my_create_revision_));
+    if (as_leader)
+        guards.push_back(compare(keys_.election + instance_, "CREATE", my_create_revision_));
     json::array ops{put(keys_.release, to_text(next))};
     for (std::size_t i = 0; i < events.size(); ++i)
         ops.push_back(put(keys_.event(base + 1 + i), json::serialize(gating::to_json(events[i]))));
     if (next.event_seq > gating::release::max_events) {  // the oldest go
-        json::object range{{"key", base64_encode(keys_.event(0))},
-                           {"range_end", base64_encode(keys_.event(
-                                             next.event_seq - gating::release::max_events + 1))}};
+        json::object range{
+            {"key", base64_encode(keys_.event(0))},
+            {"range_end",
+             base64_encode(keys_.event(next.event_seq - gating::release::max_events + 1))}};
         ops.push_back(json::object{{"request_delete_range", std::move(range)}});
     }
     const json::object txn{{"compare", std::move(guards)}, {"success", std::move(ops)}};

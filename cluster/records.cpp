@@ -182,7 +182,8 @@ bool window_from_json(const json::value& v, metrics::window_stats& out) {
         if (!index || !count || *index >= metrics::histogram::bucket_count) return false;
         out.latency.add_bucket(static_cast<std::size_t>(*index), *count);
     }
-    if (const auto* s = o->if_contains("s"); s && s->is_number()) out.seconds = s->to_number<double>();
+    if (const auto* s = o->if_contains("s"); s && s->is_number())
+        out.seconds = s->to_number<double>();
     if (const auto* sum = o->if_contains("sum"); sum && sum->is_number())
         out.latency.add_sum_us(sum->to_number<double>());
     return true;

@@ -255,14 +255,16 @@ std::string check_etcd_url(std::string_view text) {
                     colon + 1 < rest.size() && rest.find('/') == std::string_view::npos &&
                     std::all_of(rest.begin() + static_cast<std::ptrdiff_t>(colon) + 1, rest.end(),
                                 [](char c) { return c >= '0' && c <= '9'; });
-    return ok ? "" : "must be an \"http://host:port\" URL without a path (got " + in_quotes(text) + ")";
+    return ok ? ""
+              : "must be an \"http://host:port\" URL without a path (got " + in_quotes(text) + ")";
 }
 
 // Cluster and instance names become etcd keys: no '/', nothing a person would misread.
 std::string check_key_name(std::string_view text) {
-    const bool ok = !text.empty() && text.size() <= 128 && std::all_of(text.begin(), text.end(), [](char c) {
-        return is_alnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
-    });
+    const bool ok =
+        !text.empty() && text.size() <= 128 && std::all_of(text.begin(), text.end(), [](char c) {
+            return is_alnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+        });
     return ok ? "" : "must be 1 to 128 of A-Z a-z 0-9 - _ . : (got " + in_quotes(text) + ")";
 }
 
@@ -946,8 +948,10 @@ std::string check_prometheus_url(std::string_view text) {
     const bool ok = text.starts_with("http://") && !authority.empty() &&
                     authority.find(':') != std::string_view::npos && !text.ends_with('/') &&
                     text.find_first_of("?# ") == std::string_view::npos;
-    return ok ? "" : "must be an \"http://host:port\" URL, optionally with a path prefix and no "
-                     "trailing '/' (got " + in_quotes(text) + ")";
+    return ok ? ""
+              : "must be an \"http://host:port\" URL, optionally with a path prefix and no "
+                "trailing '/' (got " +
+                    in_quotes(text) + ")";
 }
 
 void read_prometheus_gate(walker& g, std::vector<prometheus_gate>& all) {
@@ -980,7 +984,8 @@ void read_gates(walker& root, gates& out) {
         });
         a->read_string("token_file", out.alerts.token_file);
         if (!out.alerts.listen.empty() && out.alerts.token_file.empty())
-            a->error_here("needs token_file with listen: the receiver takes only bearer-token requests");
+            a->error_here(
+                "needs token_file with listen: the receiver takes only bearer-token requests");
         if (auto m = a->table("match")) {
             for (const auto& label : m->keys_in_file_order()) {
                 std::string value;

@@ -52,7 +52,9 @@ controller::controller(config::config cfg)
           [this] {  // queried while the canary is judged here
               return release_.judging() && (!fleet_ || !fleet_->etcd_up() || fleet_->leader());
           },
-          [this] { return std::pair{release_.state().canary, release_.state().stable}; }),
+          [this] {
+              return std::pair{release_.state().canary, release_.state().stable};
+          }),
       signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
       judge_timer_(ioc_),
       history_timer_(ioc_),
@@ -86,7 +88,8 @@ controller::controller(config::config cfg)
         [this](std::string line) { return command(std::move(line)); });
     if (!cfg_.gates.alerts.listen.empty())
         alerts_ = std::make_unique<alert_receiver>(
-            ioc_, cfg_.gates.alerts, [this](std::vector<gating::alert> a) { on_alerts(std::move(a)); });
+            ioc_, cfg_.gates.alerts,
+            [this](std::vector<gating::alert> a) { on_alerts(std::move(a)); });
     server_ = std::make_unique<proxy::server>(cfg_, shared_);
     if (cfg_.cluster.enabled()) start_fleet();
 }
@@ -220,12 +223,11 @@ void controller::eject(std::uint32_t id) {
     const auto& settings = pool ? pool->health : cfg_.health;
     ep.ejected = true;
     const auto generation = ++ep.eject_generation;
-    record(gating::make_event(now().unix_ms, gating::event_kind::health, gating::event_by::health,
-                              ep.address + " ejected for " +
-                                  format_duration_ms(settings.eject_for.count()) + " after " +
-                                  std::to_string(settings.eject_after_failures) +
-                                  " consecutive failed requests",
-                              {{"endpoint", ep.address}, {"pool", ep.pool}, {"ejected", true}}));
+    record(gating::make_event(
+        now().unix_ms, gating::event_kind::health, gating::event_by::health,
+        ep.address + " ejected for " + format_duration_ms(settings.eject_for.count()) + " after " +
+            std::to_string(settings.eject_after_failures) + " consecutive failed requests",
+        {{"endpoint", ep.address}, {"pool", ep.pool}, {"ejected", true}}));
     auto timer = std::make_shared<asio::steady_timer>(ioc_, settings.eject_for);
     timer->async_wait([this, id, generation, timer](const boost::system::error_code& ec) {
         auto& ep = endpoints_[id];
@@ -257,7 +259,7 @@ void controller::schedule_evaluation() {
 
 metrics::window_stats controller::local_window(const std::string& pool, std::int64_t now_ns) const {
     const auto since = pool == release_.state().canary ? release_.canary_since_ns()
-                                                        : std::numeric_limits<std::int64_t>::min();
+                                                       : std::numeric_limits<std::int64_t>::min();
     return metrics_.window(slot_of(pool), now_ns, since);
 }
 
@@ -277,8 +279,8 @@ void controller::watch_stable(gating::instant t) {
         return;
     }
     // One event per episode, and no action: there is nowhere safer to send the traffic.
-    auto reason = "stable pool " + stable + " unhealthy: " +
-                  (down ? std::string("no healthy endpoint") : v.reason) +
+    auto reason = "stable pool " + stable +
+                  " unhealthy: " + (down ? std::string("no healthy endpoint") : v.reason) +
                   "; no action taken (nowhere safer to send the traffic)";
     auto figures = window_json(window);  // the stable pool's own figures, not "canary_..."
     figures["pool"] = stable;
@@ -342,15 +344,16 @@ void controller::on_alerts(std::vector<gating::alert> alerts) {
     const auto t = now();
     const gating::alert* trigger = nullptr;
     for (const auto& a : alerts) {
-        record(gating::make_event(t.unix_ms, gating::event_kind::alert, gating::event_by::alert,
-                                  "alert " + a.name() + " " + a.status + ": " + gating::label_text(a),
-                                  gating::figures(a)));
+        record(
+            gating::make_event(t.unix_ms, gating::event_kind::alert, gating::event_by::alert,
+                               "alert " + a.name() + " " + a.status + ": " + gating::label_text(a),
+                               gating::figures(a)));
         if (!trigger && a.firing() && gating::matches(a, cfg_.gates.alerts.match)) trigger = &a;
     }
     if (!trigger || !release_.judging()) return;  // an alert can roll back, never promote
     auto reason = "alert " + trigger->name() + " firing: " + gating::label_text(*trigger);
-    auto change = [this, reason, f = gating::figures(*trigger)](
-                      gating::release& r, std::vector<std::string>&) {
+    auto change = [this, reason, f = gating::figures(*trigger)](gating::release& r,
+                                                                std::vector<std::string>&) {
         return r.rollback(now(), reason, gating::event_by::alert, f);
     };
     if (!fleet_) {
@@ -399,10 +402,11 @@ gating::command_result controller::run_command(const admin::command& cmd, gating
     if (!known) return {"unknown endpoint: " + cmd.text};
     std::erase(drained, cmd.text);
     if (drain) drained.push_back(cmd.text);
-    auto e = gating::make_event(
-        now.unix_ms, drain ? gating::event_kind::drain : gating::event_kind::undrain,
-        gating::event_by::operator_, cmd.text + (drain ? " drained by operator" : " back in rotation"),
-        {{"endpoint", cmd.text}});
+    auto e = gating::make_event(now.unix_ms,
+                                drain ? gating::event_kind::drain : gating::event_kind::undrain,
+                                gating::event_by::operator_,
+                                cmd.text + (drain ? " drained by operator" : " back in rotation"),
+                                {{"endpoint", cmd.text}});
     r.note(e);
     return {"", {std::move(e)}};
 }

@@ -18,18 +18,22 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 
 bool has_rollback(const std::vector<gating::event>& events) {
-    return std::any_of(events.begin(), events.end(),
-                       [](const gating::event& e) { return e.kind == gating::event_kind::rollback; });
+    return std::any_of(events.begin(), events.end(), [](const gating::event& e) {
+        return e.kind == gating::event_kind::rollback;
+    });
 }
 
 }  // namespace
 
 void controller::start_fleet() {
     auto settings = cfg_.cluster;
-    if (settings.instance.empty()) settings.instance = cluster::default_instance(cfg_.listener.address);
+    if (settings.instance.empty())
+        settings.instance = cluster::default_instance(cfg_.listener.address);
     cluster::member::hooks hooks;
     hooks.on_release = [this](const cluster::shared_release& r, std::vector<gating::event> events,
-                              cluster::origin from) { on_fleet_release(r, std::move(events), from); };
+                              cluster::origin from) {
+        on_fleet_release(r, std::move(events), from);
+    };
     hooks.initial_release = [this] { return shared_now(); };
     hooks.make_report = [this] { return make_report(); };
     hooks.on_role = [] {};
@@ -53,11 +57,13 @@ cluster::report controller::make_report() const {
     r.time_ms = t.unix_ms;
     for (const auto& p : cfg_.pools)
         r.pools[p.name] = local_window(p.name, t.mono_ns);
-    if (fleet_->leader() && release_.judging()) r.verdict = gating::to_json(release_.last_verdict());
+    if (fleet_->leader() && release_.judging())
+        r.verdict = gating::to_json(release_.last_verdict());
     return r;
 }
 
-metrics::window_stats controller::judged_window(const std::string& pool, std::int64_t now_ns) const {
+metrics::window_stats controller::judged_window(const std::string& pool,
+                                                std::int64_t now_ns) const {
     auto merged = local_window(pool, now_ns);
     if (!fleet_) return merged;
     // This instance's own window is fresher than its last report: the others' reports.
@@ -157,8 +163,7 @@ bool controller::reconcile(const cluster::shared_release& shared) {
                 log("info", "the rollback taken while etcd was away is now the fleet's");
                 co_return;
             }
-            log("warn", "the rollback taken while etcd was away was not written",
-                {{"error", err}});
+            log("warn", "the rollback taken while etcd was away was not written", {{"error", err}});
             // The release changed meanwhile (its delivery waited for this write): again on it.
             if (err.find("refused") != std::string::npos && fleet_->release())
                 on_fleet_release(*fleet_->release(), {}, cluster::origin::fleet);
@@ -169,7 +174,8 @@ bool controller::reconcile(const cluster::shared_release& shared) {
 
 void controller::on_fleet_release(const cluster::shared_release& shared,
                                   std::vector<gating::event> events, cluster::origin from) {
-    if (!pending_rollback_.empty() && from != cluster::origin::own_write && reconcile(shared)) return;
+    if (!pending_rollback_.empty() && from != cluster::origin::own_write && reconcile(shared))
+        return;
     const auto t = now();
     // The rollback this instance took alone is in release_ and its events already.
     if (reconciling_ && from == cluster::origin::own_write) events.clear();

@@ -68,7 +68,8 @@ bool token_ok(std::string_view header, const std::string& token) {
     constexpr std::string_view scheme = "Bearer ";
     if (!header.starts_with(scheme)) return false;
     header.remove_prefix(scheme.size());
-    return header.size() == token.size() && CRYPTO_memcmp(header.data(), token.data(), token.size()) == 0;
+    return header.size() == token.size() &&
+           CRYPTO_memcmp(header.data(), token.data(), token.size()) == 0;
 }
 
 }  // namespace

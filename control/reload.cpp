@@ -33,8 +33,10 @@ std::string controller::reload() {
         return "reload rejected, old config kept: " + err;
     }
     if (next.cluster.etcd != cfg_.cluster.etcd || next.cluster.name != cfg_.cluster.name ||
-        next.cluster.instance != cfg_.cluster.instance || next.cluster.lease != cfg_.cluster.lease) {
-        const auto c = "[cluster] change needs a restart; still in the fleet as configured at start";
+        next.cluster.instance != cfg_.cluster.instance ||
+        next.cluster.lease != cfg_.cluster.lease) {
+        const auto c =
+            "[cluster] change needs a restart; still in the fleet as configured at start";
         note += (note.empty() ? "" : "; ") + std::string(c);
         log("warn", c);
     }

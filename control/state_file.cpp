@@ -93,7 +93,6 @@ bool read_string(const boost::json::object& obj, const char* key, std::string& o
     return true;
 }
 
-
 }  // namespace
 
 boost::json::object rollout_to_json(const gating::rollout_state& r) {

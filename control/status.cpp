@@ -31,7 +31,6 @@ json::object window_json(const metrics::window_stats& w) {
     return po;
 }
 
-
 json::object controller::status() const {
     const auto t = now();
     const auto& r = release_.state();

@@ -85,7 +85,9 @@ json::object figures(const alert& a) {
     json::object labels;
     for (const auto& [k, v] : a.labels)
         labels[k] = v;
-    return {{"alert", a.name()}, {"status", a.status}, {"labels", std::move(labels)},
+    return {{"alert", a.name()},
+            {"status", a.status},
+            {"labels", std::move(labels)},
             {"starts_at", a.starts_at}};
 }
 

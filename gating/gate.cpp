@@ -65,8 +65,10 @@ query_result parse_query_response(std::string_view body) {
                                                   : "the answer's status is not success");
     }
     const auto* data = o->if_contains("data");
-    const auto* type = data && data->is_object() ? data->as_object().if_contains("resultType") : nullptr;
-    const auto* result = data && data->is_object() ? data->as_object().if_contains("result") : nullptr;
+    const auto* type =
+        data && data->is_object() ? data->as_object().if_contains("resultType") : nullptr;
+    const auto* result =
+        data && data->is_object() ? data->as_object().if_contains("result") : nullptr;
     if (!type || !type->is_string() || !result) return failed("the answer has no data.result");
     if (type->as_string() == "scalar") {
         const auto value = sample_value(*result);
@@ -81,7 +83,8 @@ query_result parse_query_response(std::string_view body) {
     if (series.size() > 1)
         return failed("the query returns " + std::to_string(series.size()) +
                       " series; a gate needs one (aggregate it, e.g. sum(...) or max(...))");
-    const auto* sample = series[0].is_object() ? series[0].as_object().if_contains("value") : nullptr;
+    const auto* sample =
+        series[0].is_object() ? series[0].as_object().if_contains("value") : nullptr;
     const auto value = sample ? sample_value(*sample) : std::nullopt;
     return value ? query_result{query_result::kind::value, *value, ""}
                  : failed("a series without a value");
@@ -116,8 +119,7 @@ gate_reading judge_gate(const config::prometheus_gate& gate, const query_result&
     const bool broken = std::isnan(answer.value) || (gate.max && answer.value > *gate.max) ||
                         (gate.min && answer.value < *gate.min);
     r.what = broken ? verdict_kind::violation : verdict_kind::ok;
-    if (broken)
-        r.detail = number(answer.value) + (gate.max ? " > " : " < ") + r.limit;
+    if (broken) r.detail = number(answer.value) + (gate.max ? " > " : " < ") + r.limit;
     return r;
 }
 
@@ -135,7 +137,8 @@ void fold_gates(verdict& v, const std::vector<gate_reading>& gates) {
             v.what = verdict_kind::violation;
         } else if (g.what == verdict_kind::holding && v.what == verdict_kind::ok) {
             v.what = verdict_kind::holding;
-            v.reason = "gate " + g.name + " holding: " + (g.detail.empty() ? "not read yet" : g.detail);
+            v.reason =
+                "gate " + g.name + " holding: " + (g.detail.empty() ? "not read yet" : g.detail);
         }
     }
 }
@@ -149,7 +152,8 @@ json::object to_json(const gate_reading& g) {
     o["limit"] = g.limit;
     o["verdict"] = g.error ? "error" : kind_name(g.what);
     if (g.error || !g.detail.empty()) o[g.error ? "error" : "detail"] = g.detail;
-    o["checked"] = g.checked_ms ? json::value(format_rfc3339_ms(g.checked_ms)) : json::value(nullptr);
+    o["checked"] =
+        g.checked_ms ? json::value(format_rfc3339_ms(g.checked_ms)) : json::value(nullptr);
     return o;
 }
 

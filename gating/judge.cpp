@@ -240,7 +240,8 @@ boost::json::object to_json(const verdict& v) {
     if (!v.gate.empty()) {
         o["gate"] = v.gate;
         o["query"] = v.gate_query;
-        o["value"] = v.gate_value ? boost::json::value(finite(*v.gate_value)) : boost::json::value(nullptr);
+        o["value"] =
+            v.gate_value ? boost::json::value(finite(*v.gate_value)) : boost::json::value(nullptr);
         o["limit"] = v.gate_limit;
     }
     return o;

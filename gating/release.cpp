@@ -61,8 +61,7 @@ std::vector<event> release::evaluate(const metrics::window_stats& stable,
                 now);
 }
 
-std::vector<event> release::adopt(const rollout_state& s, std::vector<event> events,
-                                  instant now) {
+std::vector<event> release::adopt(const rollout_state& s, std::vector<event> events, instant now) {
     state_ = s;
     return take(std::move(events), now);
 }

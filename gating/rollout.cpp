@@ -239,9 +239,9 @@ command_result rollback(rollout_state& s, std::int64_t now_ms, std::string_view 
     auto all = weight_figures(from, 0);
     for (auto& f : figures)
         all[f.key()] = f.value();
-    result.events.push_back(make_event(now_ms, event_kind::rollback, by,
-                                       reason.empty() ? "rollback by operator" : std::string(reason),
-                                       std::move(all)));
+    result.events.push_back(
+        make_event(now_ms, event_kind::rollback, by,
+                   reason.empty() ? "rollback by operator" : std::string(reason), std::move(all)));
     return result;
 }
 

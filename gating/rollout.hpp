@@ -88,7 +88,8 @@ command_result promote(rollout_state& state, std::int64_t now_ms, const config::
 // Refused only when there is nothing to roll back (weight 0 outside a rollout).
 // `by` is operator unless an alert (SPEC 13) took the decision.
 command_result rollback(rollout_state& state, std::int64_t now_ms, std::string_view reason,
-                        std::string_view by = event_by::operator_, boost::json::object figures = {});
+                        std::string_view by = event_by::operator_,
+                        boost::json::object figures = {});
 // Canary weight 0..100; pauses a running rollout. Never promotes by itself; lowering the
 // weight while baking returns the rollout to (paused) progressing at the matching step.
 command_result set_weight(rollout_state& state, int weight, std::int64_t now_ms,

@@ -47,6 +47,54 @@ void head(std::string& out, const char* name, const char* type, const char* help
 
 }  // namespace
 
+namespace {
+
+// SPEC 11: fleet mode only.
+void render_fleet(std::string& out, const exposition_input& in) {
+    const auto& f = in.fleet;
+    if (!f) return;
+    head(out, "veer_cluster_leader", "gauge", "1 while this instance leads the fleet's judging.");
+    out += std::string("veer_cluster_leader ") + (f->leader ? "1" : "0") + "\n";
+    head(out, "veer_cluster_instances", "gauge", "Live instances of the fleet, this one included.");
+    out += "veer_cluster_instances " + std::to_string(f->instances) + "\n";
+    head(out, "veer_cluster_etcd_up", "gauge", "1 while this instance reaches etcd.");
+    out += std::string("veer_cluster_etcd_up ") + (f->etcd_up ? "1" : "0") + "\n";
+    head(out, "veer_cluster_etcd_writes_total", "counter",
+         "Writes to etcd: reports, decisions and commands.");
+    out += "veer_cluster_etcd_writes_total " + std::to_string(f->etcd_writes) + "\n";
+    head(out, "veer_cluster_refused_writes_total", "counter",
+         "Guarded writes etcd refused: the release had changed, or the writer no longer led.");
+    out += "veer_cluster_refused_writes_total " + std::to_string(f->refused_writes) + "\n";
+    head(out, "veer_cluster_report_bytes_total", "counter",
+         "Bytes of window reports this instance wrote to etcd.");
+    out += "veer_cluster_report_bytes_total " + std::to_string(f->report_bytes) + "\n";
+}
+
+// SPEC 13: only the gates configured.
+void render_gates(std::string& out, const exposition_input& in) {
+    if (!in.gates.empty()) {
+        head(out, "veer_gate_value", "gauge", "An external gate's last reading.");
+        for (const auto& g : in.gates)
+            if (g.value)
+                out += "veer_gate_value{gate=\"" + esc(g.name) + "\"} " + num(*g.value) + "\n";
+        head(out, "veer_gate_errors_total", "counter",
+             "Gate queries that failed or timed out (the gate held).");
+        for (const auto& g : in.gates)
+            out += "veer_gate_errors_total{gate=\"" + esc(g.name) + "\"} " +
+                   std::to_string(g.errors) + "\n";
+    }
+    if (in.alerts) {
+        head(out, "veer_alerts_received_total", "counter",
+             "Alertmanager notifications accepted by the alert receiver.");
+        out += "veer_alerts_received_total " + std::to_string(in.alerts->first) + "\n";
+        head(out, "veer_alerts_refused_total", "counter",
+             "Requests the alert receiver refused (path, method, token, size, format).");
+        out += "veer_alerts_refused_total " + std::to_string(in.alerts->second) + "\n";
+    }
+}
+
+}  // namespace
+
 std::string render(const exposition_input& in) {
     std::string out;
     out.reserve(8192);
@@ -118,41 +166,8 @@ std::string render(const exposition_input& in) {
          "Events dropped: webhook queue full or retries exhausted.");
     out += "veer_webhook_dropped_total " + std::to_string(in.webhook_dropped) + "\n";
 
-    if (const auto& f = in.fleet) {
-        head(out, "veer_cluster_leader", "gauge", "1 while this instance leads the fleet's judging.");
-        out += std::string("veer_cluster_leader ") + (f->leader ? "1" : "0") + "\n";
-        head(out, "veer_cluster_instances", "gauge", "Live instances of the fleet, this one included.");
-        out += "veer_cluster_instances " + std::to_string(f->instances) + "\n";
-        head(out, "veer_cluster_etcd_up", "gauge", "1 while this instance reaches etcd.");
-        out += std::string("veer_cluster_etcd_up ") + (f->etcd_up ? "1" : "0") + "\n";
-        head(out, "veer_cluster_etcd_writes_total", "counter",
-             "Writes to etcd: reports, decisions and commands.");
-        out += "veer_cluster_etcd_writes_total " + std::to_string(f->etcd_writes) + "\n";
-        head(out, "veer_cluster_refused_writes_total", "counter",
-             "Guarded writes etcd refused: the release had changed, or the writer no longer led.");
-        out += "veer_cluster_refused_writes_total " + std::to_string(f->refused_writes) + "\n";
-        head(out, "veer_cluster_report_bytes_total", "counter",
-             "Bytes of window reports this instance wrote to etcd.");
-        out += "veer_cluster_report_bytes_total " + std::to_string(f->report_bytes) + "\n";
-    }
-
-    if (!in.gates.empty()) {
-        head(out, "veer_gate_value", "gauge", "An external gate's last reading.");
-        for (const auto& g : in.gates)
-            if (g.value) out += "veer_gate_value{gate=\"" + esc(g.name) + "\"} " + num(*g.value) + "\n";
-        head(out, "veer_gate_errors_total", "counter",
-             "Gate queries that failed or timed out (the gate held).");
-        for (const auto& g : in.gates)
-            out += "veer_gate_errors_total{gate=\"" + esc(g.name) + "\"} " + std::to_string(g.errors) + "\n";
-    }
-    if (in.alerts) {
-        head(out, "veer_alerts_received_total", "counter",
-             "Alertmanager notifications accepted by the alert receiver.");
-        out += "veer_alerts_received_total " + std::to_string(in.alerts->first) + "\n";
-        head(out, "veer_alerts_refused_total", "counter",
-             "Requests the alert receiver refused (path, method, token, size, format).");
-        out += "veer_alerts_refused_total " + std::to_string(in.alerts->second) + "\n";
-    }
+    render_fleet(out, in);
+    render_gates(out, in);
 
     head(out, "veer_slo_window_error_rate", "gauge",
          "Share of failed requests over the SLO window.");

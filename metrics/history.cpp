@@ -11,9 +11,11 @@ double quantile_since(const histogram& now, const histogram& before, double q) {
     const auto count = now.count() - std::min(before.count(), now.count());
     if (count == 0) return 0.0;
     const auto rank = std::max<std::uint64_t>(
-        1, static_cast<std::uint64_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(count))));
+        1, static_cast<std::uint64_t>(
+               std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(count))));
     std::uint64_t seen = 0;
-    for (std::size_t i = now.first_nonempty(); i <= now.last_nonempty() && i < histogram::bucket_count; ++i) {
+    for (std::size_t i = now.first_nonempty();
+         i <= now.last_nonempty() && i < histogram::bucket_count; ++i) {
         const auto a = now.bucket_count_at(i), b = before.bucket_count_at(i);
         seen += a > b ? a - b : 0;
         if (seen >= rank) return histogram::bucket_mid_us(i);
@@ -50,10 +52,11 @@ boost::json::object history::to_json(const std::vector<std::string>& names) cons
         for (std::size_t slot = 0; slot < names.size(); ++slot) {
             const auto p = slot < s.pools.size() ? s.pools[slot] : pool_second{};
             requests[slot].push_back(p.requests);
-            error_rate[slot].push_back(
-                p.requests ? std::round(1000.0 * static_cast<double>(p.failures) /
-                                        static_cast<double>(p.requests)) / 1000.0
-                           : 0.0);
+            error_rate[slot].push_back(p.requests
+                                           ? std::round(1000.0 * static_cast<double>(p.failures) /
+                                                        static_cast<double>(p.requests)) /
+                                                 1000.0
+                                           : 0.0);
             p99[slot].push_back(std::round(p.p99_ms * 1000.0) / 1000.0);
         }
     }
@@ -62,7 +65,9 @@ boost::json::object history::to_json(const std::vector<std::string>& names) cons
         pools[names[slot]] = json::object{{"requests", std::move(requests[slot])},
                                           {"error_rate", std::move(error_rate[slot])},
                                           {"p99_ms", std::move(p99[slot])}};
-    return {{"interval_s", 1}, {"t", std::move(t)}, {"canary_weight", std::move(weight)},
+    return {{"interval_s", 1},
+            {"t", std::move(t)},
+            {"canary_weight", std::move(weight)},
             {"pools", std::move(pools)}};
 }
 

@@ -134,8 +134,10 @@ TEST(Report, WindowsRoundTripSparseAndMerge) {
 TEST(Report, BadReportsAreRefused) {
     EXPECT_FALSE(report_from_text("[]"));
     EXPECT_FALSE(report_from_text(R"({"pools":{"g":{"n":1}}})"));
-    EXPECT_FALSE(report_from_text(R"({"pools":{"g":{"n":1,"f":0,"r":[0,1,0,0,0,0,0,0],"h":[99999,1]}}})"));
-    EXPECT_TRUE(report_from_text(R"({"pools":{"g":{"n":1,"f":0,"r":[0,1,0,0,0,0,0,0],"h":[3,1]}}})"));
+    EXPECT_FALSE(
+        report_from_text(R"({"pools":{"g":{"n":1,"f":0,"r":[0,1,0,0,0,0,0,0],"h":[99999,1]}}})"));
+    EXPECT_TRUE(
+        report_from_text(R"({"pools":{"g":{"n":1,"f":0,"r":[0,1,0,0,0,0,0,0],"h":[3,1]}}})"));
 }
 
 }  // namespace

@@ -1143,7 +1143,8 @@ match = { severity = "critical", team = "shop" }
     EXPECT_EQ(c.gates.prometheus[1].min, 1.0);
     EXPECT_EQ(c.gates.prometheus[1].interval, duration{10000});
     ASSERT_EQ(c.gates.alerts.match.size(), 2u);
-    EXPECT_EQ(c.gates.alerts.match[0], (std::pair<std::string, std::string>{"severity", "critical"}));
+    EXPECT_EQ(c.gates.alerts.match[0],
+              (std::pair<std::string, std::string>{"severity", "critical"}));
     EXPECT_FALSE(load("").cfg->cluster.enabled());
 }
 
@@ -1152,23 +1153,30 @@ TEST(config_errors, cluster_and_gates) {
     EXPECT_EQ(errors_of("[cluster]\nlease = \"1s\"").size(), 1u);
     EXPECT_EQ(errors_of("[cluster]\nlease = \"2500ms\"").size(), 1u);
     EXPECT_EQ(errors_of("[cluster]\nname = \"a/b\"").size(), 1u);
-    EXPECT_EQ(errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:9090\"\nquery = \"up\"")
-                  .size(),
-              1u)
+    EXPECT_EQ(
+        errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:9090\"\nquery = \"up\"")
+            .size(),
+        1u)
         << "needs max or min";
-    EXPECT_EQ(errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:9090\"\nquery = \"up\"\n"
-                        "max = 1\nmin = 0")
-                  .size(),
-              1u);
-    EXPECT_EQ(errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"https://p\"\nquery = \"up\"\nmax = 1")
-                  .size(),
-              1u);
-    EXPECT_EQ(errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:1\"\nquery = \"up\"\nmax = 1\n"
-                        "[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:1\"\nquery = \"up\"\nmax = 2")
-                  .size(),
-              1u)
+    EXPECT_EQ(
+        errors_of("[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:9090\"\nquery = \"up\"\n"
+                  "max = 1\nmin = 0")
+            .size(),
+        1u);
+    EXPECT_EQ(
+        errors_of(
+            "[[gates.prometheus]]\nname = \"g\"\nurl = \"https://p\"\nquery = \"up\"\nmax = 1")
+            .size(),
+        1u);
+    EXPECT_EQ(
+        errors_of(
+            "[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:1\"\nquery = \"up\"\nmax = 1\n"
+            "[[gates.prometheus]]\nname = \"g\"\nurl = \"http://p:1\"\nquery = \"up\"\nmax = 2")
+            .size(),
+        1u)
         << "two gates of one name";
-    EXPECT_EQ(errors_of("[gates.alerts]\nlisten = \"127.0.0.1:9902\"").size(), 1u) << "no token_file";
+    EXPECT_EQ(errors_of("[gates.alerts]\nlisten = \"127.0.0.1:9902\"").size(), 1u)
+        << "no token_file";
     EXPECT_EQ(errors_of("[gates.alerts]\nlisten = \"here\"\ntoken_file = \"/t\"").size(), 1u);
 }
 
@@ -1210,8 +1218,10 @@ enabled = false
 
 TEST(config_errors, pool_health) {
     const auto bad = [](std::string_view body) {
-        return load_exact(std::string("[pools.blue]\nendpoints = [\"127.0.0.1:9001\"]\n[pools.blue.health]\n") +
-                          std::string(body) + "\n[pools.green]\nendpoints = [\"127.0.0.1:9101\"]\n")
+        return load_exact(
+                   std::string(
+                       "[pools.blue]\nendpoints = [\"127.0.0.1:9001\"]\n[pools.blue.health]\n") +
+                   std::string(body) + "\n[pools.green]\nendpoints = [\"127.0.0.1:9101\"]\n")
             .errors.size();
     };
     EXPECT_EQ(bad("expect = [399, 200]"), 1u);

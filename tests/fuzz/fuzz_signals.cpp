@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)gating::to_json(gating::judge_gate(g, answer, "q", 1));
     (void)cluster::release_from_text(text, error);
     if (auto r = cluster::report_from_text(text))
-        for (const auto& [pool, w] : r->pools) (void)w.latency.quantile(0.99);
+        for (const auto& [pool, w] : r->pools)
+            (void)w.latency.quantile(0.99);
     boost::system::error_code ec;
     if (auto v = boost::json::parse(text, ec); !ec) (void)cluster::kv_from_json(v);
     if (auto bytes = cluster::base64_decode(text))

@@ -20,8 +20,9 @@ config::prometheus_gate gate_max(double max, config::no_data on_no_data = config
 }
 
 TEST(GateQuery, SubstitutesBothPools) {
-    EXPECT_EQ(substitute(R"(rate(x{v="{{canary}}"}[1m]) / rate(x{v="{{stable}}"}[1m]))", "green", "blue"),
-              R"(rate(x{v="green"}[1m]) / rate(x{v="blue"}[1m]))");
+    EXPECT_EQ(
+        substitute(R"(rate(x{v="{{canary}}"}[1m]) / rate(x{v="{{stable}}"}[1m]))", "green", "blue"),
+        R"(rate(x{v="green"}[1m]) / rate(x{v="blue"}[1m]))");
     EXPECT_EQ(substitute("{{canary", "g", "b"), "{{canary");
 }
 
@@ -30,17 +31,21 @@ TEST(GateQuery, VectorOfOneSeriesAndScalarGiveValues) {
         R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{"v":"green"},"value":[1764590000.1,"0.25"]}]}})");
     ASSERT_EQ(r.what, query_result::kind::value) << r.error;
     EXPECT_DOUBLE_EQ(r.value, 0.25);
-    r = parse_query_response(R"({"status":"success","data":{"resultType":"scalar","result":[1764590000.1,"3"]}})");
+    r = parse_query_response(
+        R"({"status":"success","data":{"resultType":"scalar","result":[1764590000.1,"3"]}})");
     ASSERT_EQ(r.what, query_result::kind::value);
     EXPECT_DOUBLE_EQ(r.value, 3);
-    r = parse_query_response(R"({"status":"success","data":{"resultType":"scalar","result":[1,"NaN"]}})");
+    r = parse_query_response(
+        R"({"status":"success","data":{"resultType":"scalar","result":[1,"NaN"]}})");
     ASSERT_EQ(r.what, query_result::kind::value);
     EXPECT_TRUE(std::isnan(r.value));
 }
 
 TEST(GateQuery, EmptyIsNoDataAndTheRestAreErrors) {
-    EXPECT_EQ(parse_query_response(R"({"status":"success","data":{"resultType":"vector","result":[]}})").what,
-              query_result::kind::no_data);
+    EXPECT_EQ(
+        parse_query_response(R"({"status":"success","data":{"resultType":"vector","result":[]}})")
+            .what,
+        query_result::kind::no_data);
     const auto two = parse_query_response(
         R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]},{"metric":{},"value":[1,"2"]}]}})");
     EXPECT_EQ(two.what, query_result::kind::error);
@@ -50,12 +55,15 @@ TEST(GateQuery, EmptyIsNoDataAndTheRestAreErrors) {
     EXPECT_EQ(bad.what, query_result::kind::error);
     EXPECT_NE(bad.error.find("parse error"), std::string::npos);
     EXPECT_EQ(parse_query_response("<html>").what, query_result::kind::error);
-    EXPECT_EQ(parse_query_response(R"({"status":"success","data":{"resultType":"matrix","result":[]}})").what,
-              query_result::kind::error);
-    EXPECT_EQ(parse_query_response(
-                  R"({"status":"success","data":{"resultType":"vector","result":[{"value":[1,"x"]}]}})")
-                  .what,
-              query_result::kind::error);
+    EXPECT_EQ(
+        parse_query_response(R"({"status":"success","data":{"resultType":"matrix","result":[]}})")
+            .what,
+        query_result::kind::error);
+    EXPECT_EQ(
+        parse_query_response(
+            R"({"status":"success","data":{"resultType":"vector","result":[{"value":[1,"x"]}]}})")
+            .what,
+        query_result::kind::error);
 }
 
 TEST(GateVerdict, LimitsNoDataAndErrors) {
@@ -74,7 +82,8 @@ TEST(GateVerdict, LimitsNoDataAndErrors) {
     const query_result none{query_result::kind::no_data, 0, ""};
     EXPECT_EQ(judge_gate(gate_max(1), none, "q", 5).what, verdict_kind::holding);
     EXPECT_EQ(judge_gate(gate_max(1, config::no_data::pass), none, "q", 5).what, verdict_kind::ok);
-    EXPECT_EQ(judge_gate(gate_max(1, config::no_data::fail), none, "q", 5).what, verdict_kind::violation);
+    EXPECT_EQ(judge_gate(gate_max(1, config::no_data::fail), none, "q", 5).what,
+              verdict_kind::violation);
     const auto err = judge_gate(gate_max(1), {query_result::kind::error, 0, "down"}, "q", 5);
     EXPECT_EQ(err.what, verdict_kind::holding);
     EXPECT_TRUE(err.error);
@@ -83,7 +92,8 @@ TEST(GateVerdict, LimitsNoDataAndErrors) {
 
 TEST(GateVerdict, FoldedIntoTheJudgesVerdict) {
     verdict ok;
-    std::vector<gate_reading> gates{judge_gate(gate_max(0.01), {query_result::kind::value, 0.5, ""}, "q2", 5)};
+    std::vector<gate_reading> gates{
+        judge_gate(gate_max(0.01), {query_result::kind::value, 0.5, ""}, "q2", 5)};
     fold_gates(ok, gates);
     EXPECT_EQ(ok.what, verdict_kind::violation);
     EXPECT_EQ(ok.reason, "gate checkout: 0.5 > max 0.01");
@@ -108,11 +118,12 @@ TEST(GateVerdict, FoldedIntoTheJudgesVerdict) {
 
 TEST(AlertWebhook, ReadsAlertmanagersFormat) {
     std::string error;
-    const auto alerts = parse_webhook(R"({"version":"4","groupKey":"{}:{}","status":"firing","receiver":"veer",
+    const auto alerts =
+        parse_webhook(R"({"version":"4","groupKey":"{}:{}","status":"firing","receiver":"veer",
         "alerts":[{"status":"firing","labels":{"alertname":"CheckoutFailing","severity":"critical","version":"green"},
         "annotations":{},"startsAt":"2026-12-01T13:00:00Z","endsAt":"0001-01-01T00:00:00Z"},
         {"status":"resolved","labels":{"alertname":"Old"},"startsAt":"2026-12-01T12:00:00Z"}]})",
-                                      error);
+                      error);
     ASSERT_TRUE(alerts) << error;
     ASSERT_EQ(alerts->size(), 2u);
     const auto& a = (*alerts)[0];
@@ -131,8 +142,10 @@ TEST(AlertWebhook, RefusesWhatIsNotAVersion4Notification) {
     EXPECT_FALSE(parse_webhook("not json", error));
     EXPECT_FALSE(parse_webhook(R"({"version":"3","alerts":[]})", error));
     EXPECT_FALSE(parse_webhook(R"({"version":"4"})", error));
-    EXPECT_FALSE(parse_webhook(R"({"version":"4","alerts":[{"status":"weird","labels":{}}]})", error));
-    EXPECT_FALSE(parse_webhook(R"({"version":"4","alerts":[{"status":"firing","labels":{"a":1}}]})", error));
+    EXPECT_FALSE(
+        parse_webhook(R"({"version":"4","alerts":[{"status":"weird","labels":{}}]})", error));
+    EXPECT_FALSE(
+        parse_webhook(R"({"version":"4","alerts":[{"status":"firing","labels":{"a":1}}]})", error));
     EXPECT_FALSE(error.empty());
     EXPECT_TRUE(parse_webhook(R"({"version":"4","alerts":[]})", error));
 }

@@ -153,16 +153,17 @@ TEST(HealthAndDrain, PoolHealthSettingsOverrideTheDefaults) {
     // Green answers every request 503; its checks arrive as requests (another health path).
     scripted_upstream g(
         [](script_conn& c, upstream_request&) {
-            c.send("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            c.send(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: "
+                "close\r\n\r\n");
         },
         "/not-the-health-path");
-    const auto cfg =
-        toml_config()
-            .set("pools.blue.health", "port", std::to_string(check.port()))
-            .set("pools.green.health", "path", toml_string("/ready"))
-            .set("pools.green.health", "host", toml_string("shop.internal"))
-            .set("pools.green.health", "expect", "[200, 503]")
-            .set("health", "unhealthy_after", "2");
+    const auto cfg = toml_config()
+                         .set("pools.blue.health", "port", std::to_string(check.port()))
+                         .set("pools.green.health", "path", toml_string("/ready"))
+                         .set("pools.green.health", "host", toml_string("shop.internal"))
+                         .set("pools.green.health", "expect", "[200, 503]")
+                         .set("health", "unhealthy_after", "2");
     veer_process v(dir, {b1.address()}, {g.address()}, cfg);
     ASSERT_TRUE(v.start());
     boost::json::object last;

@@ -79,8 +79,8 @@ struct etcd_process {
     bool up() const { return pid > 0 && port_open(client); }
     // etcdctl, blocking: the test's event loop stands still meanwhile.
     int ctl(const std::string& args) const {
-        const auto cmd = "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=" + url + " " + args +
-                         " > /dev/null 2>&1";
+        const auto cmd =
+            "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=" + url + " " + args + " > /dev/null 2>&1";
         return std::system(cmd.c_str());
     }
 
@@ -135,8 +135,8 @@ struct member_fixture : ::testing::Test {
         asio::co_spawn(
             ioc,
             [&]() -> asio::awaitable<void> {
-                std::vector<gating::event> events{
-                    gating::make_event(1, gating::event_kind::weight, gating::event_by::operator_, "test")};
+                std::vector<gating::event> events{gating::make_event(
+                    1, gating::event_kind::weight, gating::event_by::operator_, "test")};
                 answer = co_await m.write(next, events, as_leader);
             },
             asio::detached);
@@ -178,7 +178,8 @@ TEST_F(member_fixture, StaleRevisionIsRefused) {
     // whichever reaches etcd second is refused.
     std::optional<std::string> first, second;
     asio::co_spawn(
-        ioc, [&]() -> asio::awaitable<void> { first = co_await follower.m->write(next, {}, false); },
+        ioc,
+        [&]() -> asio::awaitable<void> { first = co_await follower.m->write(next, {}, false); },
         asio::detached);
     asio::co_spawn(
         ioc, [&]() -> asio::awaitable<void> { second = co_await leader.m->write(next, {}, true); },
