@@ -303,8 +303,10 @@ void member::apply_kv(const kv& item, bool deleted, bool fresh,
             p.received_ns = metrics::monotonic_ns();
         }
     }
-    std::erase_if(peers_,
-                  [](const auto& e) { return !e.second.create_revision && !e.second.last; });
+    // Only a deletion can leave a peer with nothing: no scan of every peer per report.
+    if (deleted)
+        std::erase_if(peers_,
+                      [](const auto& e) { return !e.second.create_revision && !e.second.last; });
 }
 
 void member::deliver(std::optional<shared_release> next,

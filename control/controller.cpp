@@ -61,11 +61,7 @@ controller::controller(config::config cfg)
       release_(cfg_.split.stable, canary_of(cfg_, cfg_.split.stable), cfg_.split.canary_weight) {
     configure_log(cfg_.log);
     notifier_.set_url(cfg_.notify.webhook);
-    for (const auto& p : cfg_.pools) {
-        pool_slot(p.name);
-        for (const auto& a : p.endpoints)
-            endpoints_[endpoint_id(a)].pool = p.name;
-    }
+    index_pools();
     if (auto err = load_tls(cfg_); !err.empty()) throw std::runtime_error(err);
     restore_state();
     publish();
@@ -112,6 +108,20 @@ std::uint32_t controller::endpoint_id(const std::string& address) {
     if (endpoints_.size() >= metrics::max_endpoints) throw std::runtime_error("too many endpoints");
     endpoints_.push_back({address});
     return static_cast<std::uint32_t>(endpoints_.size() - 1);
+}
+
+void controller::index_pools() {
+    for (const auto& p : cfg_.pools) {
+        pool_slot(p.name);
+        for (const auto& a : p.endpoints)
+            endpoints_[endpoint_id(a)].pool = p.name;
+    }
+    for (auto& ep : endpoints_) {  // endpoints dropped from the config belong to no pool now
+        const auto* p = cfg_.find_pool(ep.pool);
+        if (!p ||
+            std::find(p->endpoints.begin(), p->endpoints.end(), ep.address) == p->endpoints.end())
+            ep.pool.clear();
+    }
 }
 
 std::uint32_t controller::slot_of(const std::string& name) const {
@@ -322,7 +332,8 @@ std::vector<gating::event> controller::judge(gating::release& r, gating::instant
     const auto window = [&](const std::string& pool) {
         return merged ? judged_window(pool, t.mono_ns) : local_window(pool, t.mono_ns);
     };
-    // Merging the windows is the evaluation's cost: none while the canary has no weight.
+    // Merging the canary's window costs nothing while it has no weight (the stable pool's
+    // is merged every evaluation anyway, for its alarm).
     metrics::window_stats stable, canary;
     if (r.judging()) {
         stable = window(s.stable);
@@ -343,13 +354,16 @@ std::vector<gating::gate_reading> controller::gate_readings(gating::instant t) c
 void controller::on_alerts(std::vector<gating::alert> alerts) {
     const auto t = now();
     const gating::alert* trigger = nullptr;
+    std::vector<gating::event> events;
     for (const auto& a : alerts) {
-        record(
+        events.push_back(
             gating::make_event(t.unix_ms, gating::event_kind::alert, gating::event_by::alert,
                                "alert " + a.name() + " " + a.status + ": " + gating::label_text(a),
                                gating::figures(a)));
+        release_.note(events.back());
         if (!trigger && a.firing() && gating::matches(a, cfg_.gates.alerts.match)) trigger = &a;
     }
+    apply(events);  // one state-file write for the notification, not one per alert
     if (!trigger || !release_.judging()) return;  // an alert can roll back, never promote
     auto reason = "alert " + trigger->name() + " firing: " + gating::label_text(*trigger);
     auto change = [this, reason, f = gating::figures(*trigger)](gating::release& r,

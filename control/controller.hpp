@@ -60,6 +60,8 @@ private:
     std::string load_tls(const config::config& next);
     void publish();
     std::uint32_t endpoint_id(const std::string& address);
+    // Each configured endpoint's pool and each pool's metrics slot (start and reload).
+    void index_pools();
     // The pool's metrics slot, registered on first use (config load and reload).
     std::uint32_t pool_slot(const std::string& name);
     // The slot of a registered pool.

@@ -1,7 +1,5 @@
 // SIGHUP and `reload` (SPEC 7): the config file read again and applied whole, or refused
 // with its errors and the old one kept.
-#include <algorithm>
-
 #include "control/controller.hpp"
 #include "control/log.hpp"
 
@@ -55,17 +53,7 @@ std::string controller::reload() {
     cfg_ = std::move(next);
     configure_log(cfg_.log);
     notifier_.set_url(cfg_.notify.webhook);
-    for (const auto& p : cfg_.pools) {
-        pool_slot(p.name);
-        for (const auto& a : p.endpoints)
-            endpoints_[endpoint_id(a)].pool = p.name;
-    }
-    for (auto& ep : endpoints_)  // endpoints dropped from the config belong to no pool now
-        if (!cfg_.find_pool(ep.pool) ||
-            std::find(cfg_.find_pool(ep.pool)->endpoints.begin(),
-                      cfg_.find_pool(ep.pool)->endpoints.end(),
-                      ep.address) == cfg_.find_pool(ep.pool)->endpoints.end())
-            ep.pool.clear();
+    index_pools();
     start_health_checks();
     gates_.run(cfg_.gates.prometheus);
     record(gating::make_event(
