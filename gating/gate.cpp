@@ -61,8 +61,10 @@ query_result parse_query_response(std::string_view body) {
     const auto* status = o->if_contains("status");
     if (!status || !status->is_string() || status->as_string() != "success") {
         const auto* error = o->if_contains("error");
-        return failed(error && error->is_string() ? std::string(error->as_string())
-                                                  : "the answer's status is not success");
+        // An error answer without a message still says why it failed.
+        if (error && error->is_string() && !error->as_string().empty())
+            return failed(std::string(error->as_string()));
+        return failed("the answer's status is not success");
     }
     const auto* data = o->if_contains("data");
     const auto* type =

@@ -55,6 +55,8 @@ TEST(GateQuery, EmptyIsNoDataAndTheRestAreErrors) {
     EXPECT_EQ(bad.what, query_result::kind::error);
     EXPECT_NE(bad.error.find("parse error"), std::string::npos);
     EXPECT_EQ(parse_query_response("<html>").what, query_result::kind::error);
+    // Found by fuzz_signals: an error answer with an empty message still carries a reason.
+    EXPECT_FALSE(parse_query_response(R"({"status":"error","error":""})").error.empty());
     EXPECT_EQ(
         parse_query_response(R"({"status":"success","data":{"resultType":"matrix","result":[]}})")
             .what,
