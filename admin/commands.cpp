@@ -1,5 +1,7 @@
 #include "admin/commands.hpp"
 
+#include "common/weight.hpp"
+
 #include <charconv>
 #include <vector>
 
@@ -45,7 +47,7 @@ command refuse(std::string why) {
 }  // namespace
 
 std::string_view help_text() {
-    return "status | set weight N (0..100, pauses a rollout) | start | pause | resume | promote | "
+    return "status | set weight N (percent 0..100, two decimals, pauses a rollout) | start | pause | resume | promote | "
            "rollback [reason] | drain ADDRESS | undrain ADDRESS | reload | events [N] | help";
 }
 
@@ -71,9 +73,11 @@ command parse_command(std::string_view line) {
     if (name == "reload") return exact(verb::reload, 1);
     if (name == "set") {
         if (w.size() != 3 || w[1] != "weight") return refuse("usage: set weight N (0..100)");
-        if (!parse_int(w[2], c.number) || c.number < 0 || c.number > 100)
-            return refuse("set weight: N must be an integer from 0 to 100 (got " +
-                          std::string(w[2].substr(0, 32)) + ")");
+        const auto bp = parse_percent(w[2]);
+        if (!bp)
+            return refuse("set weight: N must be a percent from 0 to 100 with at most two "
+                          "decimals (got " + std::string(w[2].substr(0, 32)) + ")");
+        c.number = *bp;
         c.what = verb::set_weight;
         return c;
     }

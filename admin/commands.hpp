@@ -24,7 +24,7 @@ enum class verb {
 
 struct command {
     verb what = verb::help;
-    int number = 0;  // set weight N, events [N]
+    int number = 0;  // events [N]; set weight N in basis points
     std::string text;  // rollback [reason], drain/undrain ADDRESS
     std::string error;  // non-empty: the line is refused
 };

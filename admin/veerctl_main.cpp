@@ -78,6 +78,16 @@ std::string str(const json::value& v) {
     return json::serialize(v);
 }
 
+// A weight as people write it: 10, 0.5, 12.25 (JSON may carry it as 5E-1).
+std::string weight_text(const json::value& v) {
+    char out[32];
+    std::snprintf(out, sizeof out, "%.2f", num(v));
+    std::string s(out);
+    while (s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+    return s;
+}
+
 std::string bar(int percent, int width) {
     const int filled = percent * width / 100;
     std::string out(static_cast<std::size_t>(width + 2), '.');
@@ -110,16 +120,17 @@ void print_fleet(const json::object& c) {
 
 void print_status(const json::object& s) {
     const auto& o = s;
-    const int weight = static_cast<int>(num(o.at("canary_weight")));
+    const auto& weight = o.at("canary_weight");
     std::printf("state      %s%s\n", str(o.at("state")).c_str(),
                 o.at("paused").as_bool() ? " (paused)" : "");
     std::printf("stable     %s    canary %s\n", str(o.at("stable")).c_str(),
                 str(o.at("canary")).c_str());
-    std::printf("weight     %s %d%% to canary\n", bar(weight, 40).c_str(), weight);
+    std::printf("weight     %s %s%% to canary\n", bar(static_cast<int>(num(weight)), 40).c_str(),
+                weight_text(weight).c_str());
     if (const auto* steps = o.if_contains("steps"); steps && steps->is_array()) {
         std::string list;
         for (const auto& w : steps->as_array())
-            list += (list.empty() ? "" : " → ") + str(w) + "%";
+            list += (list.empty() ? "" : " → ") + weight_text(w) + "%";
         const auto state = str(o.at("state"));
         const auto steps_n = steps->as_array().size();
         std::printf("rollout    %s: %s\n", str(o.at("strategy")).c_str(), list.c_str());

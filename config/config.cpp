@@ -6,6 +6,7 @@
 
 #include "common/ascii.hpp"
 #include "common/duration.hpp"
+#include "common/weight.hpp"
 #include "routing/snapshot.hpp"
 
 #include <toml++/toml.h>
@@ -40,6 +41,12 @@ constexpr std::size_t max_socket_path = 107;
 // Formatting values back into messages.
 
 std::string show(std::int64_t value) { return std::to_string(value); }
+
+std::string show(double value);
+
+std::string percent_error(double got) {
+    return "must be a percent from 0 to 100 with at most two decimals (got " + show(got) + ")";
+}
 
 std::string show(double value) {
     char buffer[32];
@@ -116,25 +123,6 @@ using ascii::is_alnum;
 using ascii::is_digit;
 using ascii::is_token;
 
-// DNS syntax only (RFC 1123 labels, plus '_' as Docker service names use it); nothing
-// is resolved here.
-bool is_hostname(std::string_view host) {
-    if (host.empty() || host.size() > 253) return false;
-    // All digits and dots is an IPv4 literal that inet_pton already refused.
-    if (std::all_of(host.begin(), host.end(), [](char c) { return is_digit(c) || c == '.'; }))
-        return false;
-    std::size_t start = 0;
-    while (start <= host.size()) {
-        const std::size_t dot = std::min(host.find('.', start), host.size());
-        const std::string_view label = host.substr(start, dot - start);
-        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
-            return false;
-        const auto label_char = [](char c) { return is_alnum(c) || c == '-' || c == '_'; };
-        if (!std::all_of(label.begin(), label.end(), label_char)) return false;
-        start = dot + 1;
-    }
-    return true;
-}
 
 // "host:port" / "[v6]:port" in one spelling per address ("[0::1]:80" -> "[::1]:80",
 // names lower-cased), to spot an endpoint listed twice; nullopt when malformed.
@@ -171,7 +159,7 @@ std::optional<std::string> canonical_address(std::string_view text, unsigned min
         in_addr v4{};
         const bool ipv4 = inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1;
         // A bare IPv6 address fails here too: it needs brackets to be told from the port.
-        if (!ipv4 && !is_hostname(host)) return std::nullopt;
+        if (!ipv4 && !routing::is_hostname(host)) return std::nullopt;
         canonical_host = host;
         std::transform(canonical_host.begin(), canonical_host.end(), canonical_host.begin(),
                        [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -316,6 +304,8 @@ template <class T>
 constexpr std::string_view element_type_name() {
     if constexpr (std::is_same_v<T, std::string>)
         return "a string";
+    else if constexpr (std::is_same_v<T, double>)
+        return "a number";
     else
         return "an integer";
 }
@@ -437,6 +427,19 @@ public:
         return true;
     }
 
+    // A canary weight: a percent from 0 to 100 with at most two decimals, in basis points.
+    bool read_percent(std::string_view key, int& bp) {
+        double got = 0;
+        if (!read_number(key, got)) return false;
+        const auto value = percent_bp(got);
+        if (!value) {
+            error(key, percent_error(got));
+            return false;
+        }
+        bp = *value;
+        return true;
+    }
+
     template <class Out>
     bool read_duration(std::string_view key, Out& out, lower_bound bound) {
         const auto* text = typed<std::string>(key, "a duration string like \"250ms\"");
@@ -512,6 +515,10 @@ public:
             list_item<T> item{T{}, name(key) + "[" + std::to_string(i) + "]", &element};
             if (const auto* value = element.as<T>()) {
                 item.value = value->get();
+                items.push_back(std::move(item));
+            } else if (const auto* whole = element.as_integer();
+                       whole && std::is_same_v<T, double>) {  // integers are numbers too
+                if constexpr (std::is_same_v<T, double>) item.value = static_cast<T>(whole->get());
                 items.push_back(std::move(item));
             } else {
                 error_at(item, "must be " + std::string(element_type_name<T>()) + " (got " +
@@ -681,12 +688,12 @@ void read_pools(walker& root, config& cfg) {
                     p->error_at(endpoint, check_address(endpoint.value, 1));
                     continue;
                 }
-                // What the data path can connect to is decided by its own parser, not a
-                // second opinion: until names are resolved, an endpoint is an IP literal.
-                if (routing::endpoint ip; !routing::parse_ip_endpoint(endpoint.value, ip)) {
+                // What the runtime can use is decided by its own parser, not a second
+                // opinion: an IP literal, or a DNS name it resolves (SPEC 12).
+                if (!routing::parse_endpoint_spec(endpoint.value)) {
                     p->error_at(endpoint,
-                                "must be an IP address and port, \"1.2.3.4:80\" or \"[::1]:80\" "
-                                "(DNS names are not resolved yet; got " +
+                                "must be an IP address or a DNS name with a port: \"1.2.3.4:80\", "
+                                "\"[::1]:80\" or \"api.internal:80\" (got " +
                                     in_quotes(endpoint.value) + ")");
                     continue;
                 }
@@ -745,7 +752,7 @@ void read_split(walker& root, config& cfg) {
         stable_given = w->read_string("stable", out.stable);
         if (stable_given && !cfg.find_pool(out.stable))
             w->error("stable", "must name a pool in [pools] (got " + in_quotes(out.stable) + ")");
-        w->read_int("canary_weight", out.canary_weight, 0, 100);
+        w->read_percent("canary_weight", out.canary_bp);
         if (auto sticky = w->table("sticky")) {
             sticky->read_string("header", out.sticky_header, check_token);
             sticky->read_string("cookie", out.sticky_cookie, check_token);
@@ -826,9 +833,10 @@ void read_slo(walker& root, slo& out) {
     w->reject_unknown();
 }
 
-// Steps are canary weights: each 1..100, rising, ending at 100.
+// Steps are canary weights: each above 0 and up to 100 with at most two decimals, rising,
+// ending at 100.
 void read_steps(walker& w, rollout& out) {
-    const auto steps = w.read_list<std::int64_t>("steps");
+    const auto steps = w.read_list<double>("steps");
     if (!steps) return;
     const bool fixed = out.strategy_ == strategy::all_at_once || out.strategy_ == strategy::manual;
     if (fixed) {
@@ -841,15 +849,19 @@ void read_steps(walker& w, rollout& out) {
         return;
     }
     out.steps.clear();
-    std::int64_t previous = 0;
+    int previous = 0;
     for (const auto& step : *steps) {
-        if (step.value < 1 || step.value > 100)
-            w.error_at(step, out_of_range("1", "100", show(step.value)));
-        else if (step.value <= previous)
-            w.error_at(step, "must be greater than the step before, " + show(previous) + " (got " +
-                                 show(step.value) + ")");
-        previous = std::max(previous, step.value);
-        out.steps.push_back(static_cast<int>(step.value));
+        const auto bp = percent_bp(step.value);
+        if (!bp || *bp == 0) {
+            w.error_at(step, "must be a percent above 0 and up to 100 with at most two decimals "
+                             "(got " + show(step.value) + ")");
+            continue;
+        }
+        if (*bp <= previous)
+            w.error_at(step, "must be greater than the step before, " + percent_text(previous) +
+                                 " (got " + show(step.value) + ")");
+        previous = std::max(previous, *bp);
+        out.steps.push_back(*bp);
     }
     if (steps->back().value != 100)
         w.error("steps", "must end at 100 (got " + show(steps->back().value) + ")");
@@ -939,6 +951,21 @@ void read_cluster(walker& root, cluster& out) {
     w->reject_unknown();
 }
 
+void read_dns(walker& root, dns& out) {
+    auto w = root.table("dns");
+    if (!w) return;
+    if (const auto servers = w->read_list<std::string>("servers"))
+        for (const auto& s : *servers) {
+            if (routing::endpoint ip; !routing::parse_ip_endpoint(s.value, ip))
+                w->error_at(s, "must be a resolver's IP address and port, \"127.0.0.1:53\" or "
+                               "\"[::1]:53\" (got " + in_quotes(s.value) + ")");
+            else
+                out.servers.push_back(s.value);
+        }
+    w->read_duration("refresh", out.refresh, positive);
+    w->reject_unknown();
+}
+
 constexpr std::pair<std::string_view, no_data> no_data_choices[] = {
     {"hold", no_data::hold}, {"pass", no_data::pass}, {"fail", no_data::fail}};
 
@@ -1014,6 +1041,7 @@ void read_document(const toml::table& document, config& cfg, reporter& errors) {
     read_log(root, cfg.log);
     read_notify(root, cfg.notify);
     read_cluster(root, cfg.cluster);
+    read_dns(root, cfg.dns);
     read_gates(root, cfg.gates);
     root.reject_unknown();
 }
@@ -1188,10 +1216,10 @@ std::string_view strategy_name(strategy s) {
 
 std::vector<int> default_steps(strategy s) {
     switch (s) {
-        case strategy::canary: return {10, 100};
-        case strategy::linear: return {10, 20, 30, 40, 50, 60, 70, 80, 90, 100};
+        case strategy::canary: return {1000, 10000};
+        case strategy::linear: return {1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000};
         case strategy::all_at_once:
-        case strategy::manual: return {100};
+        case strategy::manual: return {10000};
     }
     return {100};
 }

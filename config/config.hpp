@@ -76,7 +76,7 @@ struct rule {
 
 struct split {
     std::string stable = "blue";
-    int canary_weight = 0;  // percent, 0..100
+    int canary_bp = 0;  // split.canary_weight in basis points, 0..10000
     std::string sticky_header;  // at most one of sticky_header / sticky_cookie
     std::string sticky_cookie;
     std::vector<rule> rules;
@@ -111,13 +111,13 @@ struct slo {
 enum class strategy { canary, linear, all_at_once, manual };
 // "canary", "linear", "all-at-once", "manual": the config's spelling, also in `status`.
 std::string_view strategy_name(strategy s);
-// The canary weights of a strategy whose steps are not set: canary 10, 100; linear 10,
-// 20, ..., 100; all-at-once and manual 100.
+// The canary weights (basis points) of a strategy whose steps are not set: canary 10%,
+// 100%; linear 10%, 20%, ..., 100%; all-at-once and manual 100%.
 std::vector<int> default_steps(strategy s);
 
 struct rollout {
     strategy strategy_ = strategy::canary;
-    std::vector<int> steps{10, 100};  // filled from the strategy when not set
+    std::vector<int> steps{1000, 10000};  // basis points; from the strategy when not set
     duration step_interval{300000};
     duration bake{300000};
     bool auto_start = false;
@@ -168,6 +168,12 @@ struct cluster {
     bool enabled() const { return !etcd.empty(); }
 };
 
+// Endpoints by DNS name (SPEC 12).
+struct dns {
+    std::vector<std::string> servers;  // "ip:port" resolvers; empty = the system's
+    duration refresh{5000};
+};
+
 // External gates (SPEC 13): the service's own signals, judged with the canary.
 enum class no_data { hold, pass, fail };
 
@@ -209,6 +215,7 @@ struct config {
     struct notify notify;
     struct cluster cluster;
     struct gates gates;
+    struct dns dns;
 
     const pool* find_pool(const std::string& name) const;
 };

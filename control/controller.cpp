@@ -17,6 +17,7 @@
 
 #include "admin/commands.hpp"
 #include "common/duration.hpp"
+#include "common/weight.hpp"
 #include "admin/status_page.hpp"
 #include "control/json_reply.hpp"
 #include "control/log.hpp"
@@ -58,7 +59,7 @@ controller::controller(config::config cfg)
       signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
       judge_timer_(ioc_),
       history_timer_(ioc_),
-      release_(cfg_.split.stable, canary_of(cfg_, cfg_.split.stable), cfg_.split.canary_weight) {
+      release_(cfg_.split.stable, canary_of(cfg_, cfg_.split.stable), cfg_.split.canary_bp) {
     configure_log(cfg_.log);
     notifier_.set_url(cfg_.notify.webhook);
     index_pools();
@@ -165,7 +166,7 @@ void controller::restore_state() {
             log("info", "state restored",
                 {{"path", cfg_.state.path},
                  {"state", gating::phase_name(r.state)},
-                 {"canary_weight", r.canary_weight}});
+                 {"canary_weight", percent_json(r.canary_bp)}});
         } else {
             log("warn", "state file names pools the config does not have; ignored",
                 {{"path", cfg_.state.path}});
@@ -307,7 +308,7 @@ void controller::schedule_history() {
         std::vector<metrics::window_stats> totals;
         for (std::uint32_t slot = 0; slot < pool_slots_.size(); ++slot)
             totals.push_back(metrics_.total(slot));
-        history_.sample(now().unix_ms / 1000, release_.state().canary_weight, totals);
+        history_.sample(now().unix_ms / 1000, release_.state().canary_bp / 100.0, totals);
         schedule_history();
     });
 }
@@ -389,7 +390,7 @@ std::string controller::command_reply() const {
     const auto& state = release_.state();
     json::object o;
     o["state"] = gating::phase_name(state.state);
-    o["canary_weight"] = state.canary_weight;
+    o["canary_weight"] = percent_json(state.canary_bp);
     o["paused"] = state.paused;
     return ok_json(std::move(o));
 }

@@ -143,7 +143,7 @@ bool controller::reconcile(const cluster::shared_release& shared) {
     const auto& s = shared.rollout;
     const auto& mine = release_.state();
     // The fleet still exposes the canary this instance rolled back: write the rollback.
-    if (s.canary != mine.canary || s.canary_weight == 0 || s.state == gating::phase::rolled_back) {
+    if (s.canary != mine.canary || s.canary_bp == 0 || s.state == gating::phase::rolled_back) {
         pending_rollback_.clear();
         return false;
     }

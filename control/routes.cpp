@@ -66,7 +66,7 @@ void controller::publish() {
     const auto& release = release_.state();
     s->stable = index_of(release.stable);
     s->canary = index_of(release.canary);
-    s->canary_weight_bp = release.canary_weight * 100;
+    s->canary_weight_bp = release.canary_bp;
     for (const auto& r : cfg_.split.rules)
         s->rules.push_back(to_rule(r, index_of));
     s->sticky_header = cfg_.split.sticky_header;

@@ -10,6 +10,8 @@
 
 #include <boost/json.hpp>
 
+#include "common/weight.hpp"
+
 namespace veer::control {
 namespace {
 
@@ -99,7 +101,7 @@ boost::json::object rollout_to_json(const gating::rollout_state& r) {
     boost::json::object out;
     out["stable"] = r.stable;
     out["canary"] = r.canary;
-    out["canary_weight"] = r.canary_weight;
+    out["canary_weight"] = percent_json(r.canary_bp);
     out["state"] = gating::phase_name(r.state);
     out["step"] = r.step;
     out["paused"] = r.paused;
@@ -116,12 +118,11 @@ std::optional<gating::rollout_state> rollout_from_json(const boost::json::value&
         return std::nullopt;
     }
     gating::rollout_state r;
-    std::int64_t weight, step, started, violations = 0;
+    std::int64_t step, started, violations = 0;
     std::string state;
     constexpr auto int_max = std::numeric_limits<int>::max();
     if (!read_string(*obj, "stable", r.stable, error) ||
         !read_string(*obj, "canary", r.canary, error) ||
-        !read_int(*obj, "canary_weight", 0, 100, weight, error) ||
         !read_string(*obj, "state", state, error) ||
         !read_int(*obj, "step", 0, int_max, step, error) ||
         !read_int(*obj, "step_started_ms", 0, std::numeric_limits<std::int64_t>::max(), started,
@@ -142,7 +143,13 @@ std::optional<gating::rollout_state> rollout_from_json(const boost::json::value&
         error = paused ? "rollout.paused: not a boolean" : "rollout.paused: missing";
         return std::nullopt;
     }
-    r.canary_weight = static_cast<int>(weight);
+    const auto* weight = obj->if_contains("canary_weight");
+    const auto bp = weight ? percent_bp(*weight) : std::nullopt;
+    if (!bp) {
+        error = "rollout.canary_weight: not a percent from 0 to 100 with at most two decimals";
+        return std::nullopt;
+    }
+    r.canary_bp = *bp;
     r.state = *phase;
     r.step = static_cast<int>(step);
     r.paused = paused->get_bool();

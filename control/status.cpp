@@ -2,6 +2,8 @@
 // and the admin HTTP listener's pages.
 #include <boost/json.hpp>
 
+#include "common/weight.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -43,13 +45,13 @@ json::object controller::status() const {
     o["needed_requests"] = holding ? verdict.needed_requests : 0;
     o["stable"] = r.stable;
     o["canary"] = r.canary;
-    o["canary_weight"] = r.canary_weight;
+    o["canary_weight"] = percent_json(r.canary_bp);
     o["step"] = r.step;
     o["paused"] = r.paused;
     o["strategy"] = config::strategy_name(cfg_.rollout.strategy_);
     json::array steps;
     for (int w : gating::steps_for(cfg_.rollout))
-        steps.push_back(w);
+        steps.push_back(percent_json(w));
     o["steps"] = std::move(steps);
     o["step_started"] = r.step_started_ms
                             ? json::value(gating::format_rfc3339_ms(r.step_started_ms))
@@ -120,7 +122,7 @@ json::object controller::pools_json(std::int64_t now_ns) const {
 
 std::string controller::prometheus() const {
     metrics::exposition_input in;
-    in.canary_weight = release_.state().canary_weight;
+    in.canary_bp = release_.state().canary_bp;
     in.state = std::string(gating::phase_name(release_.state().state));
     in.rollbacks = release_.count(gating::event_kind::rollback);
     in.active_connections = shared_.active_connections.load(std::memory_order_relaxed);

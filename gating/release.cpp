@@ -5,17 +5,17 @@
 
 namespace veer::gating {
 
-release::release(std::string stable, std::string canary, int canary_weight) {
+release::release(std::string stable, std::string canary, int canary_bp) {
     state_.stable = std::move(stable);
     state_.canary = std::move(canary);
-    state_.canary_weight = canary_weight;
-    seen_weight_ = canary_weight;
+    state_.canary_bp = canary_bp;
+    seen_weight_ = canary_bp;
     seen_canary_ = state_.canary;
 }
 
 void release::restore(const rollout_state& saved, std::vector<event> events) {
     state_ = saved;
-    seen_weight_ = state_.canary_weight;
+    seen_weight_ = state_.canary_bp;
     seen_canary_ = state_.canary;
     events_.clear();
     for (auto& e : events)
@@ -38,8 +38,8 @@ command_result release::rollback(instant now, std::string_view reason, std::stri
                                  boost::json::object figures) {
     return take(gating::rollback(state_, now.unix_ms, reason, by, std::move(figures)), now);
 }
-command_result release::set_weight(int weight, instant now, const config::rollout& settings) {
-    return take(gating::set_weight(state_, weight, now.unix_ms, settings), now);
+command_result release::set_weight(int bp, instant now, const config::rollout& settings) {
+    return take(gating::set_weight(state_, bp, now.unix_ms, settings), now);
 }
 
 std::vector<event> release::evaluate(const metrics::window_stats& stable,
@@ -85,12 +85,12 @@ std::uint64_t release::count(std::string_view kind) const {
 std::vector<event> release::take(std::vector<event> events, instant now) {
     const bool started = std::any_of(events.begin(), events.end(),
                                      [](const event& e) { return e.kind == event_kind::started; });
-    if (state_.canary_weight > 0 &&
+    if (state_.canary_bp > 0 &&
         (started || seen_weight_ == 0 || seen_canary_ != state_.canary)) {
         canary_since_ns_ = now.mono_ns;
         evaluation_index_ = 0;
     }
-    seen_weight_ = state_.canary_weight;
+    seen_weight_ = state_.canary_bp;
     seen_canary_ = state_.canary;
     for (const auto& e : events)
         note(e);

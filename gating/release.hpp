@@ -33,8 +33,8 @@ class release {
 public:
     static constexpr std::size_t max_events = 200;
 
-    // A release from the config alone: `stable` and `canary` at `canary_weight`, idle.
-    release(std::string stable, std::string canary, int canary_weight);
+    // A release from the config alone: `stable` and `canary` at `canary_bp` basis points, idle.
+    release(std::string stable, std::string canary, int canary_bp);
 
     // The state and events a state file held (they replace the config's).
     void restore(const rollout_state& saved, std::vector<event> events);
@@ -47,7 +47,7 @@ public:
     command_result rollback(instant now, std::string_view reason,
                             std::string_view by = event_by::operator_,
                             boost::json::object figures = {});
-    command_result set_weight(int weight, instant now, const config::rollout& settings);
+    command_result set_weight(int bp, instant now, const config::rollout& settings);
 
     // One evaluation: judges `canary` (the window since canary_since_ns()) against
     // `stable` while the canary has weight, with the external gates folded into the
@@ -73,7 +73,7 @@ public:
     const std::deque<event>& events() const { return events_; }
     // The last evaluation's verdict while the canary has weight (ok before the first).
     const verdict& last_verdict() const { return last_verdict_; }
-    bool judging() const { return state_.canary_weight > 0; }
+    bool judging() const { return state_.canary_bp > 0; }
     // The canary is judged on requests since it last got traffic (a start, a weight
     // raised from 0, or a new canary after promotion): what the same pool served before
     // is another version's evidence.

@@ -1,6 +1,7 @@
 #include "gating/rollout.hpp"
 
 #include "common/duration.hpp"
+#include "common/weight.hpp"
 
 #include <algorithm>
 #include <array>
@@ -11,20 +12,20 @@
 namespace veer::gating {
 namespace {
 
-constexpr int full_weight = 100;
+constexpr int full_weight = full_bp;
 
 constexpr std::array<std::string_view, 5> phase_names = {"idle", "progressing", "baking",
                                                          "promoted", "rolled_back"};
 
 boost::json::object weight_figures(int from, int to) {
     boost::json::object figures;
-    figures["from_weight"] = from;
-    figures["to_weight"] = to;
+    figures["from_weight"] = percent_json(from);
+    figures["to_weight"] = percent_json(to);
     return figures;
 }
 
 std::string weight_change(int from, int to) {
-    return "canary weight " + std::to_string(from) + " -> " + std::to_string(to);
+    return "canary weight " + percent_text(from) + " -> " + percent_text(to);
 }
 
 // "step 2 of 3": steps are counted from 1 for people, from 0 in `status`.
@@ -61,7 +62,7 @@ std::vector<event> on_violation(rollout_state& s, const judgement& verdict, std:
                                     verdict.reason, verdict.figures));
         return events;
     }
-    s.canary_weight = 0;
+    s.canary_bp = 0;
     s.state = phase::rolled_back;
     s.paused = false;
     events.push_back(
@@ -93,7 +94,7 @@ std::vector<int> steps_for(const config::rollout& settings) {
 
 std::vector<event> tick(rollout_state& s, const judgement& verdict, std::int64_t now_ms,
                         const config::rollout& settings, int violations_to_rollback, bool dry_run) {
-    if (s.canary_weight <= 0) {
+    if (s.canary_bp <= 0) {
         // Nothing is exposed, so nothing is judged; a later exposure starts a fresh streak.
         s.consecutive_violations = 0;
         return {};
@@ -109,14 +110,14 @@ std::vector<event> tick(rollout_state& s, const judgement& verdict, std::int64_t
     const std::int64_t held_ms = now_ms - s.step_started_ms;
     if (s.state == phase::progressing && held_ms >= settings.step_interval.count()) {
         const auto steps = steps_for(settings);
-        const int from = s.canary_weight;
+        const int from = s.canary_bp;
         const std::string held = step_label(s.step, steps.size()) + " held " +
                                  format_duration_ms(settings.step_interval.count()) +
                                  " with SLOs met: ";
         const auto next = next_step(steps, s.step, from);
         const int to = next ? steps[static_cast<std::size_t>(*next)] : full_weight;
         s.step = next ? *next : last_index(steps);
-        s.canary_weight = to;
+        s.canary_bp = to;
         s.step_started_ms = now_ms;
         if (to >= full_weight) {
             s.state = phase::baking;
@@ -130,7 +131,7 @@ std::vector<event> tick(rollout_state& s, const judgement& verdict, std::int64_t
         }
     } else if (s.state == phase::baking && held_ms >= settings.bake.count()) {
         std::swap(s.stable, s.canary);
-        s.canary_weight = 0;  // the old stable pool waits, idle, for the next release
+        s.canary_bp = 0;  // the old stable pool waits, idle, for the next release
         s.state = phase::promoted;
         s.step = 0;
         s.step_started_ms = now_ms;
@@ -153,11 +154,11 @@ command_result start(rollout_state& s, std::int64_t now_ms, const config::rollou
     if (s.canary.empty() || s.canary == s.stable) return {"no canary pool to roll out", {}};
 
     const auto steps = steps_for(settings);
-    const int from = s.canary_weight;
+    const int from = s.canary_bp;
     const int to = steps.front();
     s.state = to >= full_weight ? phase::baking : phase::progressing;
     s.step = 0;
-    s.canary_weight = to;
+    s.canary_bp = to;
     s.paused = false;
     s.step_started_ms = now_ms;
     s.consecutive_violations = 0;
@@ -184,7 +185,7 @@ command_result pause(rollout_state& s, std::int64_t now_ms) {
     command_result result;
     result.events.push_back(make_event(
         now_ms, event_kind::paused, event_by::operator_,
-        "rollout paused by operator at canary weight " + std::to_string(s.canary_weight)));
+        "rollout paused by operator at canary weight " + percent_text(s.canary_bp)));
     return result;
 }
 
@@ -196,7 +197,7 @@ command_result resume(rollout_state& s, std::int64_t now_ms) {
     command_result result;
     result.events.push_back(make_event(
         now_ms, event_kind::resumed, event_by::operator_,
-        "rollout resumed by operator at canary weight " + std::to_string(s.canary_weight)));
+        "rollout resumed by operator at canary weight " + percent_text(s.canary_bp)));
     return result;
 }
 
@@ -208,8 +209,8 @@ command_result promote(rollout_state& s, std::int64_t now_ms, const config::roll
     if (s.canary.empty() || s.canary == s.stable) return {"no canary pool to promote", {}};
 
     const auto steps = steps_for(settings);
-    const int from = s.canary_weight;
-    s.canary_weight = full_weight;
+    const int from = s.canary_bp;
+    s.canary_bp = full_weight;
     s.state = phase::baking;
     s.step = last_index(steps);
     s.paused = false;  // an explicit "go to 100%" overrides an earlier pause
@@ -226,12 +227,12 @@ command_result promote(rollout_state& s, std::int64_t now_ms, const config::roll
 
 command_result rollback(rollout_state& s, std::int64_t now_ms, std::string_view reason,
                         std::string_view by, boost::json::object figures) {
-    if (s.canary_weight == 0 && !in_rollout(s))
+    if (s.canary_bp == 0 && !in_rollout(s))
         return {"nothing to roll back: canary weight is 0 (state " +
                     std::string(phase_name(s.state)) + ")",
                 {}};
-    const int from = s.canary_weight;
-    s.canary_weight = 0;
+    const int from = s.canary_bp;
+    s.canary_bp = 0;
     s.state = phase::rolled_back;
     s.paused = false;
     s.consecutive_violations = 0;
@@ -248,11 +249,11 @@ command_result rollback(rollout_state& s, std::int64_t now_ms, std::string_view 
 command_result set_weight(rollout_state& s, int weight, std::int64_t now_ms,
                           const config::rollout& settings) {
     if (weight < 0 || weight > full_weight)
-        return {"weight must be between 0 and 100 (got " + std::to_string(weight) + ")", {}};
+        return {"weight must be between 0 and 100 (got " + percent_text(weight) + ")", {}};
 
-    const int from = s.canary_weight;
+    const int from = s.canary_bp;
     std::string reason = weight_change(from, weight);
-    s.canary_weight = weight;
+    s.canary_bp = weight;
     if (in_rollout(s)) {
         if (!s.paused) reason += ", rollout paused";
         s.paused = true;

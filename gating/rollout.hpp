@@ -28,7 +28,7 @@ std::optional<phase> parse_phase(std::string_view name);
 struct rollout_state {
     std::string stable;
     std::string canary;
-    int canary_weight = 0;  // percent, 0..100
+    int canary_bp = 0;  // basis points, 0..10000 (SPEC 12: two decimals of a percent)
     phase state = phase::idle;
     int step = 0;  // index into steps_for(settings)
     bool paused = false;
@@ -54,11 +54,11 @@ struct command_result {
     bool ok() const { return error.empty(); }
 };
 
-// The canary weights per step: rollout.steps when set, else config::default_steps.
-// Always ends at 100 (appended when a configured list stops short).
+// The canary weights per step (basis points): rollout.steps when set, else
+// config::default_steps. Always ends at 100% (appended when a configured list stops short).
 std::vector<int> steps_for(const config::rollout& settings);
 
-// One evaluation, every slo.evaluate_every while canary_weight > 0 (in any phase).
+// One evaluation, every slo.evaluate_every while canary_bp > 0 (in any phase).
 // - violation: counts towards violations_to_rollback; the streak's last one rolls back
 //   (canary weight 0, rolled_back, "rollback" by judge with the judgement's reason and
 //   figures), or in dry run emits one "would_rollback" per streak and changes nothing
@@ -90,7 +90,7 @@ command_result promote(rollout_state& state, std::int64_t now_ms, const config::
 command_result rollback(rollout_state& state, std::int64_t now_ms, std::string_view reason,
                         std::string_view by = event_by::operator_,
                         boost::json::object figures = {});
-// Canary weight 0..100; pauses a running rollout. Never promotes by itself; lowering the
+// Canary weight in basis points, 0..10000; pauses a running rollout. Never promotes by itself; lowering the
 // weight while baking returns the rollout to (paused) progressing at the matching step.
 command_result set_weight(rollout_state& state, int weight, std::int64_t now_ms,
                           const config::rollout& settings);

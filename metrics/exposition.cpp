@@ -1,5 +1,7 @@
 #include "metrics/exposition.hpp"
 
+#include "common/weight.hpp"
+
 #include <cmath>
 #include <cstdio>
 
@@ -125,7 +127,7 @@ std::string render(const exposition_input& in) {
     }
 
     head(out, "veer_canary_weight", "gauge", "Percent of traffic routed to the canary pool.");
-    out += "veer_canary_weight " + std::to_string(in.canary_weight) + "\n";
+    out += "veer_canary_weight " + percent_text(in.canary_bp) + "\n";
 
     head(out, "veer_rollout_state", "gauge",
          "1 for the rollout's current state, 0 for the others.");

@@ -24,7 +24,7 @@ struct exposition_input {
         std::vector<endpoint> endpoints;
     };
     std::vector<pool> pools;
-    int canary_weight = 0;
+    int canary_bp = 0;  // basis points
     std::string state;
     std::uint64_t rollbacks = 0;
     std::int64_t active_connections = 0;

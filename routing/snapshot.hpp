@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
@@ -116,5 +118,19 @@ private:
 // Parses "1.2.3.4:80" / "[::1]:80" into the endpoint's ip, v6 and port. False if the host
 // is not an IP literal.
 bool parse_ip_endpoint(std::string_view address, endpoint& out);
+
+// DNS syntax only (RFC 1123 labels, plus '_' as Docker service names use it, and one
+// trailing dot); nothing is resolved here.
+bool is_hostname(std::string_view host);
+
+// An endpoint as configured (SPEC 12): an IP literal, or a DNS name that stands for every
+// address it resolves to. The config checker and the runtime both read endpoints with
+// this, so what --check-config accepts is what veer can use.
+struct endpoint_spec {
+    std::string name;  // lower case, no trailing dot; empty for an IP literal
+    std::uint16_t port = 0;
+    bool is_name() const { return !name.empty(); }
+};
+std::optional<endpoint_spec> parse_endpoint_spec(std::string_view address);
 
 }  // namespace veer::routing

@@ -79,7 +79,7 @@ TEST(SharedRelease, RoundTrips) {
     shared_release r;
     r.rollout.stable = "blue";
     r.rollout.canary = "green";
-    r.rollout.canary_weight = 30;
+    r.rollout.canary_bp = 3000;
     r.rollout.state = gating::phase::progressing;
     r.rollout.step = 1;
     r.rollout.step_started_ms = 1764590000123;

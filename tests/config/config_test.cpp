@@ -184,7 +184,7 @@ webhook = "http://127.0.0.1:9000/hook"
     EXPECT_FALSE(c.pools[1].tls);
 
     EXPECT_EQ(c.split.stable, "green");
-    EXPECT_EQ(c.split.canary_weight, 25);
+    EXPECT_EQ(c.split.canary_bp, 2500);
     EXPECT_EQ(c.split.sticky_header, "");
     EXPECT_EQ(c.split.sticky_cookie, "session");
     ASSERT_EQ(c.split.rules.size(), 3u);
@@ -228,7 +228,7 @@ webhook = "http://127.0.0.1:9000/hook"
     EXPECT_TRUE(c.slo.dry_run);
 
     EXPECT_EQ(c.rollout.strategy_, strategy::linear);
-    EXPECT_EQ(c.rollout.steps, (std::vector<int>{5, 25, 50, 100}));
+    EXPECT_EQ(c.rollout.steps, (std::vector<int>{500, 2500, 5000, 10000}));
     EXPECT_EQ(c.rollout.step_interval, 0ms);
     EXPECT_EQ(c.rollout.bake, 1h);
     EXPECT_TRUE(c.rollout.auto_start);
@@ -369,7 +369,7 @@ TEST(config_load, two_pools_get_every_default) {
     EXPECT_EQ(c.pools[1].name, "green");
 
     EXPECT_EQ(c.split.stable, "blue");
-    EXPECT_EQ(c.split.canary_weight, 0);
+    EXPECT_EQ(c.split.canary_bp, 0);
     EXPECT_EQ(c.split.sticky_header, "");
     EXPECT_EQ(c.split.sticky_cookie, "");
     EXPECT_TRUE(c.split.rules.empty());
@@ -403,7 +403,7 @@ TEST(config_load, two_pools_get_every_default) {
     EXPECT_FALSE(c.slo.dry_run);
 
     EXPECT_EQ(c.rollout.strategy_, strategy::canary);
-    EXPECT_EQ(c.rollout.steps, (std::vector<int>{10, 100}));
+    EXPECT_EQ(c.rollout.steps, (std::vector<int>{1000, 10000}));
     EXPECT_EQ(c.rollout.step_interval, 5min);
     EXPECT_EQ(c.rollout.bake, 5min);
     EXPECT_FALSE(c.rollout.auto_start);
@@ -446,12 +446,12 @@ TEST(config_load, find_pool) {
 }
 
 TEST(config_load, steps_default_per_strategy) {
-    EXPECT_EQ(valid("rollout.strategy = \"canary\"").rollout.steps, (std::vector<int>{10, 100}));
+    EXPECT_EQ(valid("rollout.strategy = \"canary\"").rollout.steps, (std::vector<int>{1000, 10000}));
     EXPECT_EQ(valid("rollout.strategy = \"linear\"").rollout.steps,
-              (std::vector<int>{10, 20, 30, 40, 50, 60, 70, 80, 90, 100}));
-    EXPECT_EQ(valid("rollout.strategy = \"all-at-once\"").rollout.steps, (std::vector<int>{100}));
-    EXPECT_EQ(valid("rollout.strategy = \"manual\"").rollout.steps, (std::vector<int>{100}));
-    EXPECT_EQ(valid("rollout.steps = [100]").rollout.steps, (std::vector<int>{100}));
+              (std::vector<int>{1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000}));
+    EXPECT_EQ(valid("rollout.strategy = \"all-at-once\"").rollout.steps, (std::vector<int>{10000}));
+    EXPECT_EQ(valid("rollout.strategy = \"manual\"").rollout.steps, (std::vector<int>{10000}));
+    EXPECT_EQ(valid("rollout.steps = [100]").rollout.steps, (std::vector<int>{10000}));
 }
 
 TEST(config_load, error_lists_switch_on_only_what_they_name) {
@@ -601,7 +601,7 @@ attempts = 11
 )"),
         (errors{
             "test.toml:2:1: listener.threads: must be between 0 and 256 (got 257)",
-            "test.toml:4:1: split.canary_weight: must be between 0 and 100 (got 101)",
+            "test.toml:4:1: split.canary_weight: must be a percent from 0 to 100 with at most two decimals (got 101)",
             "test.toml:6:1: health.healthy_after: must be at least 1 (got 0)",
             "test.toml:7:1: health.unhealthy_after: must be at least 1 (got 0)",
             "test.toml:8:1: health.eject_after_failures: must be at least 1 (got -1)",
@@ -687,24 +687,39 @@ TEST(config_errors, socket_path_length) {
               errors{"test.toml:1:7: admin.socket: must be shorter than 107 bytes (got 107)"});
 }
 
+TEST(config_load, weights_take_two_decimals) {
+    // SPEC 12: percentages with up to two decimals, held as basis points.
+    EXPECT_EQ(valid("split.canary_weight = 0.5").split.canary_bp, 50);
+    EXPECT_EQ(valid("split.canary_weight = 12.25").split.canary_bp, 1225);
+    EXPECT_EQ(valid("split.canary_weight = 0.01").split.canary_bp, 1);
+    EXPECT_EQ(valid("rollout.steps = [0.1, 0.5, 2.25, 100]").rollout.steps,
+              (std::vector<int>{10, 50, 225, 10000}));
+    EXPECT_EQ(errors_of("split.canary_weight = 0.125"),
+              (errors{"test.toml:1:7: split.canary_weight: must be a percent from 0 to 100 with "
+                      "at most two decimals (got 0.125)"}));
+    EXPECT_EQ(errors_of("rollout.steps = [0.001, 100]"),
+              (errors{"test.toml:1:18: rollout.steps[0]: must be a percent above 0 and up to 100 "
+                      "with at most two decimals (got 0.001)"}));
+}
+
 TEST(config_errors, steps) {
     EXPECT_EQ(
         errors_of("[rollout]\nsteps = [10, 5, 0, 50]"),
         (errors{
             "test.toml:2:1: rollout.steps: must end at 100 (got 50)",
             "test.toml:2:14: rollout.steps[1]: must be greater than the step before, 10 (got 5)",
-            "test.toml:2:17: rollout.steps[2]: must be between 1 and 100 (got 0)",
+            "test.toml:2:17: rollout.steps[2]: must be a percent above 0 and up to 100 with at most two decimals (got 0)",
         }));
     EXPECT_EQ(errors_of("[rollout]\nsteps = []"),
               errors{"test.toml:2:1: rollout.steps: must list at least one step"});
     EXPECT_EQ(errors_of("[rollout]\nsteps = [50, 150]"),
               (errors{"test.toml:2:1: rollout.steps: must end at 100 (got 150)",
-                      "test.toml:2:14: rollout.steps[1]: must be between 1 and 100 (got 150)"}));
+                      "test.toml:2:14: rollout.steps[1]: must be a percent above 0 and up to 100 with at most two decimals (got 150)"}));
     EXPECT_EQ(errors_of("[rollout]\nstrategy = \"manual\"\nsteps = [100]"),
               errors{"test.toml:3:1: rollout.steps: must be left out with strategy \"manual\", "
                      "which sets its own"});
     EXPECT_EQ(errors_of("[rollout]\nsteps = [10, \"20\", 100]"),
-              errors{"test.toml:2:14: rollout.steps[1]: must be an integer (got a string)"});
+              errors{"test.toml:2:14: rollout.steps[1]: must be a number (got a string)"});
 }
 
 TEST(config_errors, error_and_retry_kinds) {
@@ -764,7 +779,7 @@ max_eror_rate = 0.1
               (errors{
                   "test.toml:2:1: timeouts.idle: must be a duration string like \"250ms\" (got "
                   "\"forever\")",
-                  "test.toml:4:1: split.canary_weight: must be between 0 and 100 (got 150)",
+                  "test.toml:4:1: split.canary_weight: must be a percent from 0 to 100 with at most two decimals (got 150)",
                   "test.toml:6:1: listener.threads: must be between 0 and 256 (got -1)",
                   "test.toml:8:1: slo.max_eror_rate: unknown key",
               }));
@@ -840,15 +855,16 @@ TEST(config_pools, endpoint_syntax) {
     for (const char* good : {"10.0.0.1:1", "127.0.0.1:65535", "[::1]:8080", "[2001:db8::7]:443",
                              "[::ffff:10.0.0.1]:80"})
         EXPECT_TRUE(check(good).empty()) << good << ": " << check(good).front();
-    // Well-formed, but not what the data path can connect to yet (SPEC 12 brings names):
-    // refused here rather than accepted and then answered 502.
-    for (const char* name :
-         {"localhost:80", "backend-1.internal:8080", "my_service:80", "[fe80::1%eth0]:80"})
-        EXPECT_EQ(check(name),
-                  errors{"test.toml:1:25: pools.blue.endpoints[0]: must be an IP address and port, "
-                         "\"1.2.3.4:80\" or \"[::1]:80\" (DNS names are not resolved yet; got \"" +
-                         std::string(name) + "\")"})
-            << name;
+    // DNS names (SPEC 12): accepted by the same parser the runtime resolves them with.
+    for (const char* name : {"localhost:80", "backend-1.internal:8080", "my_service:80",
+                             "Api.Internal.:443"})
+        EXPECT_TRUE(check(name).empty()) << name << ": " << check(name).front();
+    // Well-formed, but not what veer can connect to (a zone): refused here rather than
+    // accepted and then answered 502.
+    EXPECT_EQ(check("[fe80::1%eth0]:80"),
+              errors{"test.toml:1:25: pools.blue.endpoints[0]: must be an IP address or a DNS "
+                     "name with a port: \"1.2.3.4:80\", \"[::1]:80\" or \"api.internal:80\" (got "
+                     "\"[fe80::1%eth0]:80\")"});
     for (const char* bad :
          {"10.0.0.1",     "10.0.0.1:0",    "10.0.0.1:65536", "10.0.0.1:+80",       "10.0.0.1:8o",
           "10.0.0.1:",    ":80",           "::1:8080",       "[::1]8080",          "[::1]",

@@ -14,7 +14,7 @@ constexpr std::int64_t second_ns = 1'000'000'000;
 
 struct release_test : ::testing::Test {
     release_test() {
-        settings.steps = {10, 100};
+        settings.steps = {1000, 10000};
         settings.step_interval = config::duration{60 * second_ms};
         settings.bake = config::duration{60 * second_ms};
         slo.min_requests = 10;
@@ -50,16 +50,16 @@ TEST_F(release_test, StartRestartsTheCanarysEvidence) {
     ASSERT_FALSE(r.events.empty());
     EXPECT_EQ(r.events.front().kind, event_kind::started);
     EXPECT_EQ(rel.canary_since_ns(), at(5).mono_ns);
-    EXPECT_EQ(rel.state().canary_weight, 10);
+    EXPECT_EQ(rel.state().canary_bp, 1000);
 }
 
 TEST_F(release_test, WeightRaisedFromZeroRestartsTheEvidenceAndRaisedFurtherDoesNot) {
-    ASSERT_TRUE(rel.set_weight(5, at(3), settings).ok());
+    ASSERT_TRUE(rel.set_weight(500, at(3), settings).ok());
     EXPECT_EQ(rel.canary_since_ns(), at(3).mono_ns);
-    ASSERT_TRUE(rel.set_weight(20, at(9), settings).ok());
+    ASSERT_TRUE(rel.set_weight(2000, at(9), settings).ok());
     EXPECT_EQ(rel.canary_since_ns(), at(3).mono_ns) << "the same version kept its traffic";
     ASSERT_TRUE(rel.set_weight(0, at(10), settings).ok());
-    ASSERT_TRUE(rel.set_weight(10, at(12), settings).ok());
+    ASSERT_TRUE(rel.set_weight(1000, at(12), settings).ok());
     EXPECT_EQ(rel.canary_since_ns(), at(12).mono_ns);
 }
 
@@ -70,7 +70,7 @@ TEST_F(release_test, ViolationRollsBackAndIsCountedAndKept) {
     EXPECT_EQ(events[0].kind, event_kind::rollback);
     EXPECT_EQ(events[0].by, event_by::judge);
     EXPECT_EQ(rel.state().state, phase::rolled_back);
-    EXPECT_EQ(rel.state().canary_weight, 0);
+    EXPECT_EQ(rel.state().canary_bp, 0);
     EXPECT_EQ(rel.count(event_kind::rollback), 1u);
     EXPECT_EQ(rel.events().back().kind, event_kind::rollback);
     EXPECT_EQ(rel.last_verdict().what, verdict::kind::violation);
@@ -93,7 +93,7 @@ TEST_F(release_test, PromotionSwapsRolesAndTheNewCanaryStartsWithoutEvidence) {
     EXPECT_EQ(promoted.back().kind, event_kind::promoted);
     EXPECT_EQ(rel.state().stable, "green");
     EXPECT_EQ(rel.state().canary, "blue");
-    EXPECT_EQ(rel.state().canary_weight, 0);
+    EXPECT_EQ(rel.state().canary_bp, 0);
     // The next release goes to blue: its evidence starts when it gets traffic, not before.
     ASSERT_TRUE(rel.start(at(200), settings).ok());
     EXPECT_EQ(rel.canary_since_ns(), at(200).mono_ns);
@@ -118,7 +118,7 @@ TEST_F(release_test, RestoreReplacesTheStateAndKeepsTheNewestEvents) {
     rollout_state saved;
     saved.stable = "green";
     saved.canary = "blue";
-    saved.canary_weight = 30;
+    saved.canary_bp = 3000;
     saved.state = phase::progressing;
     std::vector<event> events;
     for (std::size_t i = 0; i < release::max_events + 5; ++i)
@@ -126,11 +126,11 @@ TEST_F(release_test, RestoreReplacesTheStateAndKeepsTheNewestEvents) {
             make_event(static_cast<std::int64_t>(i), event_kind::step, event_by::judge, "x"));
     rel.restore(saved, events);
     EXPECT_EQ(rel.state().stable, "green");
-    EXPECT_EQ(rel.state().canary_weight, 30);
+    EXPECT_EQ(rel.state().canary_bp, 3000);
     ASSERT_EQ(rel.events().size(), release::max_events);
     EXPECT_EQ(rel.events().front().time_ms, 5);
     // A restored weight is not "raised from 0": raising it further keeps the evidence span.
-    ASSERT_TRUE(rel.set_weight(40, at(1), settings).ok());
+    ASSERT_TRUE(rel.set_weight(4000, at(1), settings).ok());
     EXPECT_EQ(rel.canary_since_ns(), std::numeric_limits<std::int64_t>::min());
 }
 
@@ -152,17 +152,17 @@ TEST_F(release_test, CutOffFromTheFleetItRollsBackButNeverSteps) {
     auto held = rel.evaluate(window(100, 0), window(100, 0), false, at(120), slo, settings, {},
                              /*may_advance=*/false);
     EXPECT_TRUE(held.empty());
-    EXPECT_EQ(rel.state().canary_weight, rel_before.canary_weight) << "no step without etcd";
+    EXPECT_EQ(rel.state().canary_bp, rel_before.canary_bp) << "no step without etcd";
     auto rolled = rel.evaluate(window(100, 0), window(100, 50), false, at(121), slo, settings, {},
                                /*may_advance=*/false);
     ASSERT_EQ(rolled.size(), 1u);
     EXPECT_EQ(rolled.front().kind, event_kind::rollback);
-    EXPECT_EQ(rel.state().canary_weight, 0);
+    EXPECT_EQ(rel.state().canary_bp, 0);
 }
 
 TEST_F(release_test, AdoptedStateRestartsEvidenceLikeItsOwnAndKeepsItsEvents) {
     rollout_state fleet = rel.state();
-    fleet.canary_weight = 25;
+    fleet.canary_bp = 2500;
     fleet.state = phase::progressing;
     const auto e = make_event(at(4).unix_ms, event_kind::weight, event_by::operator_, "w");
     const auto applied = rel.adopt(fleet, {e}, at(4));

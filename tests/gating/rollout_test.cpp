@@ -26,7 +26,7 @@ class rollout_test : public ::testing::Test {
 protected:
     rollout_test() {
         settings_.strategy_ = config::strategy::canary;
-        settings_.steps = {10, 50, 100};
+        settings_.steps = {1000, 5000, 10000};
         settings_.step_interval = config::duration{5 * minute};
         settings_.bake = config::duration{10 * minute};
         state_.stable = "blue";
@@ -46,7 +46,7 @@ protected:
 
     // Everything in the state, to check that a refused command changed nothing.
     static auto fields(const rollout_state& s) {
-        return std::tuple(s.stable, s.canary, s.canary_weight, s.state, s.step, s.paused,
+        return std::tuple(s.stable, s.canary, s.canary_bp, s.state, s.step, s.paused,
                           s.step_started_ms, s.consecutive_violations);
     }
 
@@ -70,15 +70,15 @@ TEST(steps_for_strategy, defaults_and_configured) {
     config::rollout r;
     r.steps.clear();
     r.strategy_ = config::strategy::canary;
-    EXPECT_EQ(steps_for(r), (std::vector<int>{10, 100}));
+    EXPECT_EQ(steps_for(r), (std::vector<int>{1000, 10000}));
     r.strategy_ = config::strategy::linear;
-    EXPECT_EQ(steps_for(r), (std::vector<int>{10, 20, 30, 40, 50, 60, 70, 80, 90, 100}));
+    EXPECT_EQ(steps_for(r), (std::vector<int>{1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000}));
     r.strategy_ = config::strategy::all_at_once;
-    EXPECT_EQ(steps_for(r), (std::vector<int>{100}));
-    r.steps = {5, 25};
-    EXPECT_EQ(steps_for(r), (std::vector<int>{5, 25, 100}));  // always ends at 100
-    r.steps = {1, 100};
-    EXPECT_EQ(steps_for(r), (std::vector<int>{1, 100}));
+    EXPECT_EQ(steps_for(r), (std::vector<int>{10000}));
+    r.steps = {500, 2500};
+    EXPECT_EQ(steps_for(r), (std::vector<int>{500, 2500, 10000}));  // always ends at 100
+    r.steps = {100, 10000};
+    EXPECT_EQ(steps_for(r), (std::vector<int>{100, 10000}));
 }
 
 TEST(duration_text, shortest_exact_spelling) {
@@ -97,7 +97,7 @@ TEST_F(rollout_test, start_goes_to_step_zero) {
     ASSERT_TRUE(r.ok()) << r.error;
     EXPECT_EQ(state_.state, phase::progressing);
     EXPECT_EQ(state_.step, 0);
-    EXPECT_EQ(state_.canary_weight, 10);
+    EXPECT_EQ(state_.canary_bp, 1000);
     EXPECT_FALSE(state_.paused);
     EXPECT_EQ(state_.step_started_ms, t0);
     ASSERT_EQ(r.events.size(), 1u);
@@ -112,7 +112,7 @@ TEST_F(rollout_test, full_rollout_steps_bakes_and_promotes) {
     start_rollout();
     // Not yet held long enough.
     EXPECT_TRUE(tick_at(t0 + 5 * minute - 1, ok()).empty());
-    EXPECT_EQ(state_.canary_weight, 10);
+    EXPECT_EQ(state_.canary_bp, 1000);
 
     auto events = tick_at(t0 + 5 * minute, ok());
     ASSERT_EQ(events.size(), 1u);
@@ -122,7 +122,7 @@ TEST_F(rollout_test, full_rollout_steps_bakes_and_promotes) {
     EXPECT_EQ(events[0].figures.at("requests").as_int64(), 500);  // the evidence
     EXPECT_EQ(state_.state, phase::progressing);
     EXPECT_EQ(state_.step, 1);
-    EXPECT_EQ(state_.canary_weight, 50);
+    EXPECT_EQ(state_.canary_bp, 5000);
     EXPECT_EQ(state_.step_started_ms, t0 + 5 * minute);
 
     // The new step holds its own interval.
@@ -133,7 +133,7 @@ TEST_F(rollout_test, full_rollout_steps_bakes_and_promotes) {
     EXPECT_EQ(events[0].by, "judge");
     EXPECT_EQ(state_.state, phase::baking);
     EXPECT_EQ(state_.step, 2);
-    EXPECT_EQ(state_.canary_weight, 100);
+    EXPECT_EQ(state_.canary_bp, 10000);
 
     // Bake (10m) is respected.
     EXPECT_TRUE(tick_at(t0 + 19 * minute, ok()).empty());
@@ -146,12 +146,12 @@ TEST_F(rollout_test, full_rollout_steps_bakes_and_promotes) {
     // Roles swap: green is stable now and blue, the next canary, gets nothing.
     EXPECT_EQ(state_.stable, "green");
     EXPECT_EQ(state_.canary, "blue");
-    EXPECT_EQ(state_.canary_weight, 0);
+    EXPECT_EQ(state_.canary_bp, 0);
     EXPECT_FALSE(state_.paused);
 }
 
 TEST_F(rollout_test, next_release_goes_to_the_other_pool) {
-    settings_.steps = {100};
+    settings_.steps = {10000};
     start_rollout();
     ASSERT_EQ(state_.state, phase::baking);
     ASSERT_EQ(tick_at(t0 + 10 * minute, ok()).size(), 1u);
@@ -161,7 +161,7 @@ TEST_F(rollout_test, next_release_goes_to_the_other_pool) {
     const auto r = start(state_, t0 + 11 * minute, settings_);
     ASSERT_TRUE(r.ok()) << r.error;
     EXPECT_EQ(state_.canary, "blue");
-    EXPECT_EQ(state_.canary_weight, 100);
+    EXPECT_EQ(state_.canary_bp, 10000);
 }
 
 TEST_F(rollout_test, holding_never_advances) {
@@ -169,11 +169,11 @@ TEST_F(rollout_test, holding_never_advances) {
     for (std::int64_t t = t0; t <= t0 + 60 * minute; t += minute)
         EXPECT_TRUE(tick_at(t, holding()).empty());
     EXPECT_EQ(state_.state, phase::progressing);
-    EXPECT_EQ(state_.canary_weight, 10);
+    EXPECT_EQ(state_.canary_bp, 1000);
     // Evidence arrives: the step has long held, so it advances at once.
     const auto events = tick_at(t0 + 61 * minute, ok());
     ASSERT_EQ(events.size(), 1u);
-    EXPECT_EQ(state_.canary_weight, 50);
+    EXPECT_EQ(state_.canary_bp, 5000);
 }
 
 TEST_F(rollout_test, holding_never_promotes) {
@@ -197,7 +197,7 @@ TEST_F(rollout_test, holding_does_not_roll_back_or_count) {
 TEST_F(rollout_test, violation_rolls_back_with_reason_and_figures) {
     start_rollout();
     tick_at(t0 + 5 * minute, ok());
-    ASSERT_EQ(state_.canary_weight, 50);
+    ASSERT_EQ(state_.canary_bp, 5000);
     const auto events = tick_at(t0 + 6 * minute, violation("p99 812ms > max_p99 500ms"));
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].kind, "rollback");
@@ -206,7 +206,7 @@ TEST_F(rollout_test, violation_rolls_back_with_reason_and_figures) {
     EXPECT_DOUBLE_EQ(events[0].figures.at("error_rate").as_double(), 0.48);
     EXPECT_EQ(events[0].time_ms, t0 + 6 * minute);
     EXPECT_EQ(state_.state, phase::rolled_back);
-    EXPECT_EQ(state_.canary_weight, 0);
+    EXPECT_EQ(state_.canary_bp, 0);
     EXPECT_EQ(state_.stable, "blue");  // no swap on rollback
     EXPECT_EQ(state_.canary, "green");
     EXPECT_EQ(state_.consecutive_violations, 0);
@@ -218,20 +218,20 @@ TEST_F(rollout_test, violation_while_baking_rolls_back) {
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].kind, "rollback");
     EXPECT_EQ(state_.state, phase::rolled_back);
-    EXPECT_EQ(state_.canary_weight, 0);
+    EXPECT_EQ(state_.canary_bp, 0);
     EXPECT_EQ(state_.stable, "blue");
 }
 
 TEST_F(rollout_test, idle_with_weight_is_judged) {
-    state_.canary_weight = 5;  // split.canary_weight from the config
+    state_.canary_bp = 500;  // split.canary_weight from the config
     EXPECT_TRUE(tick_at(t0, ok()).empty());
     EXPECT_EQ(state_.state, phase::idle);  // idle never advances by itself
-    EXPECT_EQ(state_.canary_weight, 5);
+    EXPECT_EQ(state_.canary_bp, 500);
     const auto events = tick_at(t0 + second, violation());
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].kind, "rollback");
     EXPECT_EQ(state_.state, phase::rolled_back);
-    EXPECT_EQ(state_.canary_weight, 0);
+    EXPECT_EQ(state_.canary_bp, 0);
 }
 
 TEST_F(rollout_test, zero_weight_is_not_judged) {
@@ -243,7 +243,7 @@ TEST_F(rollout_test, two_consecutive_violations_needed) {
     start_rollout();
     EXPECT_TRUE(tick_at(t0 + 1 * second, violation(), 2).empty());
     EXPECT_EQ(state_.consecutive_violations, 1);
-    EXPECT_EQ(state_.canary_weight, 10);
+    EXPECT_EQ(state_.canary_bp, 1000);
     // An ok in between ends the streak.
     EXPECT_TRUE(tick_at(t0 + 2 * second, ok(), 2).empty());
     EXPECT_EQ(state_.consecutive_violations, 0);
@@ -261,9 +261,9 @@ TEST_F(rollout_test, violation_restarts_the_step_timer) {
     EXPECT_EQ(state_.step_started_ms, t0 + 4 * minute);
     // 5m after start but only 1m after the violation: no advance.
     EXPECT_TRUE(tick_at(t0 + 5 * minute, ok(), 3).empty());
-    EXPECT_EQ(state_.canary_weight, 10);
+    EXPECT_EQ(state_.canary_bp, 1000);
     EXPECT_EQ(tick_at(t0 + 9 * minute, ok(), 3).size(), 1u);
-    EXPECT_EQ(state_.canary_weight, 50);
+    EXPECT_EQ(state_.canary_bp, 5000);
 }
 
 TEST_F(rollout_test, dry_run_reports_once_per_streak_and_keeps_weight) {
@@ -277,11 +277,11 @@ TEST_F(rollout_test, dry_run_reports_once_per_streak_and_keeps_weight) {
     EXPECT_EQ(events[0].reason, "error_rate 0.48 > max_error_rate 0.05");
     EXPECT_EQ(events[0].figures.at("requests").as_int64(), 250);
     EXPECT_EQ(state_.state, phase::progressing);
-    EXPECT_EQ(state_.canary_weight, 10);
+    EXPECT_EQ(state_.canary_bp, 1000);
     // The next tick starts a new streak: no spam every evaluation.
     EXPECT_TRUE(tick_at(t0 + 3 * second, violation(), 2, true).empty());
     EXPECT_EQ(tick_at(t0 + 4 * second, violation(), 2, true).size(), 1u);
-    EXPECT_EQ(state_.canary_weight, 10);
+    EXPECT_EQ(state_.canary_bp, 1000);
 }
 
 TEST_F(rollout_test, pause_freezes_advance_and_resume_restarts_timer) {
@@ -294,7 +294,7 @@ TEST_F(rollout_test, pause_freezes_advance_and_resume_restarts_timer) {
     EXPECT_TRUE(state_.paused);
 
     EXPECT_TRUE(tick_at(t0 + 30 * minute, ok()).empty());
-    EXPECT_EQ(state_.canary_weight, 10);
+    EXPECT_EQ(state_.canary_bp, 1000);
 
     r = resume(state_, t0 + 31 * minute);
     ASSERT_TRUE(r.ok()) << r.error;
@@ -306,7 +306,7 @@ TEST_F(rollout_test, pause_freezes_advance_and_resume_restarts_timer) {
     // The step holds a full interval again from the resume.
     EXPECT_TRUE(tick_at(t0 + 35 * minute, ok()).empty());
     EXPECT_EQ(tick_at(t0 + 36 * minute, ok()).size(), 1u);
-    EXPECT_EQ(state_.canary_weight, 50);
+    EXPECT_EQ(state_.canary_bp, 5000);
 }
 
 TEST_F(rollout_test, pause_freezes_bake) {
@@ -327,7 +327,7 @@ TEST_F(rollout_test, rollback_while_paused) {
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].kind, "rollback");
     EXPECT_EQ(state_.state, phase::rolled_back);
-    EXPECT_EQ(state_.canary_weight, 0);
+    EXPECT_EQ(state_.canary_bp, 0);
     EXPECT_FALSE(state_.paused);
 }
 
@@ -341,12 +341,12 @@ TEST_F(rollout_test, operator_rollback_while_paused) {
     EXPECT_EQ(r.events[0].by, "operator");
     EXPECT_EQ(r.events[0].reason, "bad deploy");
     EXPECT_EQ(state_.state, phase::rolled_back);
-    EXPECT_EQ(state_.canary_weight, 0);
+    EXPECT_EQ(state_.canary_bp, 0);
     EXPECT_FALSE(state_.paused);
 }
 
 TEST_F(rollout_test, operator_rollback_default_reason) {
-    state_.canary_weight = 20;
+    state_.canary_bp = 2000;
     const auto r = rollback(state_, t0, "");
     ASSERT_TRUE(r.ok()) << r.error;
     EXPECT_EQ(r.events[0].reason, "rollback by operator");
@@ -362,7 +362,7 @@ TEST_F(rollout_test, operator_promote_from_progressing_bakes) {
     EXPECT_EQ(r.events[0].by, "operator");
     EXPECT_NE(r.events[0].reason.find("promoted by operator"), std::string::npos);
     EXPECT_EQ(state_.state, phase::baking);
-    EXPECT_EQ(state_.canary_weight, 100);
+    EXPECT_EQ(state_.canary_bp, 10000);
     EXPECT_EQ(state_.step, 2);
     EXPECT_EQ(state_.step_started_ms, t0 + minute);
     // Still baked and judged.
@@ -375,36 +375,36 @@ TEST_F(rollout_test, operator_promote_from_idle) {
     const auto r = promote(state_, t0, settings_);
     ASSERT_TRUE(r.ok()) << r.error;
     EXPECT_EQ(state_.state, phase::baking);
-    EXPECT_EQ(state_.canary_weight, 100);
+    EXPECT_EQ(state_.canary_bp, 10000);
 }
 
 TEST_F(rollout_test, set_weight_pauses_a_rollout) {
     start_rollout();
-    const auto r = set_weight(state_, 50, t0 + minute, settings_);
+    const auto r = set_weight(state_, 5000, t0 + minute, settings_);
     ASSERT_TRUE(r.ok()) << r.error;
     ASSERT_EQ(r.events.size(), 1u);
     EXPECT_EQ(r.events[0].kind, "weight");
     EXPECT_EQ(r.events[0].by, "operator");
     EXPECT_EQ(r.events[0].reason.rfind("canary weight 10 -> 50", 0), 0u) << r.events[0].reason;
-    EXPECT_EQ(state_.canary_weight, 50);
+    EXPECT_EQ(state_.canary_bp, 5000);
     EXPECT_TRUE(state_.paused);
     EXPECT_EQ(state_.state, phase::progressing);
     EXPECT_TRUE(tick_at(t0 + 60 * minute, ok()).empty());
-    EXPECT_EQ(state_.canary_weight, 50);
+    EXPECT_EQ(state_.canary_bp, 5000);
 }
 
 TEST_F(rollout_test, set_weight_outside_a_rollout_only_sets_weight) {
-    const auto r = set_weight(state_, 30, t0, settings_);
+    const auto r = set_weight(state_, 3000, t0, settings_);
     ASSERT_TRUE(r.ok()) << r.error;
     EXPECT_EQ(r.events[0].reason, "canary weight 0 -> 30");
-    EXPECT_EQ(state_.canary_weight, 30);
+    EXPECT_EQ(state_.canary_bp, 3000);
     EXPECT_EQ(state_.state, phase::idle);
     EXPECT_FALSE(state_.paused);
 }
 
 TEST_F(rollout_test, set_weight_100_does_not_promote) {
     start_rollout();
-    ASSERT_TRUE(set_weight(state_, 100, t0 + minute, settings_).ok());
+    ASSERT_TRUE(set_weight(state_, 10000, t0 + minute, settings_).ok());
     EXPECT_EQ(state_.state, phase::progressing);
     EXPECT_TRUE(tick_at(t0 + 60 * minute, ok()).empty());
     EXPECT_EQ(state_.state, phase::progressing);
@@ -419,7 +419,7 @@ TEST_F(rollout_test, set_weight_100_does_not_promote) {
 
 TEST_F(rollout_test, set_weight_below_100_while_baking_returns_to_progressing) {
     ASSERT_TRUE(promote(state_, t0, settings_).ok());
-    ASSERT_TRUE(set_weight(state_, 50, t0 + minute, settings_).ok());
+    ASSERT_TRUE(set_weight(state_, 5000, t0 + minute, settings_).ok());
     EXPECT_EQ(state_.state, phase::progressing);
     EXPECT_EQ(state_.step, 1);
     EXPECT_TRUE(state_.paused);
@@ -427,18 +427,18 @@ TEST_F(rollout_test, set_weight_below_100_while_baking_returns_to_progressing) {
     const auto events = tick_at(t0 + 7 * minute, ok());
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].kind, "baking");
-    EXPECT_EQ(state_.canary_weight, 100);
+    EXPECT_EQ(state_.canary_bp, 10000);
 }
 
 TEST_F(rollout_test, resume_after_lowering_weight_climbs_from_the_current_step) {
     start_rollout();
     tick_at(t0 + 5 * minute, ok());  // step 1: 50%
-    ASSERT_TRUE(set_weight(state_, 20, t0 + 6 * minute, settings_).ok());
+    ASSERT_TRUE(set_weight(state_, 2000, t0 + 6 * minute, settings_).ok());
     ASSERT_TRUE(resume(state_, t0 + 7 * minute).ok());
     const auto events = tick_at(t0 + 12 * minute, ok());
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].kind, "step");
-    EXPECT_EQ(state_.canary_weight, 50);
+    EXPECT_EQ(state_.canary_bp, 5000);
     EXPECT_EQ(state_.step, 1);
 }
 
@@ -450,20 +450,20 @@ TEST_F(rollout_test, start_from_rolled_back_restarts) {
     const auto r = start(state_, t0 + 2 * minute, settings_);
     ASSERT_TRUE(r.ok()) << r.error;
     EXPECT_EQ(state_.state, phase::progressing);
-    EXPECT_EQ(state_.canary_weight, 10);
+    EXPECT_EQ(state_.canary_bp, 1000);
     EXPECT_EQ(state_.step_started_ms, t0 + 2 * minute);
 }
 
 TEST_F(rollout_test, start_all_at_once_goes_straight_to_baking) {
     settings_.strategy_ = config::strategy::all_at_once;
-    settings_.steps = {100};
+    settings_.steps = {10000};
     const auto r = start(state_, t0, settings_);
     ASSERT_TRUE(r.ok()) << r.error;
     ASSERT_EQ(r.events.size(), 2u);
     EXPECT_EQ(r.events[0].kind, "started");
     EXPECT_EQ(r.events[1].kind, "baking");
     EXPECT_EQ(state_.state, phase::baking);
-    EXPECT_EQ(state_.canary_weight, 100);
+    EXPECT_EQ(state_.canary_bp, 10000);
 }
 
 TEST_F(rollout_test, refused_commands_change_nothing) {
@@ -480,7 +480,7 @@ TEST_F(rollout_test, refused_commands_change_nothing) {
     check_refused([&] { return pause(state_, t0); });
     check_refused([&] { return resume(state_, t0); });
     check_refused([&] { return rollback(state_, t0, "x"); });
-    check_refused([&] { return set_weight(state_, 101, t0, settings_); });
+    check_refused([&] { return set_weight(state_, 10100, t0, settings_); });
     check_refused([&] { return set_weight(state_, -1, t0, settings_); });
 
     start_rollout();
@@ -506,7 +506,7 @@ TEST_F(rollout_test, manual_strategy_refuses_start) {
     const auto r = start(state_, t0, settings_);
     EXPECT_EQ(r.error, "strategy manual: use set weight");
     EXPECT_EQ(fields(state_), before);
-    EXPECT_TRUE(set_weight(state_, 10, t0, settings_).ok());
+    EXPECT_TRUE(set_weight(state_, 1000, t0, settings_).ok());
 }
 
 TEST_F(rollout_test, events_serialize_with_rfc3339_time) {

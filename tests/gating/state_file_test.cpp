@@ -47,7 +47,7 @@ protected:
         persisted p;
         p.rollout.stable = "green";
         p.rollout.canary = "blue";
-        p.rollout.canary_weight = 50;
+        p.rollout.canary_bp = 5000;
         p.rollout.state = phase::progressing;
         p.rollout.step = 1;
         p.rollout.paused = true;
@@ -76,7 +76,7 @@ protected:
 void expect_same(const persisted& a, const persisted& b) {
     EXPECT_EQ(a.rollout.stable, b.rollout.stable);
     EXPECT_EQ(a.rollout.canary, b.rollout.canary);
-    EXPECT_EQ(a.rollout.canary_weight, b.rollout.canary_weight);
+    EXPECT_EQ(a.rollout.canary_bp, b.rollout.canary_bp);
     EXPECT_EQ(a.rollout.state, b.rollout.state);
     EXPECT_EQ(a.rollout.step, b.rollout.step);
     EXPECT_EQ(a.rollout.paused, b.rollout.paused);
@@ -184,7 +184,7 @@ TEST_F(state_file_test, overwrite_replaces_previous_state) {
     ASSERT_EQ(write_state(path_, first), "");
     auto second = sample();
     second.rollout.state = phase::rolled_back;
-    second.rollout.canary_weight = 0;
+    second.rollout.canary_bp = 0;
     second.events.clear();
     ASSERT_EQ(write_state(path_, second), "");
     std::string error;
@@ -235,6 +235,21 @@ TEST_F(state_file_test, corrupt_file_is_reported) {
     EXPECT_FALSE(error.empty());
 }
 
+TEST_F(state_file_test, fine_weights_survive_as_percent_with_two_decimals) {
+    auto p = sample();
+    p.rollout.canary_bp = 50;  // 0.5%
+    ASSERT_EQ(write_state(path_, p), "");
+    const auto doc = boost::json::parse(serialize_state(p)).as_object();
+    EXPECT_DOUBLE_EQ(doc.at("rollout").at("canary_weight").as_double(), 0.5);
+    std::string error;
+    const auto read = read_state(path_, error);
+    ASSERT_TRUE(read.has_value()) << error;
+    EXPECT_EQ(read->rollout.canary_bp, 50);
+    p.rollout.canary_bp = 1000;  // a whole percent stays an integer
+    EXPECT_EQ(boost::json::parse(serialize_state(p)).at("rollout").at("canary_weight").as_int64(),
+              10);
+}
+
 TEST_F(state_file_test, wrong_fields_are_reported) {
     const auto text = serialize_state(sample());
     const auto original = boost::json::parse(text).as_object();
@@ -259,7 +274,7 @@ TEST_F(state_file_test, wrong_fields_are_reported) {
     expect_rejected(with_rollout("canary_weight", 101), "weight > 100");
     expect_rejected(with_rollout("canary_weight", -1), "weight < 0");
     expect_rejected(with_rollout("canary_weight", "10"), "weight as string");
-    expect_rejected(with_rollout("canary_weight", 10.5), "fractional weight");
+    expect_rejected(with_rollout("canary_weight", 10.125), "a third decimal");
     expect_rejected(with_rollout("paused", 1), "paused as number");
     expect_rejected(with_rollout("stable", nullptr), "stable null");
     expect_rejected(with_rollout("step", -2), "negative step");
@@ -300,12 +315,12 @@ TEST_F(state_file_test, leftover_tmp_file_does_not_break_reading_or_writing) {
     // The next write replaces it (even a wider-mode leftover) and succeeds.
     ::chmod((path_ + ".tmp").c_str(), 0644);
     auto next = sample();
-    next.rollout.canary_weight = 10;
+    next.rollout.canary_bp = 1000;
     ASSERT_EQ(write_state(path_, next), "");
     EXPECT_FALSE(fs::exists(path_ + ".tmp"));
     read = read_state(path_, error);
     ASSERT_TRUE(read.has_value()) << error;
-    EXPECT_EQ(read->rollout.canary_weight, 10);
+    EXPECT_EQ(read->rollout.canary_bp, 1000);
     struct stat info {};
     ASSERT_EQ(::stat(path_.c_str(), &info), 0);
     EXPECT_EQ(info.st_mode & 0777, 0600u);

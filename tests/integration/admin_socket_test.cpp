@@ -243,5 +243,48 @@ TEST(Veerctl, ExitCodesFollowOk) {
     EXPECT_NE(nobody.output.find("veer"), std::string::npos) << nobody.output;
 }
 
+
+// SPEC 12: weights with two decimals, end to end. The sticky header makes the split
+// deterministic (20,000 distinct keys over the 10,000 buckets), so the share is exact
+// rather than a random draw that could stray.
+TEST(FineWeights, HalfAPercentReachesTheCanaryAndShowsItsDecimals) {
+    temp_dir dir;
+    upstream blue(dir, "blue");
+    upstream green(dir, "green");
+    veer_process v(dir, {blue.address()}, {green.address()},
+                   toml_config()
+                       .set("split", "canary_weight", "0.5")
+                       .set("split.sticky", "header", toml_string("x-user")));
+    ASSERT_TRUE(v.start());
+    EXPECT_DOUBLE_EQ(json_number(v.status(), "canary_weight"), 0.5);
+
+    http_client client(v.port());
+    constexpr int requests = 20000;
+    int canary = 0;
+    for (int i = 0; i < requests; ++i) {
+        auto r = client.get("/", {{"x-user", "user-" + std::to_string(i)}});
+        ASSERT_TRUE(r) << "request " << i << ": " << client.last_error();
+        canary += upstream_name_of(*r) == "green";
+    }
+    const double share_pct = 100.0 * canary / requests;
+    EXPECT_GE(share_pct, 0.4);
+    EXPECT_LE(share_pct, 0.6);
+
+    const auto metrics = v.admin_http("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("\nveer_canary_weight 0.5\n"), std::string::npos);
+
+    EXPECT_TRUE(json_bool(v.admin("set weight 12.25"), "ok"));
+    EXPECT_DOUBLE_EQ(json_number(v.status(), "canary_weight"), 12.25);
+    const auto events = v.admin("events 1");
+    const auto& last = events.at("events").as_array().back().as_object();
+    EXPECT_NE(json_string(last, "reason").find("canary weight 0.5 -> 12.25"), std::string::npos)
+        << json_string(last, "reason");
+    EXPECT_FALSE(json_bool(v.admin("set weight 12.125"), "ok")) << "a third decimal";
+    const auto shown = run_command(veerctl_binary, {"--socket", v.socket(), "status"},
+                                   dir.file("veerctl.log"));
+    EXPECT_NE(shown.output.find("12.25% to canary"), std::string::npos) << shown.output;
+}
+
 }  // namespace
 }  // namespace veer::it

@@ -156,9 +156,9 @@ TEST_F(member_fixture, FirstCampaignerLeadsAndEveryWriteReachesAll) {
     EXPECT_FALSE(b.m->leader());
 
     auto next = *b.seen;
-    next.rollout.canary_weight = 20;
+    next.rollout.canary_bp = 2000;
     EXPECT_EQ(write(*b.m, next, false), "");  // an operator's command, on any instance
-    ASSERT_TRUE(run_until([&] { return a.seen && a.seen->rollout.canary_weight == 20; }));
+    ASSERT_TRUE(run_until([&] { return a.seen && a.seen->rollout.canary_bp == 2000; }));
     EXPECT_EQ(a.seen->event_seq, 1u);
     EXPECT_EQ(a.events, 1u);
     // A follower's write as leader is refused before it reaches etcd.
@@ -173,7 +173,7 @@ TEST_F(member_fixture, StaleRevisionIsRefused) {
     auto& leader = a.m->leader() ? a : b;
     auto& follower = a.m->leader() ? b : a;
     auto next = *leader.seen;
-    next.rollout.canary_weight = 5;
+    next.rollout.canary_bp = 500;
     // Both start from the same revision (the loop does not run between the two starts):
     // whichever reaches etcd second is refused.
     std::optional<std::string> first, second;
@@ -202,7 +202,7 @@ TEST_F(member_fixture, DeposedLeadersWriteIsRefusedByEtcd) {
     ASSERT_EQ(etcd.ctl("del /veer/t/election/a"), 0);
     ASSERT_TRUE(a.m->leader());
     auto next = *a.seen;
-    next.rollout.canary_weight = 50;
+    next.rollout.canary_bp = 5000;
     const auto answer = write(*a.m, next, true);
     EXPECT_NE(answer.find("refused by etcd"), std::string::npos) << answer;
     EXPECT_EQ(a.m->refused_writes(), 1u);
@@ -212,7 +212,7 @@ TEST_F(member_fixture, DeposedLeadersWriteIsRefusedByEtcd) {
         return b.m->leader() && a.m->etcd_up() && a.m->leader_id() == "b" && !a.m->leader();
     }));
     EXPECT_EQ(write(*b.m, next, true), "");
-    ASSERT_TRUE(run_until([&] { return a.seen && a.seen->rollout.canary_weight == 50; }));
+    ASSERT_TRUE(run_until([&] { return a.seen && a.seen->rollout.canary_bp == 5000; }));
 }
 
 TEST_F(member_fixture, EtcdGoneAndBackIsNoticedAndReadAgain) {

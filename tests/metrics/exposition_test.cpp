@@ -14,7 +14,7 @@ namespace {
 
 exposition_input sample() {
     exposition_input in;
-    in.canary_weight = 10;
+    in.canary_bp = 1000;
     in.state = "progressing";
     in.rollbacks = 2;
     in.active_connections = 7;
@@ -52,6 +52,14 @@ TEST(exposition, has_the_spec_names) {
           "veer_slo_window_latency_seconds{pool=\"blue\",quantile=\"0.99\"}",
           "veer_slo_window_latency_seconds_count"})
         EXPECT_NE(text.find(name), std::string::npos) << name;
+}
+
+TEST(exposition, fine_weights_keep_their_decimals) {
+    auto in = sample();
+    in.canary_bp = 50;
+    EXPECT_NE(render(in).find("\nveer_canary_weight 0.5\n"), std::string::npos);
+    in.canary_bp = 1225;
+    EXPECT_NE(render(in).find("\nveer_canary_weight 12.25\n"), std::string::npos);
 }
 
 TEST(exposition, buckets_are_cumulative) {
