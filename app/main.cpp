@@ -53,6 +53,12 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "%s: %s\n", argv[2], e.what());
             return 1;
         }
+        // Names are looked up as a start would look them up (`nginx -t` resolves too).
+        veer::control::resolved_names names;
+        if (const auto err = veer::control::resolve_names(*cfg, names); !err.empty()) {
+            std::fprintf(stderr, "%s: %s\n", argv[2], err.c_str());
+            return 1;
+        }
         std::printf("%s: ok\n", argv[2]);
         return 0;
     }

@@ -59,9 +59,13 @@ controller::controller(config::config cfg)
       signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
       judge_timer_(ioc_),
       history_timer_(ioc_),
+      dns_timer_(ioc_),
       release_(cfg_.split.stable, canary_of(cfg_, cfg_.split.stable), cfg_.split.canary_bp) {
     configure_log(cfg_.log);
     notifier_.set_url(cfg_.notify.webhook);
+    // A name that does not resolve at start is a start-up error (SPEC 12).
+    if (auto err = resolve_names(cfg_, names_); !err.empty()) throw std::runtime_error(err);
+    start_resolver();
     index_pools();
     if (auto err = load_tls(cfg_); !err.empty()) throw std::runtime_error(err);
     restore_state();
@@ -112,17 +116,20 @@ std::uint32_t controller::endpoint_id(const std::string& address) {
 }
 
 void controller::index_pools() {
+    std::vector<bool> listed(endpoints_.size());
     for (const auto& p : cfg_.pools) {
         pool_slot(p.name);
-        for (const auto& a : p.endpoints)
-            endpoints_[endpoint_id(a)].pool = p.name;
+        for (const auto& a : addresses_of(p, names_)) {
+            const auto id = endpoint_id(a.address);
+            listed.resize(endpoints_.size());
+            listed[id] = true;
+            endpoints_[id].pool = p.name;
+        }
     }
-    for (auto& ep : endpoints_) {  // endpoints dropped from the config belong to no pool now
-        const auto* p = cfg_.find_pool(ep.pool);
-        if (!p ||
-            std::find(p->endpoints.begin(), p->endpoints.end(), ep.address) == p->endpoints.end())
-            ep.pool.clear();
-    }
+    // Endpoints dropped from the config, or gone from their name's answer, belong to no
+    // pool now: no new requests, no checks.
+    for (std::size_t id = 0; id < endpoints_.size(); ++id)
+        if (!listed[id]) endpoints_[id].pool.clear();
 }
 
 std::uint32_t controller::slot_of(const std::string& name) const {
@@ -203,13 +210,13 @@ void controller::start_health_checks() {
     std::vector<health::target> targets;
     for (const auto& p : cfg_.pools) {
         if (!p.health.enabled) continue;
-        for (const auto& a : p.endpoints) {
+        for (const auto& [a, name] : addresses_of(p, names_)) {
             routing::endpoint e;
             if (!routing::parse_ip_endpoint(a, e)) continue;
-            health::target t{endpoint_id(a), a, proxy::to_tcp(e)};
+            health::target t{endpoint_id(a), a, name, proxy::to_tcp(e)};
             if (p.tls) {
                 t.tls = pool_tls_[p.name];
-                t.tls_name = proxy::tls_name(p.tls->sni, a);
+                t.tls_name = proxy::tls_name(p.tls->sni, name.empty() ? a : name);
                 t.tls_verify = p.tls->verify;
             }
             t.settings = p.health;
@@ -411,12 +418,20 @@ gating::command_result controller::run_command(const admin::command& cmd, gating
         default: return {"not a release command"};
     }
     const bool drain = cmd.what == verb::drain;
-    const bool known = std::any_of(endpoints_.begin(), endpoints_.end(), [&](const auto& ep) {
-        return ep.address == cmd.text && !ep.pool.empty();
-    });
-    if (!known) return {"unknown endpoint: " + cmd.text};
-    std::erase(drained, cmd.text);
-    if (drain) drained.push_back(cmd.text);
+    // A DNS name stands for each of its addresses now (SPEC 12).
+    const auto name = names_.find(cmd.text);
+    const auto targets =
+        name != names_.end() ? name->second : std::vector<std::string>{cmd.text};
+    for (const auto& t : targets) {
+        const bool known = std::any_of(endpoints_.begin(), endpoints_.end(), [&](const auto& ep) {
+            return ep.address == t && !ep.pool.empty();
+        });
+        if (!known) return {"unknown endpoint: " + cmd.text};
+    }
+    for (const auto& t : targets) {
+        std::erase(drained, t);
+        if (drain) drained.push_back(t);
+    }
     auto e = gating::make_event(now.unix_ms,
                                 drain ? gating::event_kind::drain : gating::event_kind::undrain,
                                 gating::event_by::operator_,
@@ -495,6 +510,7 @@ int controller::run() {
     start_health_checks();
     schedule_evaluation();
     schedule_history();
+    schedule_dns();
     gates_.run(cfg_.gates.prometheus);
     if (alerts_) alerts_->start();
     if (fleet_) fleet_->start();
@@ -517,6 +533,7 @@ int controller::run() {
             checker_.stop();
             judge_timer_.cancel();
             history_timer_.cancel();
+            dns_timer_.cancel();
             if (fleet_) fleet_->stop();
             if (alerts_) alerts_->close();
             gates_.run({});

@@ -10,6 +10,7 @@
 #include <boost/json/object.hpp>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,8 +19,10 @@
 #include "admin/http_server.hpp"
 #include "admin/socket_server.hpp"
 #include "cluster/member.hpp"
+#include "dns/resolver.hpp"
 #include "config/config.hpp"
 #include "control/gates.hpp"
+#include "control/names.hpp"
 #include "control/notifier.hpp"
 #include "gating/release.hpp"
 #include "health/checker.hpp"
@@ -109,6 +112,15 @@ private:
     // A firing alert that matches rolls the canary back (SPEC 13); every alert is an event.
     void on_alerts(std::vector<gating::alert> alerts);
 
+    // Endpoints by DNS name (control/names.cpp).
+    void start_resolver();
+    void schedule_dns();
+    void refresh_names();
+    void on_answer(const std::string& entry, dns::answer a);
+    // The pool whose endpoints list `entry` as configured, or null.
+    const config::pool* pool_listing(const std::string& entry) const;
+    boost::json::object dns_json() const;
+
     // Fleet mode (control/fleet.cpp).
     using release_change =
         std::function<gating::command_result(gating::release&, std::vector<std::string>& drained)>;
@@ -143,9 +155,16 @@ private:
     boost::asio::signal_set signals_;
     boost::asio::steady_timer judge_timer_;
     boost::asio::steady_timer history_timer_;
+    boost::asio::steady_timer dns_timer_;
     metrics::history history_;
 
     std::vector<endpoint_state> endpoints_;  // by endpoint id
+    resolved_names names_;  // every configured name's addresses, by entry as configured
+    std::unique_ptr<dns::resolver> resolver_;
+    std::uint64_t dns_generation_ = 0;  // of resolver_: older answers are ignored
+    std::set<std::string> resolving_;  // names whose refresh is under way
+    std::map<std::string, std::string> dns_errors_;  // the last refresh's error, by name
+    std::uint64_t dns_failures_ = 0;
     std::map<std::string, std::shared_ptr<void>> pool_tls_;  // by pool name: asio::ssl::context
     std::vector<std::string> pool_slots_;  // by metrics slot
     gating::release release_;

@@ -1,5 +1,7 @@
 // SIGHUP and `reload` (SPEC 7): the config file read again and applied whole, or refused
 // with its errors and the old one kept.
+#include <algorithm>
+
 #include "control/controller.hpp"
 #include "control/log.hpp"
 
@@ -26,6 +28,21 @@ std::string controller::reload() {
         next.listener.address = cfg_.listener.address;
         log("warn", note);
     }
+    // Names already known keep their last answer (the refresh goes on); new ones must
+    // resolve now, as at start. This blocks the control thread for at most the resolver's
+    // timeout, only for a name that was not configured before.
+    auto names = names_;
+    std::erase_if(names, [&](const auto& known) {
+        return std::none_of(next.pools.begin(), next.pools.end(), [&](const auto& p) {
+            return std::find(p.endpoints.begin(), p.endpoints.end(), known.first) !=
+                   p.endpoints.end();
+        });
+    });
+    if (next.dns.servers != cfg_.dns.servers) names.clear();  // asked again, of the new ones
+    if (auto err = resolve_names(next, names); !err.empty()) {
+        log("error", "reload rejected", {{"errors", err}});
+        return "reload rejected, old config kept: " + err;
+    }
     if (auto err = load_tls(next); !err.empty()) {
         log("error", "reload rejected", {{"errors", err}});
         return "reload rejected, old config kept: " + err;
@@ -50,7 +67,12 @@ std::string controller::reload() {
     // The window's length is fixed by the shards' rings; it changes on restart.
     next.slo.window = cfg_.slo.window;
     next.admin = cfg_.admin;
+    const bool new_servers = next.dns.servers != cfg_.dns.servers;
     cfg_ = std::move(next);
+    names_ = std::move(names);
+    if (new_servers) start_resolver();
+    dns_errors_.clear();
+    schedule_dns();  // the new refresh interval from now
     configure_log(cfg_.log);
     notifier_.set_url(cfg_.notify.webhook);
     index_pools();

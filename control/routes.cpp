@@ -44,10 +44,11 @@ void controller::publish() {
             rp.tls_name = p.tls->sni;
             rp.tls_verify = p.tls->verify;
         }
-        for (const auto& a : p.endpoints) {
+        for (const auto& [a, name] : addresses_of(p, names_)) {
             routing::endpoint e;
             e.id = endpoint_id(a);
             e.address = a;
+            e.name = name;
             routing::parse_ip_endpoint(a, e);
             const auto& st = endpoints_[e.id];
             e.healthy = st.healthy;

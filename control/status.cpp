@@ -69,6 +69,7 @@ json::object controller::status() const {
             gates.push_back(gating::to_json(g));
         o["gates"] = std::move(gates);
     }
+    if (!names_.empty()) o["dns"] = dns_json();
     if (alerts_)
         o["alerts"] = json::object{{"listen", cfg_.gates.alerts.listen},
                                    {"received", alerts_->received()},
@@ -107,13 +108,16 @@ json::object controller::pools_json(std::int64_t now_ns) const {
         auto po = window_json(judged_window(p.name, now_ns));
         po.emplace("role", p.name == r.stable ? "stable" : p.name == r.canary ? "canary" : "other");
         json::array eps;
-        for (const auto& a : p.endpoints)
+        for (const auto& [a, name] : addresses_of(p, names_))
             for (const auto& ep : endpoints_)
-                if (ep.address == a)
-                    eps.push_back(json::object{{"address", a},
-                                               {"healthy", ep.healthy},
-                                               {"ejected", ep.ejected},
-                                               {"drained", ep.drained}});
+                if (ep.address == a) {
+                    json::object e{{"address", a},
+                                   {"healthy", ep.healthy},
+                                   {"ejected", ep.ejected},
+                                   {"drained", ep.drained}};
+                    if (!name.empty()) e["name"] = name;
+                    eps.push_back(std::move(e));
+                }
         po["endpoints"] = std::move(eps);
         pools[p.name] = std::move(po);
     }
@@ -130,6 +134,7 @@ std::string controller::prometheus() const {
     const auto& by_kind = release_.events_by_kind();
     in.events = {by_kind.begin(), by_kind.end()};
     in.webhook_sent = notifier_.sent();
+    in.dns_failures = dns_failures_;
     in.webhook_dropped = notifier_.dropped();
     in.stable_unhealthy = stable_unhealthy_;
     const auto readings = gate_readings(now());

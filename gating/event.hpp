@@ -29,6 +29,7 @@ inline constexpr std::string_view drain = "drain";
 inline constexpr std::string_view undrain = "undrain";
 inline constexpr std::string_view reload = "reload";
 inline constexpr std::string_view alert = "alert";
+inline constexpr std::string_view dns = "dns";  // a name's addresses changed (SPEC 12)
 inline constexpr std::string_view stable_unhealthy = "stable_unhealthy";
 }  // namespace event_kind
 
@@ -38,6 +39,7 @@ inline constexpr std::string_view operator_ = "operator";
 inline constexpr std::string_view judge = "judge";
 inline constexpr std::string_view health = "health";
 inline constexpr std::string_view alert = "alert";
+inline constexpr std::string_view dns = "dns";
 }  // namespace event_by
 
 struct event {

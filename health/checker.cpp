@@ -67,7 +67,8 @@ proxy::task<std::string> checker::exchange(const target& t, const config::health
                                                      t.tls_name, t.tls_verify);
         if (hec) co_return "health check of " + t.address + ": TLS: " + hec.message();
     }
-    const auto& host = settings.host.empty() ? t.address : settings.host;
+    const auto& host =
+        !settings.host.empty() ? settings.host : t.name.empty() ? t.address : t.name;
     const std::string req = "GET " + settings.path + " HTTP/1.1\r\nHost: " + host +
                             "\r\nUser-Agent: veer-health\r\nConnection: close\r\n\r\n";
     auto [wec, wn] = co_await s.write(asio::buffer(req));

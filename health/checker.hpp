@@ -20,6 +20,7 @@ namespace veer::health {
 struct target {
     std::uint32_t id = 0;
     std::string address;  // for Host and logs
+    std::string name;  // the DNS name it is an address of ("api.internal:80"): then the Host
     boost::asio::ip::tcp::endpoint at;
     // A TLS pool's endpoints are checked over TLS, as requests reach them.
     std::shared_ptr<void> tls;  // asio::ssl::context, or null

@@ -168,6 +168,10 @@ std::string render(const exposition_input& in) {
          "Events dropped: webhook queue full or retries exhausted.");
     out += "veer_webhook_dropped_total " + std::to_string(in.webhook_dropped) + "\n";
 
+    head(out, "veer_dns_failures_total", "counter",
+         "Refreshes of endpoint names that failed; the last addresses were kept.");
+    out += "veer_dns_failures_total " + std::to_string(in.dns_failures) + "\n";
+
     render_fleet(out, in);
     render_gates(out, in);
 

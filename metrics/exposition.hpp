@@ -32,6 +32,7 @@ struct exposition_input {
     std::vector<std::pair<std::string, std::uint64_t>> events;  // by kind, since start
     std::uint64_t webhook_sent = 0;
     std::uint64_t webhook_dropped = 0;
+    std::uint64_t dns_failures = 0;  // refreshes of endpoint names that failed (SPEC 12)
     bool stable_unhealthy = false;  // SPEC 12's stable alarm
     struct cluster {
         bool leader = false;

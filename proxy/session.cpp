@@ -520,7 +520,8 @@ task<session::upstream_choice> session::connect(const routing::snapshot& snap, u
             if (pool.tls)
                 ec = co_await c.conn->stream.handshake_client(
                     *static_cast<asio::ssl::context*>(pool.tls.get()),
-                    proxy::tls_name(pool.tls_name, ep.address), pool.tls_verify);
+                    proxy::tls_name(pool.tls_name, ep.name.empty() ? ep.address : ep.name),
+                    pool.tls_verify);
             if (!ec) co_return c;
         }
         // A failed attempt counts against its endpoint and pool; the client is not told yet.

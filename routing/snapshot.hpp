@@ -21,7 +21,8 @@ inline constexpr int buckets = 10000;  // sticky buckets; weights are in basis p
 
 struct endpoint {
     std::uint32_t id = 0;  // stable for the process's life: indexes per-endpoint state
-    std::string address;  // as configured, "127.0.0.1:9001"
+    std::string address;  // "127.0.0.1:9001": as configured, or an address of `name`
+    std::string name;  // the DNS name it is an address of ("api.internal:443"), or ""
     std::array<std::uint8_t, 16> ip{};
     bool v6 = false;
     std::uint16_t port = 0;

@@ -558,6 +558,26 @@ TEST(ParseIpEndpoint, Refused) {
     }
 }
 
+// SPEC 12: one parser for the config checker and the runtime; names are lower-cased and
+// lose a trailing dot, IP literals have no name.
+TEST(ParseEndpointSpec, LiteralsAndNames) {
+    auto s = parse_endpoint_spec("10.0.0.1:80");
+    ASSERT_TRUE(s);
+    EXPECT_FALSE(s->is_name());
+    EXPECT_EQ(s->port, 80);
+    ASSERT_TRUE(parse_endpoint_spec("[::1]:9001"));
+    s = parse_endpoint_spec("Api.Internal.:8443");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->name, "api.internal");
+    EXPECT_EQ(s->port, 8443);
+    EXPECT_EQ(parse_endpoint_spec("my_service:80")->name, "my_service");
+    for (const char* bad : {"api.internal", "api.internal:0", "api.internal:65536", "api..x:80",
+                            "-api:80", "api-:80", "a b:80", "[api.internal]:80", "1.2.3:80",
+                            "api.internal:+80", ":80", "", "[fe80::1%eth0]:80",
+                            "api.internal:80:80"})
+        EXPECT_FALSE(parse_endpoint_spec(bad)) << bad;
+}
+
 TEST(Snapshot, CacheFollowsThePublisher) {
     publisher pub;
     auto first = std::make_shared<snapshot>(three_pools(100));
