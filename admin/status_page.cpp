@@ -98,7 +98,7 @@ async function tick(){
     for (const [name,p] of Object.entries(s.pools)) {
       (history[name] = history[name] || []).push({t:Date.now(), e:p.error_rate, p99:p.p99_ms});
       if (history[name].length > 300) history[name].shift();
-      const eps = p.endpoints.map(e=>esc(e.address)+' '+(e.drained?'drained':e.ejected?'<span class=bad>ejected</span>':e.healthy?'healthy':'<span class=bad>unhealthy</span>')).join('<br>');
+      const eps = p.endpoints.map(e=>esc(e.address)+(e.name?' ('+esc(e.name)+')':'')+' '+(e.drained?'drained':e.ejected?'<span class=bad>ejected</span>':e.healthy?'healthy':'<span class=bad>unhealthy</span>')).join('<br>');
       tb.insertAdjacentHTML('beforeend','<tr class="pool" data-pool="'+esc(name)+'"><td class=l>'+esc(name)+'</td><td class=l>'+esc(p.role)+'</td><td>'+p.requests+'</td><td>'+p.rps.toFixed(1)+'</td><td>'+(p.error_rate*100).toFixed(2)+'%</td><td>'+p.p50_ms.toFixed(1)+'</td><td>'+p.p95_ms.toFixed(1)+'</td><td>'+p.p99_ms.toFixed(1)+'</td><td class=l>'+eps+'</td></tr>');
     }
     const fl = s.cluster, fd = document.getElementById('fleet'); fd.hidden = !fl;

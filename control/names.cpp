@@ -106,6 +106,15 @@ void controller::on_answer(const std::string& entry, dns::answer a) {
         });
     });
     if (a.error.empty() && a.addresses.empty()) a.error = "every address belongs to another pool";
+    // Endpoint ids index fixed per-endpoint counters and are never reused in a process's
+    // life (a reused id could meet an idle connection to the address it had before).
+    const auto fresh = std::count_if(a.addresses.begin(), a.addresses.end(), [&](const auto& x) {
+        return std::none_of(endpoints_.begin(), endpoints_.end(),
+                            [&](const auto& ep) { return ep.address == x; });
+    });
+    if (a.error.empty() && endpoints_.size() + static_cast<std::size_t>(fresh) > metrics::max_endpoints)
+        a.error = "more than " + std::to_string(metrics::max_endpoints) +
+                  " distinct endpoint addresses since start; restart veer to take new ones";
     if (!a.error.empty()) {
         // Keeping the last addresses is the safe side: a resolver's bad minute must not
         // empty a pool, least of all the stable one.
