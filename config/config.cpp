@@ -632,6 +632,7 @@ void read_listener(walker& root, listener& out) {
     if (!w) return;
     w->read_string("address", out.address, check_listen_address);
     w->read_int("threads", out.threads, 0, 256);
+    w->read_bool("http2", out.http2);
     if (auto tls = w->table("tls")) {
         tls_server t;
         tls->require("cert");
@@ -897,6 +898,7 @@ void read_limits(walker& root, limits& out) {
     w->read_size("max_body_bytes", out.max_body_bytes, 0,
                  std::numeric_limits<std::uint64_t>::max());
     w->read_int("max_connections", out.max_connections, 1, no_max);
+    w->read_int("max_concurrent_streams", out.max_concurrent_streams, 1, 10000);
     w->reject_unknown();
 }
 

@@ -29,6 +29,7 @@ struct listener {
     std::string address = "0.0.0.0:8080";
     int threads = 0;  // 0 = one per core
     std::optional<tls_server> tls;
+    bool http2 = true;  // ALPN h2 with tls, h2c with prior knowledge without (SPEC 10)
 };
 
 struct admin {
@@ -135,6 +136,7 @@ struct limits {
     std::uint64_t max_header_bytes = 64 * 1024;
     std::uint64_t max_body_bytes = 0;  // 0 = unlimited
     std::int64_t max_connections = 10000;
+    int max_concurrent_streams = 100;  // per HTTP/2 client connection
 };
 
 struct retry {

@@ -148,7 +148,7 @@ std::uint32_t controller::pool_slot(const std::string& name) {
 std::string controller::load_tls(const config::config& next) {
     try {
         std::shared_ptr<boost::asio::ssl::context> server;
-        if (next.listener.tls) server = proxy::make_server_tls(*next.listener.tls);
+        if (next.listener.tls) server = proxy::make_server_tls(*next.listener.tls, next.listener.http2);
         std::map<std::string, std::shared_ptr<void>> pools;
         for (const auto& p : next.pools)
             if (p.tls) pools[p.name] = proxy::make_client_tls(*p.tls, "pools." + p.name + ".tls");

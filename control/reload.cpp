@@ -28,6 +28,12 @@ std::string controller::reload() {
         next.listener.address = cfg_.listener.address;
         log("warn", note);
     }
+    if (next.listener.http2 != cfg_.listener.http2) {
+        const auto c = "listener.http2 change needs a restart";
+        note += (note.empty() ? "" : "; ") + std::string(c);
+        next.listener.http2 = cfg_.listener.http2;
+        log("warn", c);
+    }
     // Names already known keep their last answer (the refresh goes on); new ones must
     // resolve now, as at start. This blocks the control thread for at most the resolver's
     // timeout, only for a name that was not configured before.

@@ -47,16 +47,25 @@ session::~session() {
 }
 
 void session::cancel_if_idle() {
+    if (h2_) {
+        h2_->drain();  // GOAWAY: its streams finish
+        return;
+    }
     if (idle_ || lingering_) client_.sock().cancel();
 }
 
 void session::abort() {
+    if (h2_) h2_->abort();
     boost::system::error_code ec;
     client_.sock().close(ec);
     if (current_up_) current_up_->stream.sock().close(ec);
 }
 
 void session::sweep(std::int64_t now_ns) {
+    if (h2_) {
+        h2_->sweep(now_ns);
+        return;
+    }
     if (!idle_) {  // a request in progress: the deadline of whatever it waits for
         client_.expire_if_due(now_ns);
         if (current_up_) current_up_->stream.expire_if_due(now_ns);
@@ -108,11 +117,49 @@ task<bool> session::serve_requests() {
             const auto next = co_await await_request();
             if (next != idle_end::request) co_return next == idle_end::park;
         }
+        if (!served_) {  // the first request says which protocol the connection speaks
+            const bool h2 = co_await wants_h2();  // not co_await in a condition: GCC 12
+            if (h2) {
+                co_await serve_h2();
+                co_return false;
+            }
+        }
         request r(metrics::monotonic_ns(), w_.routes_.get());
         co_await serve(r);
         finish(r);
         if (!r.keep_open || w_.draining_) co_return false;
     }
+}
+
+task<bool> session::wants_h2() {
+    if (auto* tls = client_.tls()) {
+        const unsigned char* alpn = nullptr;
+        unsigned len = 0;
+        SSL_get0_alpn_selected(tls->native_handle(), &alpn, &len);
+        co_return len == 2 && std::memcmp(alpn, "h2", 2) == 0;
+    }
+    if (!w_.http2_) co_return false;
+    // h2c with prior knowledge (RFC 9113 3.3): the preface starts "PRI ", which no HTTP/1
+    // method is. Fewer bytes than that, if they could be its start, wait for more.
+    static constexpr std::string_view pri = "PRI ";
+    client_.expires_after(snap_timeouts_.header_read);
+    while (in_.size() < pri.size() && pri.starts_with(in_.view())) {
+        std::size_t room = 0;
+        char* p = in_.space(room);
+        auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
+        if (ec) co_return false;
+        in_.commit(n);
+    }
+    co_return in_.view().starts_with(pri);
+}
+
+task<> session::serve_h2() {
+    h2_connection h2(w_, client_, in_, client_ip_);
+    h2_ = &h2;
+    idle_ = false;
+    served_ = true;
+    co_await h2.run();
+    h2_ = nullptr;
 }
 
 // Between requests. A busy keep-alive client's next request comes soon: it is read
@@ -170,9 +217,9 @@ task<> session::serve(request& r) {
         co_await refuse(r, admitted.status);
         co_return;
     }
-    auto first = pick(r.snap(), admitted.pool, ~0u, false);
+    auto first = w_.pick(r.snap(), admitted.pool, ~0u, false);
     if (first.ep && !first.conn)
-        first = co_await connect(r.snap(), std::move(first), r.t_start, false);
+        first = co_await w_.connect(r.snap(), std::move(first), r.t_start, false, current_up_);
     if (!first.conn) {
         co_await refuse(r, 502);
         co_return;
@@ -237,7 +284,7 @@ task<void> session::refuse(request& r, int status) {
 
 void session::finish(request& r) {
     end_exchange(r, false);  // whatever path ended the request, its connection is settled
-    if (r.measured) record(r.snap(), *r.up.pool, *r.up.ep, r.result, r.t_start);
+    if (r.measured) w_.record(r.snap(), *r.up.pool, *r.up.ep, r.result, r.t_start);
     if (w_.shared_.access_log_fd >= 0 && (r.status || r.measured)) log_access(r);
     detail_ = {};
 }
@@ -283,8 +330,8 @@ task<session::exchanged> session::exchange(request& r) {
         if (sent == send_result::ok && head != head_result::closed) co_return exchanged{sent, head};
         if (attempt == 1 || !http::may_resend(req_, r.up.reused))
             co_return exchanged{sent, head_result::reset};
-        auto again = pick(snap, static_cast<int>(r.up.pool - snap.pools.data()), ~0u, true);
-        if (again.ep) again = co_await connect(snap, std::move(again), r.t_start, true);
+        auto again = w_.pick(snap, static_cast<int>(r.up.pool - snap.pools.data()), ~0u, true);
+        if (again.ep) again = co_await w_.connect(snap, std::move(again), r.t_start, true, current_up_);
         if (!again.conn) co_return exchanged{sent, head_result::reset};
         end_exchange(r, false);
         attach(r, std::move(again));
@@ -430,31 +477,7 @@ void session::end_exchange(request& r, bool reusable) {
 }
 
 void session::log_access(const request& r) {
-    char line[256];
-    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    const double ms = static_cast<double>(metrics::monotonic_ns() - r.t_start) / 1e6;
-    std::string& out = w_.access_buffer_;
-    out.append("{\"time_ms\":")
-        .append(std::to_string(now_ms))
-        .append(",\"client\":\"")
-        .append(client_ip_);
-    out.append("\",\"request\":\"");
-    for (char c : log_request_) {  // the target is client input: escape what JSON needs
-        if (c == '"' || c == '\\') out.push_back('\\');
-        if (static_cast<unsigned char>(c) >= 0x20) out.push_back(c);
-    }
-    const bool served = r.up.ep != nullptr;
-    std::snprintf(line, sizeof line,
-                  "\",\"status\":%d,\"pool\":\"%s\",\"endpoint\":\"%s\",\"duration_ms\":%.3f",
-                  r.status, served ? r.up.pool->name.c_str() : "",
-                  served ? r.up.ep->address.c_str() : "", ms);
-    out.append(line);
-    // Why veer refused or failed it, as Envoy logs its response-code details (static text).
-    if (!detail_.empty()) out.append(",\"detail\":\"").append(detail_).append("\"");
-    out.append("}\n");
-    if (out.size() > 16 * 1024) w_.flush_access_log();
+    w_.log_access(client_ip_, log_request_, r.status, r.up.pool, r.up.ep, r.t_start, detail_);
 }
 
 task<void> session::reply(int status, bool close) {
@@ -464,20 +487,6 @@ task<void> session::reply(int status, bool close) {
     co_await client_.write(asio::buffer(out_));
 }
 
-void session::record(const routing::snapshot& snap, const routing::pool& pool,
-                     const routing::endpoint& ep, metrics::result r, std::int64_t t_start) {
-    const auto now = metrics::monotonic_ns();
-    const bool failed = metrics::counts_as_failure(r, snap.errors);
-    const auto latency_us = static_cast<std::uint64_t>(now > t_start ? (now - t_start) / 1000 : 0);
-    w_.metrics_.record(pool.slot, ep.id, r, failed, latency_us, now);
-    auto& streak = w_.shared_.consecutive_failures[ep.id];
-    if (!failed) {
-        if (streak.load(std::memory_order_relaxed) != 0) streak.store(0, std::memory_order_relaxed);
-    } else if (streak.fetch_add(1, std::memory_order_relaxed) + 1 == pool.eject_after_failures &&
-               w_.shared_.on_eject) {
-        w_.shared_.on_eject(ep.id);
-    }
-}
 
 std::array<asio::const_buffer, 2> session::join(const std::string& head, io_buffer& buf,
                                                 asio::const_buffer body) {
@@ -491,66 +500,7 @@ std::array<asio::const_buffer, 2> session::join(const std::string& head, io_buff
     return {asio::buffer(head), body};
 }
 
-session::upstream_choice session::pick(const routing::snapshot& snap, int pool_index,
-                                       std::uint32_t tried, bool fresh) {
-    upstream_choice c;
-    const auto& pool = snap.pools[pool_index];
-    const int ei = routing::pick_endpoint(pool, w_.outstanding_.data(), w_.rng_,
-                                          w_.round_robin_[pool_index], tried);
-    if (ei < 0) return c;
-    c.pool = &pool;
-    c.ep = &pool.endpoints[ei];
-    if (!fresh) c.conn = w_.upstreams_.checkout(c.ep->id, coarse_now_ns());
-    c.reused = c.conn != nullptr;
-    return c;
-}
 
-task<session::upstream_choice> session::connect(const routing::snapshot& snap, upstream_choice c,
-                                                std::int64_t t_start, bool fresh) {
-    const int attempts = snap.retry.on_connect ? snap.retry.attempts : 1;
-    for (int a = 1;; ++a) {
-        const auto& pool = *c.pool;
-        const auto& ep = *c.ep;
-        c.conn = std::make_unique<upstream_conn>(w_.ioc_.get_executor());
-        current_up_ = c.conn.get();  // for the sweeper's deadline check
-        c.conn->stream.expires_after(snap.timeouts.connect);
-        auto [ec] = co_await c.conn->stream.sock().async_connect(to_tcp(ep), nothrow);
-        if (!ec) {
-            c.conn->stream.sock().set_option(tcp::no_delay(true), ec);
-            if (pool.tls)
-                ec = co_await c.conn->stream.handshake_client(
-                    *static_cast<asio::ssl::context*>(pool.tls.get()),
-                    proxy::tls_name(pool.tls_name, ep.name.empty() ? ep.address : ep.name),
-                    pool.tls_verify);
-            if (!ec) co_return c;
-        }
-        // A failed attempt counts against its endpoint and pool; the client is not told yet.
-        record(snap, pool, ep,
-               c.conn->stream.timed_out() ? metrics::result::timeout : metrics::result::connect,
-               t_start);
-        current_up_ = nullptr;
-        c.conn.reset();
-        if (a >= attempts) break;
-        // Next: another usable endpoint of the same pool, else the stable pool.
-        const std::uint32_t tried = ep.id;
-        int pool_index = static_cast<int>(c.pool - snap.pools.data());
-        const bool other_here =
-            pool.usable.size() > 1 ||
-            (pool.usable.size() == 1 && pool.endpoints[pool.usable[0]].id != tried);
-        if (!other_here) {
-            int stable = routing::serving_pool(snap, snap.stable);
-            if (stable == pool_index) {
-                const auto& sp = snap.pools[stable];
-                if (sp.usable.size() == 1 && sp.endpoints[sp.usable[0]].id == tried) stable = -1;
-            }
-            pool_index = stable;
-        }
-        if (pool_index < 0) break;
-        c = pick(snap, pool_index, tried, fresh);
-        if (!c.ep || c.conn) break;  // nothing left to try, or a pooled connection
-    }
-    co_return c;
-}
 
 session::send_result session::start_body(const routing::snapshot& snap, std::size_t& body_now) {
     body_now = 0;

@@ -38,20 +38,27 @@ void harden(SSL_CTX* ctx) {
         throw std::runtime_error("TLS: cipher list: " + openssl_reason());
 }
 
-int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-                  unsigned inlen, void*) {
-    static constexpr unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// The protocols the listener offers, in its order of preference (ALPN wire format).
+constexpr unsigned char h2_http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr unsigned char http11_only[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned inlen, void* http2) {
+    const unsigned char* ours = http2 ? h2_http11 : http11_only;
+    const unsigned ours_len = http2 ? sizeof h2_http11 : sizeof http11_only;
     unsigned char* selected = nullptr;
-    if (SSL_select_next_proto(&selected, outlen, http11, sizeof http11, in, inlen) !=
+    // The server's preference wins (SSL_select_next_proto walks `ours` first).
+    if (SSL_select_next_proto(&selected, outlen, ours, ours_len, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK;  // a client that offers only h2 gets no ALPN, not a failure
+        return SSL_TLSEXT_ERR_NOACK;  // nothing in common: no ALPN, not a failure
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
 }
 
 }  // namespace
 
-std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings) {
+std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings,
+                                              bool http2) {
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
     SSL_CTX* native = ctx->native_handle();
     harden(native);
@@ -62,7 +69,8 @@ std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings
     if (SSL_CTX_check_private_key(native) != 1)
         throw std::runtime_error("listener.tls.key: " + settings.key + " does not match " +
                                  settings.cert);
-    SSL_CTX_set_alpn_select_cb(native, select_http11, nullptr);
+    // The flag rides in the callback's argument: no state to keep per context.
+    SSL_CTX_set_alpn_select_cb(native, select_alpn, http2 ? native : nullptr);
     return ctx;
 }
 

@@ -30,6 +30,7 @@ worker::worker(std::size_t index, const config::config& cfg, shared_state& share
       buffers_(buffer_size),
       upstreams_(metrics::max_endpoints,
                  std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
+      http2_(cfg.listener.http2),
       acceptor_(ioc_.get_executor()),
       request_prefix_(std::random_device{}()) {
     request_prefix_ = (request_prefix_ << 32) ^ std::random_device{}() ^ index;
@@ -81,6 +82,35 @@ void worker::drain() {
         flush_timer_.cancel();
         sweep_timer_.cancel();
     });
+}
+
+void worker::log_access(std::string_view client_ip, std::string_view request, int status,
+                        const routing::pool* pool, const routing::endpoint* ep,
+                        std::int64_t t_start, std::string_view detail) {
+    char line[256];
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    const double ms = static_cast<double>(metrics::monotonic_ns() - t_start) / 1e6;
+    std::string& out = access_buffer_;
+    out.append("{\"time_ms\":")
+        .append(std::to_string(now_ms))
+        .append(",\"client\":\"")
+        .append(client_ip);
+    out.append("\",\"request\":\"");
+    for (char c : request) {  // the target is client input: escape what JSON needs
+        if (c == '"' || c == '\\') out.push_back('\\');
+        if (static_cast<unsigned char>(c) >= 0x20) out.push_back(c);
+    }
+    const bool served = ep != nullptr;
+    std::snprintf(line, sizeof line,
+                  "\",\"status\":%d,\"pool\":\"%s\",\"endpoint\":\"%s\",\"duration_ms\":%.3f",
+                  status, served ? pool->name.c_str() : "", served ? ep->address.c_str() : "", ms);
+    out.append(line);
+    // Why veer refused or failed it, as Envoy logs its response-code details (static text).
+    if (!detail.empty()) out.append(",\"detail\":\"").append(detail).append("\"");
+    out.append("}\n");
+    if (out.size() > 16 * 1024) flush_access_log();
 }
 
 void worker::flush_access_log() {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "metrics/window.hpp"
+#include "proxy/detail/h2_connection.hpp"
 #include "proxy/detail/worker.hpp"
 #include "proxy/http/codec.hpp"
 #include "proxy/request_rules.hpp"
@@ -35,12 +36,6 @@ public:
     session* next_ = nullptr;
 
 private:
-    struct upstream_choice {
-        std::unique_ptr<upstream_conn> conn;
-        const routing::pool* pool = nullptr;
-        const routing::endpoint* ep = nullptr;
-        bool reused = false;
-    };
     // The request in progress, from its head to finish(): the snapshot it is served by,
     // the upstream connection it uses, and what finish() records and logs.
     struct request {
@@ -85,6 +80,10 @@ private:
 
     // Requests one after another until the connection ends or parks (true).
     task<bool> serve_requests();
+    // Whether the client speaks HTTP/2: ALPN h2, or the preface of prior knowledge.
+    task<bool> wants_h2();
+    // The connection as HTTP/2, to its end (h2_connection).
+    task<> serve_h2();
     // Waits for the next request's first bytes.
     task<idle_end> await_request();
     // One request: head, admission, upstream connection, exchange, relay or veer's answer.
@@ -108,13 +107,6 @@ private:
     // and its response ended exactly where its bytes did, else closed. Its unread bytes
     // go with it either way, never to be parsed as the next response.
     void end_exchange(request& r, bool reusable);
-    // An endpoint of the pool other than `tried`, with a pooled idle connection to it
-    // unless `fresh` (or none is idle).
-    upstream_choice pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried,
-                         bool fresh);
-    // Connects to c's endpoint, on failure to others per [retry]; conn is null if all failed.
-    task<upstream_choice> connect(const routing::snapshot& snap, upstream_choice c,
-                                  std::int64_t t_start, bool fresh);
     // The request body bytes that go out with the head (body_now); sets body_left_.
     send_result start_body(const routing::snapshot& snap, std::size_t& body_now);
     // The rest of the request body, read from the client as it comes.
@@ -139,9 +131,6 @@ private:
     task<> tunnel(upstream_conn& up, const routing::snapshot& snap);
     task<> reply(int status, bool close);
     void log_access(const request& r);
-    // One outcome against its endpoint and pool: the window, and the passive-ejection streak.
-    void record(const routing::snapshot& snap, const routing::pool& pool,
-                const routing::endpoint& ep, metrics::result r, std::int64_t t_start);
 
     worker& w_;
     stream client_;
@@ -165,6 +154,7 @@ private:
     bool lingering_ = false;  // draining those bytes now: a drain ends it
     static constexpr std::chrono::seconds linger_limit{5};
     upstream_conn* current_up_ = nullptr;  // the upstream connection of the request in progress
+    h2_connection* h2_ = nullptr;  // the connection speaks HTTP/2: it owns every stream
     // The access log's view of the current request (only filled when the log is on).
     std::string log_request_;
     std::string_view detail_;  // why veer refused or failed it: static text, for the log

@@ -114,6 +114,15 @@ private:
 };
 
 class session;
+class h2_connection;
+
+// The upstream a request goes to: its pool, endpoint and connection (pooled or new).
+struct upstream_choice {
+    std::unique_ptr<upstream_conn> conn;
+    const routing::pool* pool = nullptr;
+    const routing::endpoint* ep = nullptr;
+    bool reused = false;
+};
 
 class worker {
 public:
@@ -142,6 +151,19 @@ private:
     // A session is the thread's own code: it uses the loop, the pools, the buffers and
     // the counters below directly (this thread only); nothing else does.
     friend class session;
+    friend class h2_connection;
+
+    // An endpoint of the pool other than `tried`, with a pooled idle connection to it
+    // unless `fresh` (or none is idle). proxy/upstream_choice.cpp.
+    upstream_choice pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried,
+                         bool fresh);
+    // Connects to c's endpoint, on failure to others per [retry]; conn is null if all
+    // failed. `watched` points at the connection being tried, for the sweeper's deadlines.
+    task<upstream_choice> connect(const routing::snapshot& snap, upstream_choice c,
+                                  std::int64_t t_start, bool fresh, upstream_conn*& watched);
+    // One outcome against its endpoint and pool: the window, and the passive-ejection streak.
+    void record(const routing::snapshot& snap, const routing::pool& pool,
+                const routing::endpoint& ep, metrics::result r, std::int64_t t_start);
 
     // One thread runs it, and only that thread touches its sockets (others post to it):
     // the per-descriptor locks of the reactor are not needed.
@@ -155,6 +177,7 @@ private:
     buffer_pool buffers_;
     upstream_pool upstreams_;
     bool draining_ = false;
+    bool http2_ = true;  // listener.http2 (a change needs a restart)
     // Idle connections waiting with a buffer in hand (session.cpp). Bounded, so a burst
     // of connections never holds more than this many buffers between requests.
     static constexpr std::size_t max_idle_reads = 256;
@@ -163,6 +186,10 @@ private:
     std::size_t idle_reads_ = 0;
     std::string access_buffer_;  // access log lines not yet written
     void flush_access_log();
+    // One request's access log line (log.access_log): HTTP/1 and HTTP/2 alike.
+    void log_access(std::string_view client_ip, std::string_view request, int status,
+                    const routing::pool* pool, const routing::endpoint* ep, std::int64_t t_start,
+                    std::string_view detail);
 
     // An idle connection without a session: a socket waiting to be readable.
     struct parked_conn {
