@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
         try {
             if (cfg->listener.tls) veer::proxy::make_server_tls(*cfg->listener.tls, cfg->listener.http2);
             for (const auto& p : cfg->pools)
-                if (p.tls) veer::proxy::make_client_tls(*p.tls, "pools." + p.name + ".tls");
+                if (p.tls) veer::proxy::make_client_tls(*p.tls, "pools." + p.name + ".tls",
+                                                     p.protocol_ == veer::config::protocol::h2);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "%s: %s\n", argv[2], e.what());
             return 1;

@@ -609,6 +609,30 @@ void read_flag_list(walker& w, std::string_view key, S& out,
 
 constexpr std::pair<std::string_view, balance> balances[] = {{"p2c", balance::p2c},
                                                              {"round_robin", balance::round_robin}};
+constexpr std::pair<std::string_view, protocol> protocols[] = {{"http1", protocol::http1},
+                                                               {"h2", protocol::h2}};
+constexpr std::string_view grpc_codes[] = {
+    "OK",           "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED", "NOT_FOUND",    "ALREADY_EXISTS",   "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",
+    "UNIMPLEMENTED", "INTERNAL",         "UNAVAILABLE",      "DATA_LOSS",
+    "UNAUTHENTICATED"};
+
+void read_grpc_errors(walker& w, std::uint32_t& mask) {
+    const auto items = w.read_list<std::string>("grpc_errors");
+    if (!items) return;
+    mask = 0;
+    for (const auto& item : *items) {
+        const auto* end = std::end(grpc_codes);
+        const auto* it = std::find(std::begin(grpc_codes), end, item.value);
+        if (it == end)
+            w.error_at(item, "must be a gRPC status code name such as \"UNAVAILABLE\" (got " +
+                                 in_quotes(item.value) + ")");
+        else
+            mask |= 1u << (it - std::begin(grpc_codes));
+    }
+}
+
 constexpr std::pair<std::string_view, strategy> strategies[] = {
     {"canary", strategy::canary},
     {"linear", strategy::linear},
@@ -706,6 +730,7 @@ void read_pools(walker& root, config& cfg) {
             }
         }
         p->read_choice("balance", out.balance_, balances);
+        p->read_choice("protocol", out.protocol_, protocols);
         if (auto tls = p->table("tls")) {
             tls_client t;
             tls->read_string("sni", t.sni);
@@ -830,6 +855,7 @@ void read_slo(walker& root, slo& out) {
                  "must be greater than 0.5 and less than 1 (got " + show(out.confidence) + ")");
     w->read_int("violations_to_rollback", out.violations_to_rollback, 1, no_max);
     read_flag_list(*w, "errors", out.errors, error_kind_names);
+    read_grpc_errors(*w, out.errors.grpc);
     w->read_bool("dry_run", out.dry_run);
     w->reject_unknown();
 }
@@ -1214,6 +1240,10 @@ std::string_view strategy_name(strategy s) {
     for (const auto& [name, value] : strategies)
         if (value == s) return name;
     return "canary";
+}
+
+std::string_view grpc_code_name(int code) {
+    return code >= 0 && code < static_cast<int>(std::size(grpc_codes)) ? grpc_codes[code] : "";
 }
 
 std::vector<int> default_steps(strategy s) {

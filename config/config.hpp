@@ -57,10 +57,13 @@ struct health {
 
 enum class balance { p2c, round_robin };
 
+enum class protocol { http1, h2 };
+
 struct pool {
     std::string name;
     std::vector<std::string> endpoints;  // "host:port", "[::1]:port"
     balance balance_ = balance::p2c;
+    protocol protocol_ = protocol::http1;  // h2: with tls over ALPN h2, else h2c
     std::optional<tls_client> tls;
     struct health health;  // [health] with [pools.NAME.health]'s overrides
 };
@@ -90,7 +93,12 @@ struct error_kinds {
     bool connect = true;
     bool timeout = true;
     bool reset = true;
+    // slo.grpc_errors: the gRPC codes (bit n for code n) a call fails with (SPEC 10).
+    std::uint32_t grpc = (1u << 2) | (1u << 4) | (1u << 8) | (1u << 13) | (1u << 14) | (1u << 15);
 };
+
+// "OK", "CANCELLED", ..., "UNAUTHENTICATED": gRPC's status codes 0..16 by name.
+std::string_view grpc_code_name(int code);
 
 struct slo {
     duration window{30000};

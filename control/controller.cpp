@@ -151,7 +151,9 @@ std::string controller::load_tls(const config::config& next) {
         if (next.listener.tls) server = proxy::make_server_tls(*next.listener.tls, next.listener.http2);
         std::map<std::string, std::shared_ptr<void>> pools;
         for (const auto& p : next.pools)
-            if (p.tls) pools[p.name] = proxy::make_client_tls(*p.tls, "pools." + p.name + ".tls");
+            if (p.tls)
+                pools[p.name] = proxy::make_client_tls(*p.tls, "pools." + p.name + ".tls",
+                                                       p.protocol_ == config::protocol::h2);
         // Only now that everything loaded: new connections take the new contexts.
         shared_.server_tls.store(std::move(server));
         pool_tls_ = std::move(pools);

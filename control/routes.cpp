@@ -39,6 +39,7 @@ void controller::publish() {
         rp.slot = pool_slot(p.name);
         rp.balance = p.balance_;
         rp.eject_after_failures = p.health.eject_after_failures;
+        rp.h2 = p.protocol_ == config::protocol::h2;
         if (p.tls) {
             rp.tls = pool_tls_[p.name];
             rp.tls_name = p.tls->sni;

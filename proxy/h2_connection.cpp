@@ -119,7 +119,7 @@ struct h2_callbacks {
     }
 
     // The response body nghttp2 frames: what the stream's coroutine put in `out`.
-    static ssize_t read_body(nghttp2_session*, std::int32_t id, std::uint8_t* buf,
+    static ssize_t read_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buf,
                              std::size_t length, std::uint32_t* flags, nghttp2_data_source*,
                              void* user) {
         auto& c = conn(user);
@@ -130,6 +130,13 @@ struct h2_callbacks {
         s->out.erase(0, n);
         if (s->out.empty() && s->out_eof) {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
+            if (!s->trailers.empty()) {  // gRPC's status travels here
+                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+                std::vector<nghttp2_nv> nva;
+                for (const auto& [k, v] : s->trailers)
+                    nva.push_back(nv(k, v));
+                nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+            }
         } else if (n == 0) {
             s->deferred = true;
             return NGHTTP2_ERR_DEFERRED;
@@ -342,20 +349,23 @@ task<bool> h2_connection::wait(h2_stream& s, std::chrono::milliseconds limit) {
 }
 
 void h2_connection::submit_head(h2_stream& s, const http::response_head& resp, bool has_body) {
+    std::vector<std::pair<std::string, std::string>> fields;  // lower-cased, as HTTP/2 wants
+    fields.reserve(resp.fields.size());
+    for (const auto& f : resp.fields)
+        if (!http::is_hop_by_hop(f.name, resp.connection_tokens))
+            fields.emplace_back(lower(f.name), std::string(f.value));
+    submit_fields(s, resp.status, fields, has_body);
+}
+
+void h2_connection::submit_fields(h2_stream& s, int status,
+                                  const std::vector<std::pair<std::string, std::string>>& fields,
+                                  bool has_body) {
     if (s.closed) return;
-    s.status = resp.status;
-    std::vector<std::string> strings;  // names lower-cased, as HTTP/2 requires
-    strings.reserve(2 + 2 * resp.fields.size());
-    strings.push_back(":status");
-    strings.push_back(std::to_string(resp.status));
-    for (const auto& f : resp.fields) {
-        if (http::is_hop_by_hop(f.name, resp.connection_tokens)) continue;
-        strings.push_back(lower(f.name));
-        strings.emplace_back(f.value);
-    }
-    std::vector<nghttp2_nv> nva;
-    for (std::size_t i = 0; i + 1 < strings.size(); i += 2)
-        nva.push_back(nv(strings[i], strings[i + 1]));
+    s.status = status;
+    const std::string name = ":status", value = std::to_string(status);
+    std::vector<nghttp2_nv> nva{nv(name, value)};
+    for (const auto& [n, v] : fields)
+        nva.push_back(nv(n, v));
     nghttp2_data_provider body{};
     body.read_callback = &h2_callbacks::read_body;
     nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), has_body ? &body : nullptr);

@@ -60,7 +60,7 @@ task<> h2_connection::serve(h2_stream& s) {
     const auto req = head_of(s);
     const auto admitted = admit(req, snap, w_.rng_.below(routing::buckets));
     upstream_choice up;
-    if (!admitted.status) {
+    if (!admitted.status && !snap.pools[admitted.pool].h2) {
         up = w_.pick(snap, admitted.pool, ~0u, false);
         if (up.ep && !up.conn)
             up = co_await w_.connect(snap, std::move(up), t_start, false, s.watched);
@@ -68,7 +68,9 @@ task<> h2_connection::serve(h2_stream& s) {
     }
     const routing::pool* pool = nullptr;
     const routing::endpoint* ep = nullptr;
-    if (admitted.status || !up.conn) {
+    if (!admitted.status && snap.pools[admitted.pool].h2) {
+        co_await serve_h2_pool(s, snap, admitted.pool, t_start, pool, ep);
+    } else if (admitted.status || !up.conn) {
         respond(s, admitted.status ? admitted.status : 502);
     } else {
         pool = up.pool;

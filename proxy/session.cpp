@@ -217,6 +217,11 @@ task<> session::serve(request& r) {
         co_await refuse(r, admitted.status);
         co_return;
     }
+    if (r.snap().pools[admitted.pool].h2) {
+        detail_ = "HTTP/1 clients cannot reach h2 pools yet";
+        co_await refuse(r, 502);
+        co_return;
+    }
     auto first = w_.pick(r.snap(), admitted.pool, ~0u, false);
     if (first.ep && !first.conn)
         first = co_await w_.connect(r.snap(), std::move(first), r.t_start, false, current_up_);

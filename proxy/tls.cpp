@@ -75,7 +75,7 @@ std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings
 }
 
 std::shared_ptr<ssl::context> make_client_tls(const config::tls_client& settings,
-                                              const std::string& key) {
+                                              const std::string& key, bool h2) {
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
     SSL_CTX* native = ctx->native_handle();
     harden(native);
@@ -91,8 +91,11 @@ std::shared_ptr<ssl::context> make_client_tls(const config::tls_client& settings
     } else {
         SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
     }
-    static constexpr unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-    SSL_CTX_set_alpn_protos(native, http11, sizeof http11);
+    static constexpr unsigned char h2_only[] = {2, 'h', '2'};
+    if (h2)
+        SSL_CTX_set_alpn_protos(native, h2_only, sizeof h2_only);
+    else
+        SSL_CTX_set_alpn_protos(native, http11_only, sizeof http11_only);
     return ctx;
 }
 

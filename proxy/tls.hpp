@@ -22,7 +22,8 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls(const config::tls_ser
 
 // Same protocol floor for upstream connections; verification against `ca` or the system
 // store unless verify = false. `key` names the setting in errors ("pools.blue.tls").
+// `h2`: ALPN offers h2 alone (a pool with protocol = "h2"), else http/1.1.
 std::shared_ptr<boost::asio::ssl::context> make_client_tls(const config::tls_client& settings,
-                                                           const std::string& key);
+                                                           const std::string& key, bool h2);
 
 }  // namespace veer::proxy

@@ -15,6 +15,7 @@
 #include <random>
 
 #include "proxy/detail/session.hpp"
+#include "proxy/detail/h2_upstream.hpp"
 
 namespace veer::proxy {
 
@@ -79,6 +80,9 @@ void worker::drain() {
         for (auto* p = parked_; p; p = p->next)
             p->sock.cancel();
         upstreams_.close_all();
+        for (auto& [id, ups] : h2_upstreams_)
+            for (auto& u : ups)
+                u->drain();  // closed once its streams are done
         flush_timer_.cancel();
         sweep_timer_.cancel();
     });
@@ -143,6 +147,9 @@ void worker::abort() {
         }
         for (auto* p = parked_; p; p = p->next)
             p->sock.cancel();
+        for (auto& [id, ups] : h2_upstreams_)
+            for (auto& u : ups)
+                u->close();
     });
 }
 

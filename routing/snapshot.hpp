@@ -44,6 +44,7 @@ struct pool {
     std::string tls_name;
     bool tls_verify = true;
     int eject_after_failures = 5;  // the pool's health settings
+    bool h2 = false;  // protocol = "h2": streams on pooled HTTP/2 connections
 };
 
 enum class rule_match : std::uint8_t { equals, prefix, present };

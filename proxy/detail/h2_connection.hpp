@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/detail/h2_upstream.hpp"
 #include "proxy/detail/worker.hpp"
 #include "proxy/http/codec.hpp"
 
@@ -55,6 +56,7 @@ public:
         timer wake;  // the coroutine's wait: cancelled to wake it, or it times out
         io_buffer up;  // the upstream's bytes, borrowed from the worker while in use
         int status = 0;  // what the client was answered
+        std::vector<std::pair<std::string, std::string>> trailers;  // sent after `out`
         upstream_conn* watched = nullptr;  // its upstream connection, for the sweeper
     };
 
@@ -72,6 +74,16 @@ private:
     task<> serve(h2_stream& s);
     task<> serve_upstream(h2_stream& s, const routing::snapshot& snap, upstream_choice up,
                           const http::request_head& req, std::int64_t t_start);
+    // A stream to a pool with protocol = "h2" (h2_pool.cpp): on this thread's shared
+    // connection to the endpoint, trailers both ways; gRPC calls judged by grpc-status.
+    task<> serve_h2_pool(h2_stream& s, const routing::snapshot& snap, int pool_index,
+                         std::int64_t t_start, const routing::pool*& pool,
+                         const routing::endpoint*& ep);
+    task<metrics::result> relay_h2(h2_stream& s, h2_upstream& up, h2_upstream::call& call,
+                                   const routing::snapshot& snap, bool tls_pool);
+    void submit_fields(h2_stream& s, int status,
+                       const std::vector<std::pair<std::string, std::string>>& fields,
+                       bool has_body);
     task<bool> send_request_body(h2_stream& s, upstream_conn& up, bool chunked,
                                  const routing::snapshot& snap);
     task<http::parse_status> read_response_head(h2_stream& s, upstream_conn& up,

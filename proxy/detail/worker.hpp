@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -115,6 +116,7 @@ private:
 
 class session;
 class h2_connection;
+class h2_upstream;
 
 // The upstream a request goes to: its pool, endpoint and connection (pooled or new).
 struct upstream_choice {
@@ -152,6 +154,13 @@ private:
     // the counters below directly (this thread only); nothing else does.
     friend class session;
     friend class h2_connection;
+    friend class h2_upstream;
+
+    // This thread's HTTP/2 connections to h2 pools' endpoints (h2_upstream).
+    std::shared_ptr<h2_upstream> h2_for(std::uint32_t endpoint_id) const;
+    void keep_h2(std::uint32_t endpoint_id, std::shared_ptr<h2_upstream> u);
+    void forget_h2(std::uint32_t endpoint_id, const h2_upstream* u);
+    std::map<std::uint32_t, std::vector<std::shared_ptr<h2_upstream>>> h2_upstreams_;
 
     // An endpoint of the pool other than `tried`, with a pooled idle connection to it
     // unless `fresh` (or none is idle). proxy/upstream_choice.cpp.

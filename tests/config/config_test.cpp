@@ -687,6 +687,31 @@ TEST(config_errors, socket_path_length) {
               errors{"test.toml:1:7: admin.socket: must be shorter than 107 bytes (got 107)"});
 }
 
+// SPEC 10: listener.http2, limits.max_concurrent_streams, pools.NAME.protocol and
+// slo.grpc_errors.
+TEST(config_load, http2_and_grpc_keys) {
+    const auto d = valid("");
+    EXPECT_TRUE(d.listener.http2);
+    EXPECT_EQ(d.limits.max_concurrent_streams, 100);
+    EXPECT_EQ(d.pools.front().protocol_, protocol::http1);
+    EXPECT_EQ(d.slo.errors.grpc, (1u << 2) | (1u << 4) | (1u << 8) | (1u << 13) | (1u << 14) | (1u << 15));
+    const auto c = load_exact(
+        "listener.http2 = false\nlimits.max_concurrent_streams = 7\n"
+        "slo.grpc_errors = [\"UNAVAILABLE\", \"NOT_FOUND\"]\n"
+        "[pools.blue]\nendpoints = [\"127.0.0.1:1\"]\nprotocol = \"h2\"\n"
+        "[pools.green]\nendpoints = [\"127.0.0.1:2\"]\n");
+    ASSERT_TRUE(c.cfg) << c.errors.front();
+    EXPECT_FALSE(c.cfg->listener.http2);
+    EXPECT_EQ(c.cfg->limits.max_concurrent_streams, 7);
+    EXPECT_EQ(c.cfg->slo.errors.grpc, (1u << 14) | (1u << 5));
+    EXPECT_EQ(c.cfg->find_pool("blue")->protocol_, protocol::h2);
+    EXPECT_EQ(grpc_code_name(14), "UNAVAILABLE");
+    EXPECT_EQ(errors_of("slo.grpc_errors = [\"UNAVAIL\"]"),
+              (errors{"test.toml:1:20: slo.grpc_errors[0]: must be a gRPC status code name such "
+                      "as \"UNAVAILABLE\" (got \"UNAVAIL\")"}));
+    EXPECT_FALSE(load("limits.max_concurrent_streams = 0").errors.empty());
+}
+
 TEST(config_load, weights_take_two_decimals) {
     // SPEC 12: percentages with up to two decimals, held as basis points.
     EXPECT_EQ(valid("split.canary_weight = 0.5").split.canary_bp, 50);

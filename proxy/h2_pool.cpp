@@ -1,0 +1,164 @@
+// An HTTP/2 stream to a pool with protocol = "h2" (SPEC 10): one stream on this thread's
+// shared HTTP/2 connection to the chosen endpoint, request and response streamed both
+// ways with their trailers. A gRPC call (content-type application/grpc...) is judged by
+// its grpc-status (trailers, or the head of a trailers-only answer), not its HTTP status.
+#include <nghttp2/nghttp2.h>
+
+#include "proxy/detail/h2_connection.hpp"
+
+namespace veer::proxy {
+namespace {
+
+constexpr std::size_t out_limit = 64 * 1024;  // response bytes held per stream
+
+using fields = std::vector<std::pair<std::string, std::string>>;
+
+nghttp2_nv nv(const std::string& name, const std::string& value) {
+    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+            value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+const std::string* find(const fields& f, std::string_view name) {
+    for (const auto& [n, v] : f)
+        if (n == name) return &v;
+    return nullptr;
+}
+
+// The request as it goes upstream: the client's fields, X-Forwarded-* and X-Request-Id
+// stated by veer (as for HTTP/1).
+fields upstream_fields(const h2_connection::h2_stream& s, bool tls_pool, bool tls_client,
+                       std::string_view client_ip, std::string_view request_id) {
+    fields out{{":method", s.method},
+               {":scheme", tls_pool ? "https" : "http"},
+               {":authority", s.authority},
+               {":path", s.path}};
+    std::string forwarded;
+    for (const auto& [n, v] : s.fields) {
+        if (n == "x-forwarded-for") {
+            forwarded += v + ", ";
+            continue;
+        }
+        if (n == "x-forwarded-proto" || n == "host") continue;
+        out.emplace_back(n, v);
+    }
+    out.emplace_back("x-forwarded-for", forwarded + std::string(client_ip));
+    out.emplace_back("x-forwarded-proto", tls_client ? "https" : "http");
+    if (!find(s.fields, "x-request-id")) out.emplace_back("x-request-id", std::string(request_id));
+    return out;
+}
+
+// The call's outcome for the window: a gRPC code in slo.grpc_errors is a failure (counted
+// with the 5xx), any other code a success; a gRPC call without a code is UNKNOWN.
+metrics::result outcome(const h2_connection::h2_stream& s, const h2_upstream::call& call,
+                        const routing::snapshot& snap) {
+    const auto* type = find(s.fields, "content-type");
+    if (!type || !type->starts_with("application/grpc"))
+        return metrics::result_of_status(call.status);
+    const auto* code = find(call.trailers, "grpc-status");
+    if (!code) code = find(call.headers, "grpc-status");
+    const int n = code ? std::atoi(code->c_str()) : 2;
+    if (!code && call.status != 200) return metrics::result_of_status(call.status);
+    const bool failed = n >= 0 && n < 32 && (snap.errors.grpc >> n) & 1;
+    return failed ? metrics::result::s5xx : metrics::result::s2xx;
+}
+
+}  // namespace
+
+task<> h2_connection::serve_h2_pool(h2_stream& s, const routing::snapshot& snap, int pool_index,
+                                    std::int64_t t_start, const routing::pool*& pool,
+                                    const routing::endpoint*& ep) {
+    auto choice = w_.pick(snap, pool_index, ~0u, true);
+    auto up = choice.ep ? w_.h2_for(choice.ep->id) : nullptr;
+    if (choice.ep && !up) {
+        choice = co_await w_.connect(snap, std::move(choice), t_start, true, s.watched);
+        s.watched = nullptr;
+        if (choice.conn) {
+            up = std::make_shared<h2_upstream>(w_, std::move(choice.conn), choice.ep->id);
+            w_.keep_h2(choice.ep->id, up);
+            up->start();
+        }
+    }
+    if (!up || s.closed) {
+        respond(s, 502);
+        co_return;
+    }
+    pool = choice.pool;
+    ep = choice.ep;
+    ++w_.outstanding_[ep->id];
+    h2_upstream::call call(s.wake);
+    char id[24];
+    const auto request = upstream_fields(s, pool->tls != nullptr, client_.tls() != nullptr,
+                                         client_ip_, w_.next_request_id(id));
+    std::vector<nghttp2_nv> nva;
+    for (const auto& [n, v] : request)
+        nva.push_back(nv(n, v));
+    const bool has_body = !(s.end_stream && s.body.empty());
+    metrics::result result = metrics::result::reset;
+    if (up->submit(call, nva, has_body))
+        result = co_await relay_h2(s, *up, call, snap, pool->tls != nullptr);
+    else
+        respond(s, 502);
+    up->cancel(call);  // a no-op once the stream closed; else it must not outlive `call`
+    w_.record(snap, *pool, *ep, result, t_start);
+    --w_.outstanding_[ep->id];
+}
+
+task<metrics::result> h2_connection::relay_h2(h2_stream& s, h2_upstream& up,
+                                              h2_upstream::call& call,
+                                              const routing::snapshot& snap, bool) {
+    const auto response_limit =
+        std::chrono::duration_cast<std::chrono::milliseconds>(snap.timeouts.upstream_response);
+    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(snap.timeouts.idle);
+    bool head_sent = false;
+    for (;;) {
+        // The client's body, as the upstream's window takes it.
+        if (!s.body.empty() && call.body.empty()) {
+            call.body.swap(s.body);
+            consume(s, call.body.size());
+            up.more_body(call);
+        } else if (s.end_stream && s.body.empty() && !call.body_end) {
+            call.body_end = true;
+            up.more_body(call);
+        }
+        if (call.head_done && !head_sent) {
+            head_sent = true;
+            const bool trailers_only = call.ended && call.data.empty() && call.trailers.empty();
+            submit_fields(s, call.status, call.headers, !trailers_only);
+        }
+        if (head_sent && !call.data.empty() && s.out.size() < out_limit) {
+            const auto n = call.data.size();
+            s.out.append(call.data);
+            call.data.clear();
+            up.consume(call, n);
+            if (s.deferred) {
+                s.deferred = false;
+                nghttp2_session_resume_data(session_, s.id);
+            }
+            wake_writer();
+        }
+        if (head_sent && call.ended && call.data.empty()) {
+            s.trailers = call.trailers;
+            s.out_eof = true;
+            if (s.deferred) {
+                s.deferred = false;
+                nghttp2_session_resume_data(session_, s.id);
+            }
+            wake_writer();
+            co_return outcome(s, call, snap);
+        }
+        if (call.failed) {
+            if (!head_sent) respond(s, 502);
+            else reset(s, NGHTTP2_INTERNAL_ERROR);
+            co_return metrics::result::reset;
+        }
+        if (s.closed) co_return head_sent ? outcome(s, call, snap) : metrics::result::reset;
+        if (!co_await wait(s, head_sent ? idle : response_limit)) {
+            if (!head_sent) respond(s, 504);
+            else reset(s, NGHTTP2_CANCEL);
+            co_return metrics::result::timeout;
+        }
+    }
+}
+
+}  // namespace veer::proxy

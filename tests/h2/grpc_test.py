@@ -1,0 +1,230 @@
+#!/usr/bin/python3
+"""gRPC through veer (SPEC 10) with Debian's python3-grpcio on both sides, over loopback.
+
+Each case starts two gRPC servers (blue, green; grpcio, plaintext h2c, generic handlers on
+raw bytes, so no generated code) on free ports, veer in front with both pools
+`protocol = "h2"`, and a grpcio client with veer as its target. It checks:
+
+  unary_and_streaming      unary calls with 1 MiB messages both ways and server-streaming calls
+                           (100 messages) answer whole through veer; status codes and their
+                           details pass (NOT_FOUND from the server); a call whose deadline is
+                           shorter than the server's delay ends DEADLINE_EXCEEDED; 200
+                           concurrent calls on one channel all succeed
+  unavailable_canary       green answers UNAVAILABLE on 30% of calls (HTTP 200, grpc-status 14
+                           in the trailers): at weight 50 the judge rolls it back, the reason
+                           names the error rate; prints the time from the first failing call
+                           to canary weight 0
+  codes_not_in_the_list    green answers NOT_FOUND on every call (not in slo.grpc_errors): no
+                           rollback, the calls count as successes
+
+Usage:
+  tests/h2/grpc_test.py --veer build/veer [--only CASE ...] [--keep]
+
+Runs with /usr/bin/python3 (python3-grpcio is Debian's). Without it every case fails unless
+VEER_ALLOW_SKIP=1. Every wait is bounded and polls.
+"""
+
+import os
+import sys
+import threading
+import time
+from concurrent import futures
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for p in (TESTS, os.path.join(TESTS, "faults")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+from loopback import free_ports, log, not_run, run_cases, suite_options  # noqa: E402
+from fault_test import Case, check, metric  # noqa: E402
+
+try:
+    import grpc
+except ImportError:
+    grpc = None
+
+SERVICE = "veer.test.Echo"
+
+
+class Server:
+    """A grpcio server answering /veer.test.Echo/{Unary,Stream}; `fail` decides each call's fate."""
+
+    def __init__(self, name, port):
+        self.name = name
+        self.fail = None  # None, or (grpc.StatusCode, share 0..1)
+        self.calls = 0
+        self.lock = threading.Lock()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+                                  options=[("grpc.max_receive_message_length", 8 << 20),
+                                           ("grpc.max_send_message_length", 8 << 20)])
+        handlers = {
+            "Unary": grpc.unary_unary_rpc_method_handler(self.unary),
+            "Stream": grpc.unary_stream_rpc_method_handler(self.stream),
+        }
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        self.server.add_insecure_port(f"127.0.0.1:{port}")
+        self.server.start()
+
+    def fate(self, context):
+        with self.lock:
+            self.calls += 1
+            n = self.calls
+        if self.fail:
+            code, share = self.fail
+            if (n % 10) < share * 10:
+                context.abort(code, f"{self.name} fails this one")
+
+    def unary(self, request, context):
+        self.fate(context)
+        if request.startswith(b"sleep:"):
+            time.sleep(float(request[6:].decode()))
+        if request == b"missing":
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+        return self.name.encode() + b":" + request
+
+    def stream(self, request, context):
+        self.fate(context)
+        for i in range(int(request.decode())):
+            yield f"{self.name}:{i}".encode()
+
+    def stop(self):
+        self.server.stop(0)
+
+
+class GrpcCase(Case):
+    def __init__(self, name, opts):
+        super().__init__(name, opts)
+        self.servers = []
+
+    def close(self):
+        for s in self.servers:
+            s.stop()
+        super().close()
+
+
+def setup(c, overrides=None):
+    bp, gp = free_ports(2)
+    blue, green = Server("blue", bp), Server("green", gp)
+    c.servers += [blue, green]
+    cfg = {"pools.blue": {"endpoints": [f"127.0.0.1:{bp}"], "protocol": "h2"},
+           "pools.green": {"endpoints": [f"127.0.0.1:{gp}"], "protocol": "h2"},
+           "health": {"enabled": False}}
+    for table, body in (overrides or {}).items():
+        cfg.setdefault(table, {}).update(body)
+    v = c.veer([f"127.0.0.1:{bp}"], [f"127.0.0.1:{gp}"], cfg)
+    channel = grpc.insecure_channel(f"127.0.0.1:{v.port}", options=[
+        ("grpc.max_receive_message_length", 8 << 20), ("grpc.max_send_message_length", 8 << 20)])
+    return v, blue, green, channel
+
+
+def unary(channel):
+    return channel.unary_unary(f"/{SERVICE}/Unary")
+
+
+def case_unary_and_streaming(c):
+    v, blue, green, ch = setup(c)
+    call = unary(ch)
+    check(call(b"hello", timeout=5) == b"blue:hello", "a unary call")
+    big = os.urandom(1 << 20)
+    check(call(big, timeout=10) == b"blue:" + big, "1 MiB both ways")
+    got = list(ch.unary_stream(f"/{SERVICE}/Stream")(b"100", timeout=10))
+    check(len(got) == 100 and got[-1] == b"blue:99", f"server streaming: {len(got)} messages")
+    try:
+        call(b"missing", timeout=5)
+        check(False, "NOT_FOUND expected")
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.NOT_FOUND and e.details() == "no such thing",
+              f"status and details pass: {e.code()} {e.details()!r}")
+    t0 = time.monotonic()
+    try:
+        call(b"sleep:2", timeout=0.3)
+        check(False, "DEADLINE_EXCEEDED expected")
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, f"deadline: {e.code()}")
+    check(time.monotonic() - t0 < 1.5, "the deadline holds")
+    results = []
+    with futures.ThreadPoolExecutor(max_workers=50) as pool:
+        fs = [pool.submit(call, f"c{i}".encode(), timeout=20) for i in range(200)]
+        results = [f.result() for f in fs]
+    check(all(r.startswith(b"blue:c") for r in results), "200 concurrent calls")
+    ok = metric(v.metrics(), "veer_requests_total", pool="blue", **{"class": "2xx"})
+    check(ok >= 200, f"each call counted: {ok}")
+    ch.close()
+    return "unary 1 MiB, 100-message stream, NOT_FOUND, deadline, 200 concurrent"
+
+
+def case_unavailable_canary(c):
+    v, blue, green, ch = setup(c, {
+        "split": {"canary_weight": 50},
+        "slo": {"evaluate_every": "200ms", "min_requests": 20, "compare": False,
+                "max_error_rate": 0.05}})
+    green.fail = (grpc.StatusCode.UNAVAILABLE, 0.3)
+    call = unary(ch)
+    first_failure, stop = [None], threading.Event()
+
+    def traffic():
+        end = time.monotonic() + 20
+        while not stop.is_set() and time.monotonic() < end:
+            try:
+                call(b"x", timeout=5)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAVAILABLE and first_failure[0] is None:
+                    first_failure[0] = time.monotonic()
+    threads = [threading.Thread(target=traffic) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        v.wait_status("rolled back", lambda s: s["state"] == "rolled_back", 15)
+        rolled = time.monotonic()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    rb = [e for e in v.events() if e["kind"] == "rollback"][-1]
+    check(rb["by"] == "judge" and "error_rate" in rb["reason"], f"by the judge on errors: {rb}")
+    ch.close()
+    took = rolled - first_failure[0] if first_failure[0] else float("nan")
+    return f"rolled back {took * 1000:.0f} ms after the first UNAVAILABLE: {rb['reason']}"
+
+
+def case_codes_not_in_the_list(c):
+    v, blue, green, ch = setup(c, {
+        "split": {"canary_weight": 50},
+        "slo": {"evaluate_every": "200ms", "min_requests": 20, "compare": False}})
+    green.fail = (grpc.StatusCode.NOT_FOUND, 1.0)
+    call = unary(ch)
+    failures = 0
+    for _ in range(200):
+        try:
+            call(b"x", timeout=5)
+        except grpc.RpcError as e:
+            failures += 1
+            check(e.code() == grpc.StatusCode.NOT_FOUND, f"only NOT_FOUND: {e.code()}")
+    check(failures > 50, f"green answered NOT_FOUND ({failures})")
+    st = v.wait_status("judged", lambda s: s.get("verdict") is not None, 5)
+    check(st["state"] != "rolled_back", f"NOT_FOUND is not a failure: {st['state']}")
+    ok = metric(v.metrics(), "veer_requests_total", pool="green", **{"class": "2xx"})
+    check(ok >= failures, f"counted as successes: {ok}")
+    ch.close()
+    return f"{failures} NOT_FOUND answers, no rollback"
+
+
+CASES = [
+    ("unary_and_streaming", case_unary_and_streaming),
+    ("unavailable_canary", case_unavailable_canary),
+    ("codes_not_in_the_list", case_codes_not_in_the_list),
+]
+
+
+def main():
+    opts = suite_options(__doc__, CASES)
+    opts.upstream = None
+    if grpc is None:
+        return not_run("grpc", "python3-grpcio is not installed (scripts/deps test installs it)",
+                       skip="python3-grpcio is not installed")
+    passed, failed = run_cases(CASES, opts, lambda name: GrpcCase(name, opts))
+    log(f"grpc: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
