@@ -46,10 +46,12 @@ int main(int argc, char** argv) {
         // TLS files are read as a start would read them: missing, unreadable or
         // mismatched certificates and keys fail the check too (as `nginx -t` does).
         try {
-            if (cfg->listener.tls) veer::proxy::make_server_tls(*cfg->listener.tls, cfg->listener.http2);
+            if (cfg->listener.tls)
+                veer::proxy::make_server_tls(*cfg->listener.tls, cfg->listener.http2);
             for (const auto& p : cfg->pools)
-                if (p.tls) veer::proxy::make_client_tls(*p.tls, "pools." + p.name + ".tls",
-                                                     p.protocol_ == veer::config::protocol::h2);
+                if (p.tls)
+                    veer::proxy::make_client_tls(*p.tls, "pools." + p.name + ".tls",
+                                                 p.protocol_ == veer::config::protocol::h2);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "%s: %s\n", argv[2], e.what());
             return 1;

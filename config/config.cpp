@@ -123,7 +123,6 @@ using ascii::is_alnum;
 using ascii::is_digit;
 using ascii::is_token;
 
-
 // "host:port" / "[v6]:port" in one spelling per address ("[0::1]:80" -> "[::1]:80",
 // names lower-cased), to spot an endpoint listed twice; nullopt when malformed.
 std::optional<std::string> canonical_address(std::string_view text, unsigned min_port) {
@@ -612,11 +611,10 @@ constexpr std::pair<std::string_view, balance> balances[] = {{"p2c", balance::p2
 constexpr std::pair<std::string_view, protocol> protocols[] = {{"http1", protocol::http1},
                                                                {"h2", protocol::h2}};
 constexpr std::string_view grpc_codes[] = {
-    "OK",           "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",    "ALREADY_EXISTS",   "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",         "UNAVAILABLE",      "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 
 void read_grpc_errors(walker& w, std::uint32_t& mask) {
     const auto items = w.read_list<std::string>("grpc_errors");
@@ -880,8 +878,10 @@ void read_steps(walker& w, rollout& out) {
     for (const auto& step : *steps) {
         const auto bp = percent_bp(step.value);
         if (!bp || *bp == 0) {
-            w.error_at(step, "must be a percent above 0 and up to 100 with at most two decimals "
-                             "(got " + show(step.value) + ")");
+            w.error_at(step,
+                       "must be a percent above 0 and up to 100 with at most two decimals "
+                       "(got " +
+                           show(step.value) + ")");
             continue;
         }
         if (*bp <= previous)
@@ -985,8 +985,10 @@ void read_dns(walker& root, dns& out) {
     if (const auto servers = w->read_list<std::string>("servers"))
         for (const auto& s : *servers) {
             if (routing::endpoint ip; !routing::parse_ip_endpoint(s.value, ip))
-                w->error_at(s, "must be a resolver's IP address and port, \"127.0.0.1:53\" or "
-                               "\"[::1]:53\" (got " + in_quotes(s.value) + ")");
+                w->error_at(s,
+                            "must be a resolver's IP address and port, \"127.0.0.1:53\" or "
+                            "\"[::1]:53\" (got " +
+                                in_quotes(s.value) + ")");
             else
                 out.servers.push_back(s.value);
         }

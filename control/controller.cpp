@@ -148,7 +148,8 @@ std::uint32_t controller::pool_slot(const std::string& name) {
 std::string controller::load_tls(const config::config& next) {
     try {
         std::shared_ptr<boost::asio::ssl::context> server;
-        if (next.listener.tls) server = proxy::make_server_tls(*next.listener.tls, next.listener.http2);
+        if (next.listener.tls)
+            server = proxy::make_server_tls(*next.listener.tls, next.listener.http2);
         std::map<std::string, std::shared_ptr<void>> pools;
         for (const auto& p : next.pools)
             if (p.tls)
@@ -422,8 +423,7 @@ gating::command_result controller::run_command(const admin::command& cmd, gating
     const bool drain = cmd.what == verb::drain;
     // A DNS name stands for each of its addresses now (SPEC 12).
     const auto name = names_.find(cmd.text);
-    const auto targets =
-        name != names_.end() ? name->second : std::vector<std::string>{cmd.text};
+    const auto targets = name != names_.end() ? name->second : std::vector<std::string>{cmd.text};
     for (const auto& t : targets) {
         const bool known = std::any_of(endpoints_.begin(), endpoints_.end(), [&](const auto& ep) {
             return ep.address == t && !ep.pool.empty();

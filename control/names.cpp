@@ -112,7 +112,8 @@ void controller::on_answer(const std::string& entry, dns::answer a) {
         return std::none_of(endpoints_.begin(), endpoints_.end(),
                             [&](const auto& ep) { return ep.address == x; });
     });
-    if (a.error.empty() && endpoints_.size() + static_cast<std::size_t>(fresh) > metrics::max_endpoints)
+    if (a.error.empty() &&
+        endpoints_.size() + static_cast<std::size_t>(fresh) > metrics::max_endpoints)
         a.error = "more than " + std::to_string(metrics::max_endpoints) +
                   " distinct endpoint addresses since start; restart veer to take new ones";
     if (!a.error.empty()) {
@@ -139,9 +140,8 @@ void controller::on_answer(const std::string& entry, dns::answer a) {
     // Those that left take no new requests from this publish on; theirs in flight finish
     // on the connections they hold.
     record(gating::make_event(now().unix_ms, gating::event_kind::dns, gating::event_by::dns,
-                              entry + " now resolves to " +
-                                  std::to_string(known->second.size()) + " address(es): " +
-                                  std::to_string(joined.size()) + " joined, " +
+                              entry + " now resolves to " + std::to_string(known->second.size()) +
+                                  " address(es): " + std::to_string(joined.size()) + " joined, " +
                                   std::to_string(left.size()) + " left pool " + pool->name,
                               std::move(figures)));
 }

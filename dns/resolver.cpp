@@ -53,9 +53,8 @@ void on_addrinfo(void* arg, int status, int /*timeouts*/, ares_addrinfo* result)
     }
     if (result) ares_freeaddrinfo(result);
     // Always later, never from inside resolve() or c-ares's own call stack.
-    asio::post(l->ioc, [done = std::move(l->done), a = std::move(a)]() mutable {
-        done(std::move(a));
-    });
+    asio::post(l->ioc,
+               [done = std::move(l->done), a = std::move(a)]() mutable { done(std::move(a)); });
 }
 
 void init_library() {
@@ -81,7 +80,8 @@ resolver::resolver(asio::io_context& ioc, const std::vector<std::string>& server
     // the system's, names in /etc/hosts come first, as for every other program.
     char lookups_dns[] = "b", lookups_system[] = "fb";
     options.lookups = servers.empty() ? lookups_system : lookups_dns;
-    const int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
+    const int mask =
+        ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
     ares_channel channel = nullptr;
     if (const int rc = ares_init_options(&channel, &options, mask); rc != ARES_SUCCESS)
         throw std::runtime_error(std::string("c-ares: ") + ares_strerror(rc));
@@ -150,14 +150,15 @@ void resolver::arm(int fd) {
     }
     if (w.write && !w.writing) {
         w.writing = true;
-        w.fd->async_wait(wait::wait_write, [this, fd, d = w.fd.get()](boost::system::error_code ec) {
-            const auto it = sockets_.find(fd);
-            if (ec == asio::error::operation_aborted || it == sockets_.end() ||
-                it->second.fd.get() != d)
-                return;
-            it->second.writing = false;
-            process(ARES_SOCKET_BAD, fd);
-        });
+        w.fd->async_wait(wait::wait_write,
+                         [this, fd, d = w.fd.get()](boost::system::error_code ec) {
+                             const auto it = sockets_.find(fd);
+                             if (ec == asio::error::operation_aborted || it == sockets_.end() ||
+                                 it->second.fd.get() != d)
+                                 return;
+                             it->second.writing = false;
+                             process(ARES_SOCKET_BAD, fd);
+                         });
     }
 }
 

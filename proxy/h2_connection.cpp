@@ -23,12 +23,6 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-nghttp2_nv nv(const std::string& name, const std::string& value) {
-    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
-            value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
 }  // namespace
 
 // nghttp2 calls these from inside mem_recv/mem_send, on the connection's thread.
@@ -53,8 +47,7 @@ struct h2_callbacks {
         // RFC 9113 6.5.2's accounting (32 bytes per field); over the limit, the stream is
         // reset: an HPACK bomb decodes into nothing larger than this.
         s->header_bytes += namelen + valuelen + 32;
-        if (s->header_bytes > c.max_header_bytes_)
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        if (s->header_bytes > c.max_header_bytes_) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         const std::string_view n(reinterpret_cast<const char*>(name), namelen);
         std::string v(reinterpret_cast<const char*>(value), valuelen);
         if (n == ":method")
@@ -134,7 +127,7 @@ struct h2_callbacks {
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
                 std::vector<nghttp2_nv> nva;
                 for (const auto& [k, v] : s->trailers)
-                    nva.push_back(nv(k, v));
+                    nva.push_back(h2_nv(k, v));
                 nghttp2_submit_trailer(session, id, nva.data(), nva.size());
             }
         } else if (n == 0) {
@@ -224,7 +217,8 @@ task<> h2_connection::reader() {
         wake_writer();
         if (!ok) co_return;
     }
-    while (!closing_ && (nghttp2_session_want_read(session_) || nghttp2_session_want_write(session_))) {
+    while (!closing_ &&
+           (nghttp2_session_want_read(session_) || nghttp2_session_want_write(session_))) {
         std::size_t room = 0;
         char* p = in_.space(room);
         auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
@@ -268,7 +262,8 @@ task<> h2_connection::writer() {
             if (ec) break;
             continue;
         }
-        if (closing_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)))
+        if (closing_ ||
+            (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)))
             break;
         writer_wake_.expires_at(timer::time_point::max());
         co_await writer_wake_.async_wait(nothrow);
@@ -363,9 +358,9 @@ void h2_connection::submit_fields(h2_stream& s, int status,
     if (s.closed) return;
     s.status = status;
     const std::string name = ":status", value = std::to_string(status);
-    std::vector<nghttp2_nv> nva{nv(name, value)};
+    std::vector<nghttp2_nv> nva{h2_nv(name, value)};
     for (const auto& [n, v] : fields)
-        nva.push_back(nv(n, v));
+        nva.push_back(h2_nv(n, v));
     nghttp2_data_provider body{};
     body.read_callback = &h2_callbacks::read_body;
     nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), has_body ? &body : nullptr);

@@ -13,12 +13,6 @@ constexpr std::size_t out_limit = 64 * 1024;  // response bytes held per stream
 
 using fields = std::vector<std::pair<std::string, std::string>>;
 
-nghttp2_nv nv(const std::string& name, const std::string& value) {
-    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
-            value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
 const std::string* find(const fields& f, std::string_view name) {
     for (const auto& [n, v] : f)
         if (n == name) return &v;
@@ -92,14 +86,20 @@ task<> h2_connection::serve_h2_pool(h2_stream& s, const routing::snapshot& snap,
                                          client_ip_, w_.next_request_id(id));
     std::vector<nghttp2_nv> nva;
     for (const auto& [n, v] : request)
-        nva.push_back(nv(n, v));
+        nva.push_back(h2_nv(n, v));
     const bool has_body = !(s.end_stream && s.body.empty());
     metrics::result result = metrics::result::reset;
+    // However this frame ends, the connection forgets the call before it is gone (a no-op
+    // once the stream closed).
+    struct forget {
+        h2_upstream& up;
+        h2_upstream::call& call;
+        ~forget() { up.cancel(call); }
+    } guard{*up, call};
     if (up->submit(call, nva, has_body))
         result = co_await relay_h2(s, *up, call, snap, pool->tls != nullptr);
     else
         respond(s, 502);
-    up->cancel(call);  // a no-op once the stream closed; else it must not outlive `call`
     w_.record(snap, *pool, *ep, result, t_start);
     --w_.outstanding_[ep->id];
 }
@@ -148,14 +148,18 @@ task<metrics::result> h2_connection::relay_h2(h2_stream& s, h2_upstream& up,
             co_return outcome(s, call, snap);
         }
         if (call.failed) {
-            if (!head_sent) respond(s, 502);
-            else reset(s, NGHTTP2_INTERNAL_ERROR);
+            if (!head_sent)
+                respond(s, 502);
+            else
+                reset(s, NGHTTP2_INTERNAL_ERROR);
             co_return metrics::result::reset;
         }
         if (s.closed) co_return head_sent ? outcome(s, call, snap) : metrics::result::reset;
         if (!co_await wait(s, head_sent ? idle : response_limit)) {
-            if (!head_sent) respond(s, 504);
-            else reset(s, NGHTTP2_CANCEL);
+            if (!head_sent)
+                respond(s, 504);
+            else
+                reset(s, NGHTTP2_CANCEL);
             co_return metrics::result::timeout;
         }
     }

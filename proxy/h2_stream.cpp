@@ -32,10 +32,10 @@ http::request_head head_of(const h2_connection::h2_stream& s) {
     // body of unknown length is chunked.
     const auto length = req.find("content-length");
     std::uint64_t n = 0;
-    const bool has_length = !length.empty() &&
-                            std::all_of(length.begin(), length.end(), [](char c) {
-                                return c >= '0' && c <= '9';
-                            }) && length.size() < 19;
+    const bool has_length =
+        !length.empty() &&
+        std::all_of(length.begin(), length.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+        length.size() < 19;
     if (has_length)
         for (char c : length)
             n = n * 10 + static_cast<std::uint64_t>(c - '0');
@@ -89,9 +89,8 @@ task<> h2_connection::serve_upstream(h2_stream& s, const routing::snapshot& snap
     s.watched = up.conn.get();
     std::string head;
     char id[24];
-    http::write_upstream_request(req, {client_ip_, client_.tls() != nullptr,
-                                       w_.next_request_id(id), up.ep->address},
-                                 head);
+    http::write_upstream_request(
+        req, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), up.ep->address}, head);
     up.conn->stream.expires_after(snap.timeouts.upstream_response);
     auto [ec, n] = co_await up.conn->stream.write(asio::buffer(head));
     bool ok = !ec;
@@ -114,7 +113,8 @@ task<> h2_connection::serve_upstream(h2_stream& s, const routing::snapshot& snap
             }
             reusable = relayed && resp.keep_alive && s.up.empty() && !s.closed;
         } else {
-            result = up.conn->stream.timed_out() ? metrics::result::timeout : metrics::result::reset;
+            result =
+                up.conn->stream.timed_out() ? metrics::result::timeout : metrics::result::reset;
             respond(s, result == metrics::result::timeout ? 504 : 502);
         }
     }
@@ -135,7 +135,8 @@ task<bool> h2_connection::send_request_body(h2_stream& s, upstream_conn& up, boo
             frame.clear();
             if (chunked) {
                 char size[20];
-                frame.append(size, static_cast<std::size_t>(std::snprintf(size, sizeof size, "%zx\r\n", n)));
+                frame.append(
+                    size, static_cast<std::size_t>(std::snprintf(size, sizeof size, "%zx\r\n", n)));
             }
             frame.append(s.body);
             if (chunked) frame.append("\r\n");
@@ -185,8 +186,7 @@ task<http::parse_status> h2_connection::read_response_head(h2_stream& s, upstrea
     }
 }
 
-task<bool> h2_connection::relay_body(h2_stream& s, upstream_conn& up,
-                                     const routing::snapshot& snap,
+task<bool> h2_connection::relay_body(h2_stream& s, upstream_conn& up, const routing::snapshot& snap,
                                      const http::response_head& resp) {
     const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(snap.timeouts.idle);
     http::chunk_decoder chunks;

@@ -46,8 +46,10 @@ struct h2_upstream_callbacks {
         if (!c) return 0;
         if (frame->hd.type == NGHTTP2_HEADERS) {
             // Interim (1xx) heads are dropped; the final head is what the owner waits for.
-            if (c->status >= 200) c->head_done = true;
-            else if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) c->headers.clear();
+            if (c->status >= 200)
+                c->head_done = true;
+            else if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+                c->headers.clear();
         }
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM &&
             (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA))
@@ -99,7 +101,10 @@ struct h2_upstream_callbacks {
 };
 
 h2_upstream::h2_upstream(worker& w, std::unique_ptr<upstream_conn> conn, std::uint32_t endpoint_id)
-    : w_(w), conn_(std::move(conn)), endpoint_id_(endpoint_id), writer_wake_(w.ioc_.get_executor()) {
+    : w_(w),
+      conn_(std::move(conn)),
+      endpoint_id_(endpoint_id),
+      writer_wake_(w.ioc_.get_executor()) {
     nghttp2_session_callbacks* cbs = nullptr;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_header_callback(cbs, &h2_upstream_callbacks::header);

@@ -57,8 +57,7 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 
 }  // namespace
 
-std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings,
-                                              bool http2) {
+std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings, bool http2) {
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
     SSL_CTX* native = ctx->native_handle();
     harden(native);

@@ -9,7 +9,7 @@
 namespace veer::proxy {
 
 void worker::record(const routing::snapshot& snap, const routing::pool& pool,
-                     const routing::endpoint& ep, metrics::result r, std::int64_t t_start) {
+                    const routing::endpoint& ep, metrics::result r, std::int64_t t_start) {
     const auto now = metrics::monotonic_ns();
     const bool failed = metrics::counts_as_failure(r, snap.errors);
     const auto latency_us = static_cast<std::uint64_t>(now > t_start ? (now - t_start) / 1000 : 0);
@@ -23,12 +23,12 @@ void worker::record(const routing::snapshot& snap, const routing::pool& pool,
     }
 }
 
-upstream_choice worker::pick(const routing::snapshot& snap, int pool_index,
-                                       std::uint32_t tried, bool fresh) {
+upstream_choice worker::pick(const routing::snapshot& snap, int pool_index, std::uint32_t tried,
+                             bool fresh) {
     upstream_choice c;
     const auto& pool = snap.pools[pool_index];
-    const int ei = routing::pick_endpoint(pool, outstanding_.data(), rng_,
-                                          round_robin_[pool_index], tried);
+    const int ei =
+        routing::pick_endpoint(pool, outstanding_.data(), rng_, round_robin_[pool_index], tried);
     if (ei < 0) return c;
     c.pool = &pool;
     c.ep = &pool.endpoints[ei];

@@ -19,6 +19,13 @@
 
 namespace veer::proxy {
 
+// A header for nghttp2, pointing into strings that outlive the submit (nghttp2 copies).
+inline nghttp2_nv h2_nv(const std::string& name, const std::string& value) {
+    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+            value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
 class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
 public:
     struct call {
