@@ -219,6 +219,14 @@ task<> h2_connection::reader() {
     }
     while (!closing_ &&
            (nghttp2_session_want_read(session_) || nghttp2_session_want_write(session_))) {
+        if (running_ == 0 && !client_.tls()) {
+            // Idle: the 32 KiB buffer goes back to the worker until the client speaks again
+            // (nghttp2 keeps nothing in it). TLS cannot: OpenSSL may hold bytes already.
+            w_.buffers_.put(in_);
+            auto [ec] = co_await client_.sock().async_wait(tcp_socket::wait_read, nothrow);
+            if (ec) co_return;
+            in_ = w_.buffers_.get();
+        }
         std::size_t room = 0;
         char* p = in_.space(room);
         auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
