@@ -14,7 +14,6 @@ namespace veer::proxy {
 namespace {
 
 constexpr std::int32_t connection_window = 1 << 20;  // request bodies of all streams
-constexpr std::size_t write_batch = 64 * 1024;  // frames gathered into one write
 
 std::string lower(std::string_view s) {
     std::string out(s);
@@ -254,13 +253,7 @@ bool h2_connection::receive(const char* data, std::size_t n) {
 
 task<> h2_connection::writer() {
     for (;;) {
-        wbuf_.clear();
-        while (wbuf_.size() < write_batch) {
-            const std::uint8_t* data = nullptr;
-            const auto n = nghttp2_session_mem_send(session_, &data);
-            if (n <= 0) break;
-            wbuf_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-        }
+        gather_frames(session_, wbuf_);
         if (!wbuf_.empty()) {
             writing_ = true;
             refresh_deadline();

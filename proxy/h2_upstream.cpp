@@ -11,7 +11,6 @@
 namespace veer::proxy {
 namespace {
 
-constexpr std::size_t write_batch = 64 * 1024;
 
 void poke(h2_upstream::call& c) { c.wake->cancel(); }
 
@@ -212,13 +211,7 @@ task<> h2_upstream::reader() {
 
 task<> h2_upstream::writer() {
     while (!dead_) {
-        wbuf_.clear();
-        while (wbuf_.size() < write_batch) {
-            const std::uint8_t* data = nullptr;
-            const auto n = nghttp2_session_mem_send(session_, &data);
-            if (n <= 0) break;
-            wbuf_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-        }
+        gather_frames(session_, wbuf_);
         if (!wbuf_.empty()) {
             auto [ec, n] = co_await conn_->stream.write(asio::buffer(wbuf_));
             if (ec) {
