@@ -223,6 +223,7 @@ void controller::start_health_checks() {
                 t.tls_verify = p.tls->verify;
             }
             t.settings = p.health;
+            t.h2 = p.protocol_ == config::protocol::h2;
             targets.push_back(std::move(t));
         }
     }

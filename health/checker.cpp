@@ -7,6 +7,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 
+#include "proxy/h2_frames.hpp"
 #include "proxy/http/codec.hpp"
 
 namespace veer::health {
@@ -67,8 +68,8 @@ proxy::task<std::string> checker::exchange(const target& t, const config::health
                                                      t.tls_name, t.tls_verify);
         if (hec) co_return "health check of " + t.address + ": TLS: " + hec.message();
     }
-    const auto& host =
-        !settings.host.empty() ? settings.host : t.name.empty() ? t.address : t.name;
+    const auto& host = !settings.host.empty() ? settings.host : t.name.empty() ? t.address : t.name;
+    if (t.h2) co_return co_await exchange_h2(s, t, settings, host);
     const std::string req = "GET " + settings.path + " HTTP/1.1\r\nHost: " + host +
                             "\r\nUser-Agent: veer-health\r\nConnection: close\r\n\r\n";
     auto [wec, wn] = co_await s.write(asio::buffer(req));
@@ -85,6 +86,60 @@ proxy::task<std::string> checker::exchange(const target& t, const config::health
         auto [rec, rn] = co_await s.read_some(asio::buffer(buf));
         if (rec) co_return "health check of " + t.address + ": " + rec.message();
         head.append(buf, rn);
+    }
+    if (status < settings.expect_min || status > settings.expect_max)
+        co_return "health check of " + t.address + ": status " + std::to_string(status);
+    co_return "";
+}
+
+namespace {
+
+// The answer's :status, taken by nghttp2's callback.
+int on_h2_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                 std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
+                 void* status) {
+    if (frame->hd.type == NGHTTP2_HEADERS &&
+        std::string_view(reinterpret_cast<const char*>(name), namelen) == ":status")
+        *static_cast<int*>(status) =
+            std::atoi(std::string(reinterpret_cast<const char*>(value), valuelen).c_str());
+    return 0;
+}
+
+}  // namespace
+
+// An h2 pool's endpoint is checked in HTTP/2: the preface, one GET, its :status.
+proxy::task<std::string> checker::exchange_h2(proxy::stream& s, const target& t,
+                                              const config::health& settings,
+                                              const std::string& host) {
+    int status = 0;
+    nghttp2_session_callbacks* cbs = nullptr;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, &on_h2_header);
+    nghttp2_session* session = nullptr;
+    nghttp2_session_client_new(&session, cbs, &status);
+    nghttp2_session_callbacks_del(cbs);
+    std::unique_ptr<nghttp2_session, decltype(&nghttp2_session_del)> owned(session,
+                                                                           &nghttp2_session_del);
+    nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
+    const std::string method = ":method", get = "GET", scheme = ":scheme",
+                      scheme_value = t.tls ? "https" : "http", authority = ":authority",
+                      path = ":path", agent = "user-agent", veer = "veer-health";
+    const std::vector<nghttp2_nv> nva{proxy::h2_nv(method, get), proxy::h2_nv(scheme, scheme_value),
+                                      proxy::h2_nv(authority, host),
+                                      proxy::h2_nv(path, settings.path), proxy::h2_nv(agent, veer)};
+    nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+    std::string out;
+    char buf[4096];
+    while (status == 0) {
+        proxy::gather_frames(session, out);
+        if (!out.empty()) {
+            auto [wec, wn] = co_await s.write(asio::buffer(out));
+            if (wec) co_return "health check of " + t.address + ": write: " + wec.message();
+        }
+        auto [rec, rn] = co_await s.read_some(asio::buffer(buf));
+        if (rec) co_return "health check of " + t.address + ": " + rec.message();
+        if (nghttp2_session_mem_recv(session, reinterpret_cast<const std::uint8_t*>(buf), rn) < 0)
+            co_return "health check of " + t.address + ": not HTTP/2";
     }
     if (status < settings.expect_min || status > settings.expect_max)
         co_return "health check of " + t.address + ": status " + std::to_string(status);

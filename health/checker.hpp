@@ -27,6 +27,7 @@ struct target {
     std::string tls_name;
     bool tls_verify = true;
     config::health settings;  // its pool's: [health] with [pools.NAME.health] over it
+    bool h2 = false;  // its pool speaks HTTP/2: so does the check
 };
 
 class checker {
@@ -43,6 +44,8 @@ private:
     // One check within settings.timeout: "" when it passed, else why it failed.
     proxy::task<std::string> probe(const target& t, const config::health& settings);
     proxy::task<std::string> exchange(const target& t, const config::health& settings);
+    proxy::task<std::string> exchange_h2(proxy::stream& s, const target& t,
+                                         const config::health& settings, const std::string& host);
 
     boost::asio::io_context& ioc_;
     on_change cb_;

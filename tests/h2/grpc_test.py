@@ -3,9 +3,11 @@
 
 Each case starts two gRPC servers (blue, green; grpcio, plaintext h2c, generic handlers on
 raw bytes, so no generated code) on free ports, veer in front with both pools
-`protocol = "h2"`, and a grpcio client with veer as its target. It checks:
+`protocol = "h2"` (health checks every 200 ms, in HTTP/2), and a grpcio client with veer as
+its target. It checks:
 
-  unary_and_streaming      unary calls with 1 MiB messages both ways and server-streaming calls
+  unary_and_streaming      the pools' health checks pass over HTTP/2; unary calls with 1 MiB
+                           messages both ways and server-streaming calls
                            (100 messages) answer whole through veer; status codes and their
                            details pass (NOT_FOUND from the server); a call whose deadline is
                            shorter than the server's delay ends DEADLINE_EXCEEDED; 200
@@ -107,7 +109,7 @@ def setup(c, overrides=None):
     c.servers += [blue, green]
     cfg = {"pools.blue": {"endpoints": [f"127.0.0.1:{bp}"], "protocol": "h2"},
            "pools.green": {"endpoints": [f"127.0.0.1:{gp}"], "protocol": "h2"},
-           "health": {"enabled": False}}
+           "health": {"interval": "200ms", "timeout": "200ms", "healthy_after": 1}}
     for table, body in (overrides or {}).items():
         cfg.setdefault(table, {}).update(body)
     v = c.veer([f"127.0.0.1:{bp}"], [f"127.0.0.1:{gp}"], cfg)
@@ -123,6 +125,10 @@ def unary(channel):
 def case_unary_and_streaming(c):
     v, blue, green, ch = setup(c)
     call = unary(ch)
+    # The h2 pool's health checks speak HTTP/2 (grpcio answers a plain GET with 200).
+    v.wait_status("checked healthy over h2", lambda s: all(
+        e["healthy"] for p in s["pools"].values() for e in p["endpoints"]), 10)
+    check("unhealthy" not in v.log_text(), "no endpoint was ever unhealthy")
     check(call(b"hello", timeout=5) == b"blue:hello", "a unary call")
     big = os.urandom(1 << 20)
     check(call(big, timeout=10) == b"blue:" + big, "1 MiB both ways")

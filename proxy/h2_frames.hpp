@@ -1,0 +1,30 @@
+// Two small helpers shared by veer's HTTP/2 code (client sessions, upstream sessions,
+// health checks), over libnghttp2.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <string>
+
+namespace veer::proxy {
+
+// What nghttp2 has to send, into `out` (cleared first), up to about 64 KiB: one write.
+inline void gather_frames(nghttp2_session* session, std::string& out) {
+    out.clear();
+    while (out.size() < 64 * 1024) {
+        const std::uint8_t* data = nullptr;
+        const auto n = nghttp2_session_mem_send(session, &data);
+        if (n <= 0) break;
+        out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+}
+
+// A header for nghttp2, pointing into strings that outlive the submit (nghttp2 copies).
+inline nghttp2_nv h2_nv(const std::string& name, const std::string& value) {
+    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+            value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace veer::proxy
