@@ -162,8 +162,8 @@ std::string controller::prometheus() const {
         for (std::uint32_t id = 0; id < endpoints_.size(); ++id) {
             const auto& ep = endpoints_[id];
             if (ep.pool != p.name) continue;
-            ip.endpoints.push_back(
-                {ep.address, ep.healthy && !ep.ejected, metrics_.endpoint_totals(id)});
+            ip.endpoints.push_back({ep.address, ep.healthy && !ep.ejected,
+                                    metrics_.endpoint_totals(id), metrics_.grpc_totals(id)});
         }
         in.pools.push_back(std::move(ip));
     }

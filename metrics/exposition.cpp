@@ -144,6 +144,17 @@ std::string render(const exposition_input& in) {
     for (const auto& [kind, n] : in.events)
         out += "veer_events_total{kind=\"" + esc(kind) + "\"} " + std::to_string(n) + "\n";
 
+    head(out, "veer_grpc_calls_total", "counter",
+         "gRPC calls by pool, endpoint and status code (those that got one).");
+    for (const auto& p : in.pools)
+        for (const auto& e : p.endpoints)
+            for (std::size_t code = 0; code < e.grpc.size(); ++code)
+                if (e.grpc[code])
+                    out += "veer_grpc_calls_total{pool=\"" + esc(p.name) + "\",endpoint=\"" +
+                           esc(e.address) + "\",code=\"" +
+                           std::string(config::grpc_code_name(static_cast<int>(code))) + "\"} " +
+                           std::to_string(e.grpc[code]) + "\n";
+
     head(out, "veer_endpoint_healthy", "gauge",
          "1 while an endpoint passes health checks and is not ejected.");
     for (const auto& p : in.pools)

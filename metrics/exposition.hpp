@@ -16,6 +16,7 @@ struct exposition_input {
         std::string address;
         bool healthy = true;
         result_counts results{};
+        grpc_counts grpc{};  // gRPC calls by status code
     };
     struct pool {
         std::string name;

@@ -11,6 +11,23 @@ thread_shard::thread_shard(std::chrono::nanoseconds window, std::int64_t)
 thread_shard::~thread_shard() {
     for (auto& p : pools_)
         delete p.load();
+    delete[] grpc_.load();
+}
+
+std::atomic<std::uint64_t>* thread_shard::create_grpc() {
+    auto* g = new std::atomic<std::uint64_t>[max_endpoints * grpc_code_count];
+    for (std::size_t i = 0; i < max_endpoints * grpc_code_count; ++i)
+        g[i].store(0, std::memory_order_relaxed);
+    grpc_.store(g, std::memory_order_release);
+    return g;
+}
+
+grpc_counts registry::grpc_totals(std::uint32_t id) const {
+    grpc_counts c{};
+    for (const auto& sh : shards_)
+        for (std::size_t code = 0; code < grpc_code_count; ++code)
+            c[code] += sh->grpc_count(id, static_cast<int>(code));
+    return c;
 }
 
 pool_window* thread_shard::create(std::uint32_t slot, std::int64_t now_ns) {

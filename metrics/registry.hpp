@@ -17,8 +17,10 @@ namespace veer::metrics {
 
 inline constexpr std::size_t max_pool_slots = 16;
 inline constexpr std::size_t max_endpoints = 1024;
+inline constexpr std::size_t grpc_code_count = 17;  // OK .. UNAUTHENTICATED
 
 using result_counts = std::array<std::uint64_t, result_count>;
+using grpc_counts = std::array<std::uint64_t, grpc_code_count>;
 
 class thread_shard {
 public:
@@ -37,6 +39,22 @@ public:
         c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
 
+    // Owner thread only: one gRPC call's status code (SPEC 10: calls by gRPC code). The
+    // counters are made on the first call, so a thread that sees none holds none.
+    void record_grpc(std::uint32_t endpoint_id, int code) {
+        if (code < 0 || code >= static_cast<int>(grpc_code_count)) code = 2;  // UNKNOWN
+        auto* g = grpc_.load(std::memory_order_acquire);
+        if (!g) g = create_grpc();
+        auto& c = g[endpoint_id * grpc_code_count + static_cast<std::size_t>(code)];
+        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    std::uint64_t grpc_count(std::uint32_t id, int code) const {
+        const auto* g = grpc_.load(std::memory_order_acquire);
+        return g ? g[id * grpc_code_count + static_cast<std::size_t>(code)].load(
+                       std::memory_order_relaxed)
+                 : 0;
+    }
+
     const pool_window* pool(std::uint32_t slot) const {
         return pools_[slot].load(std::memory_order_acquire);
     }
@@ -47,10 +65,12 @@ public:
 
 private:
     pool_window* create(std::uint32_t slot, std::int64_t now_ns);
+    std::atomic<std::uint64_t>* create_grpc();
 
     std::chrono::nanoseconds window_;
     std::array<std::atomic<pool_window*>, max_pool_slots> pools_{};
     std::unique_ptr<std::atomic<std::uint64_t>[]> endpoints_;
+    std::atomic<std::atomic<std::uint64_t>*> grpc_{nullptr};  // owned; by endpoint and code
 };
 
 class registry {
@@ -65,6 +85,7 @@ public:
     // Everything since start, merged over threads (for Prometheus).
     window_stats total(std::uint32_t pool_slot) const;
     result_counts endpoint_totals(std::uint32_t endpoint_id) const;
+    grpc_counts grpc_totals(std::uint32_t endpoint_id) const;
 
 private:
     std::vector<std::unique_ptr<thread_shard>> shards_;

@@ -42,18 +42,29 @@ fields upstream_fields(const h2_connection::h2_stream& s, bool tls_pool, bool tl
     return out;
 }
 
-// The call's outcome for the window: a gRPC code in slo.grpc_errors is a failure (counted
-// with the 5xx), any other code a success; a gRPC call without a code is UNKNOWN.
-metrics::result outcome(const h2_connection::h2_stream& s, const h2_upstream::call& call,
-                        const routing::snapshot& snap) {
+bool is_grpc(const h2_connection::h2_stream& s) {
     const auto* type = find(s.fields, "content-type");
-    if (!type || !type->starts_with("application/grpc"))
-        return metrics::result_of_status(call.status);
+    return type && type->starts_with("application/grpc");
+}
+
+// A gRPC call's status code: from the trailers, or the head of a trailers-only answer;
+// -1 when it has none.
+int grpc_code(const h2_upstream::call& call) {
     const auto* code = find(call.trailers, "grpc-status");
     if (!code) code = find(call.headers, "grpc-status");
-    const int n = code ? std::atoi(code->c_str()) : 2;
-    if (!code && call.status != 200) return metrics::result_of_status(call.status);
-    const bool failed = n >= 0 && n < 32 && (snap.errors.grpc >> n) & 1;
+    return code ? std::atoi(code->c_str()) : -1;
+}
+
+// The call's outcome for the window: a gRPC code in slo.grpc_errors is a failure (counted
+// with the 5xx), any other code a success; a gRPC call without a code is judged by its
+// HTTP status, or as UNKNOWN under a 200.
+metrics::result outcome(const h2_connection::h2_stream& s, const h2_upstream::call& call,
+                        const routing::snapshot& snap) {
+    if (!is_grpc(s)) return metrics::result_of_status(call.status);
+    const int code = grpc_code(call);
+    if (code < 0 && call.status != 200) return metrics::result_of_status(call.status);
+    const int n = code < 0 ? 2 : code;
+    const bool failed = n < 32 && (snap.errors.grpc >> n) & 1;
     return failed ? metrics::result::s5xx : metrics::result::s2xx;
 }
 
@@ -101,6 +112,10 @@ task<> h2_connection::serve_h2_pool(h2_stream& s, const routing::snapshot& snap,
     else
         respond(s, 502);
     w_.record(snap, *pool, *ep, result, t_start);
+    if (is_grpc(s) && call.head_done) {
+        const int code = grpc_code(call);
+        w_.metrics_.record_grpc(ep->id, code < 0 ? 2 : code);  // none under a head: UNKNOWN
+    }
     --w_.outstanding_[ep->id];
 }
 

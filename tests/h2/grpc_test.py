@@ -17,7 +17,8 @@ its target. It checks:
                            names the error rate; prints the time from the first failing call
                            to canary weight 0
   codes_not_in_the_list    green answers NOT_FOUND on every call (not in slo.grpc_errors): no
-                           rollback, the calls count as successes
+                           rollback, the calls count as successes, veer_grpc_calls_total
+                           counts them by code
 
 Usage:
   tests/h2/grpc_test.py --veer build/veer [--only CASE ...] [--keep]
@@ -210,6 +211,10 @@ def case_codes_not_in_the_list(c):
     check(st["state"] != "rolled_back", f"NOT_FOUND is not a failure: {st['state']}")
     ok = metric(v.metrics(), "veer_requests_total", pool="green", **{"class": "2xx"})
     check(ok >= failures, f"counted as successes: {ok}")
+    by_code = metric(v.metrics(), "veer_grpc_calls_total", pool="green", code="NOT_FOUND")
+    check(by_code == failures, f"veer_grpc_calls_total counts them by code: {by_code}")
+    ok_calls = metric(v.metrics(), "veer_grpc_calls_total", pool="blue", code="OK")
+    check(ok_calls > 0, f"and blue's OK calls: {ok_calls}")
     ch.close()
     return f"{failures} NOT_FOUND answers, no rollback"
 

@@ -32,6 +32,8 @@ exposition_input sample() {
         e.address = std::string("127.0.0.1:") + (name[0] == 'b' ? "9001" : "9101");
         e.results[static_cast<std::size_t>(result::s2xx)] = 97;
         e.results[static_cast<std::size_t>(result::s5xx)] = 3;
+        e.grpc[0] = 95;  // OK
+        e.grpc[14] = 2;  // UNAVAILABLE
         p.endpoints.push_back(e);
         in.pools.push_back(p);
     }
@@ -50,7 +52,9 @@ TEST(exposition, has_the_spec_names) {
           "veer_endpoint_healthy{pool=\"blue\",endpoint=\"127.0.0.1:9001\"} 1",
           "veer_connections_active 7", "veer_slo_window_error_rate{pool=\"blue\"} 0.03",
           "veer_slo_window_latency_seconds{pool=\"blue\",quantile=\"0.99\"}",
-          "veer_slo_window_latency_seconds_count"})
+          "veer_slo_window_latency_seconds_count",
+          "veer_grpc_calls_total{pool=\"green\",endpoint=\"127.0.0.1:9101\",code=\"UNAVAILABLE\"} 2",
+          "veer_grpc_calls_total{pool=\"blue\",endpoint=\"127.0.0.1:9001\",code=\"OK\"} 95"})
         EXPECT_NE(text.find(name), std::string::npos) << name;
 }
 
