@@ -42,12 +42,17 @@ struct h2_callbacks {
                       std::uint8_t, void* user) {
         auto& c = conn(user);
         auto* s = c.find(frame->hd.stream_id);
-        if (!s || s->running) return 0;  // trailers of a request: not forwarded to HTTP/1
+        if (!s) return 0;
         // RFC 9113 6.5.2's accounting (32 bytes per field); over the limit, the stream is
         // reset: an HPACK bomb decodes into nothing larger than this.
         s->header_bytes += namelen + valuelen + 32;
         if (s->header_bytes > c.max_header_bytes_) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+        if (s->running) {  // the request's trailers (nghttp2 checked their names and values)
+            s->request_trailers.emplace_back(
+                std::string(n), std::string(reinterpret_cast<const char*>(value), valuelen));
+            return 0;
+        }
         std::string v(reinterpret_cast<const char*>(value), valuelen);
         if (n == ":method")
             s->method = std::move(v);

@@ -133,6 +133,7 @@ task<metrics::result> h2_connection::relay_h2(h2_stream& s, h2_upstream& up,
             consume(s, call.body.size());
             up.more_body(call);
         } else if (s.end_stream && s.body.empty() && !call.body_end) {
+            call.request_trailers = s.request_trailers;
             call.body_end = true;
             up.more_body(call);
         }

@@ -151,9 +151,14 @@ task<bool> h2_connection::send_request_body(h2_stream& s, upstream_conn& up, boo
         if (s.end_stream) break;
         if (!co_await wait(s, idle)) co_return false;  // the client stopped sending
     }
-    if (chunked) {
+    if (chunked) {  // the last chunk, with the client's trailers (RFC 9112 7.1.2)
+        frame = "0\r\n";
+        for (const auto& [name, value] : s.request_trailers)
+            if (!http::is_hop_by_hop(name, {}) && name != "content-length" && name != "host")
+                frame.append(name).append(": ").append(value).append("\r\n");
+        frame.append("\r\n");
         up.stream.expires_after(snap.timeouts.upstream_response);
-        auto [ec, written] = co_await up.stream.write(asio::buffer("0\r\n\r\n", 5));
+        auto [ec, written] = co_await up.stream.write(asio::buffer(frame));
         if (ec) co_return false;
     }
     co_return true;

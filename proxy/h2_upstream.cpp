@@ -11,7 +11,6 @@
 namespace veer::proxy {
 namespace {
 
-
 void poke(h2_upstream::call& c) { c.wake->cancel(); }
 
 }  // namespace
@@ -80,7 +79,7 @@ struct h2_upstream_callbacks {
         return 0;
     }
 
-    static ssize_t read_body(nghttp2_session*, std::int32_t id, std::uint8_t* buf,
+    static ssize_t read_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buf,
                              std::size_t length, std::uint32_t* flags, nghttp2_data_source*,
                              void* user) {
         auto* c = find(up(user), id);
@@ -90,6 +89,13 @@ struct h2_upstream_callbacks {
         c->body.erase(0, n);
         if (c->body.empty() && c->body_end) {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
+            if (!c->request_trailers.empty()) {
+                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+                std::vector<nghttp2_nv> nva;
+                for (const auto& [k, v] : c->request_trailers)
+                    nva.push_back(h2_nv(k, v));
+                nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+            }
         } else if (n == 0) {
             c->deferred = true;
             return NGHTTP2_ERR_DEFERRED;

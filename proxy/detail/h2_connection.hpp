@@ -57,6 +57,7 @@ public:
         io_buffer up;  // the upstream's bytes, borrowed from the worker while in use
         int status = 0;  // what the client was answered
         std::vector<std::pair<std::string, std::string>> trailers;  // sent after `out`
+        std::vector<std::pair<std::string, std::string>> request_trailers;  // the client's
         upstream_conn* watched = nullptr;  // its upstream connection, for the sweeper
     };
 

@@ -26,6 +26,7 @@ public:
         std::int32_t id = -1;
         std::string body;  // request bytes to send: the owner fills, nghttp2 takes
         bool body_end = false;  // the owner has no more
+        std::vector<std::pair<std::string, std::string>> request_trailers;  // after the body
         bool deferred = false;
         int status = 0;
         std::vector<std::pair<std::string, std::string>> headers, trailers;

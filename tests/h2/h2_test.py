@@ -25,6 +25,8 @@ connection, many streams) and raw frames for what no client library sends. It ch
                              (CVE-2024-28182), a window update past 2^31-1 and a garbage
                              preface: each ends its connection with GOAWAY (or a close); another
                              client is served throughout
+  request_trailers_to_http1  a request with a body and trailers to an HTTP/1.1 upstream: the body
+                             goes chunked and the trailers in its last chunk
   drain_goaway               SIGTERM with a stream waiting on a 1 s upstream: GOAWAY at once, the
                              stream still gets its 200, veer exits 0
   judged_per_stream          green answering 500 at weight 50 over h2 only: the judge rolls it
@@ -412,6 +414,45 @@ def case_floods(c):
     return f"GOAWAY codes: {results}"
 
 
+def case_request_trailers_to_http1(c):
+    up_port, green = free_ports(2)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", up_port))
+    srv.listen(8)
+    got = {}
+
+    def serve():  # one HTTP/1.1 exchange: the raw request, then a short answer
+        conn, _ = srv.accept()
+        conn.settimeout(10)
+        data = b""
+        while not (b"\r\n0\r\n" in data and data.endswith(b"\r\n\r\n")):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        got["raw"] = data
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        conn.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    v = c.veer([f"127.0.0.1:{up_port}"], [f"127.0.0.1:{green}"], {"health": {"enabled": False}})
+    cl = Client(v.port)
+    sid = cl.get("/with-trailers", [("content-type", "text/plain")], end=False)
+    cl.conn.send_data(sid, b"hello")
+    cl.conn.send_headers(sid, [("x-checksum", "abc123")], end_stream=True)
+    cl.flush()
+    check(cl.pump(lambda: cl.answers[sid]["ended"]), "the answer comes")
+    cl.close()
+    t.join(timeout=10)
+    srv.close()
+    raw = got.get("raw", b"")
+    check(b"transfer-encoding: chunked" in raw.lower(), f"a body of unknown length goes chunked: {raw[:300]!r}")
+    check(raw.endswith(b"5\r\nhello\r\n0\r\nx-checksum: abc123\r\n\r\n"),
+          f"the client's trailers in the last chunk: {raw[-80:]!r}")
+    return "HTTP/2 request trailers reach an HTTP/1.1 upstream in its last chunk"
+
+
 def case_drain_goaway(c):
     v = setup(c)
     raw = RawClient(v.port)  # python3-h2 stops reading at a GOAWAY; the stream goes on here
@@ -485,6 +526,7 @@ CASES = [
     ("bodies_and_flow_control", case_bodies_and_flow_control),
     ("stream_limits", case_stream_limits),
     ("floods", case_floods),
+    ("request_trailers_to_http1", case_request_trailers_to_http1),
     ("drain_goaway", case_drain_goaway),
     ("judged_per_stream", case_judged_per_stream),
 ]
