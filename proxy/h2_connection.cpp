@@ -358,6 +358,21 @@ void h2_connection::submit_head(h2_stream& s, const http::response_head& resp, b
     submit_fields(s, resp.status, fields, has_body);
 }
 
+void h2_connection::submit_interim(h2_stream& s, const http::response_head& resp) {
+    if (s.closed) return;
+    const std::string name = ":status", value = std::to_string(resp.status);
+    std::vector<std::pair<std::string, std::string>> fields;
+    for (const auto& f : resp.fields)
+        if (!http::is_hop_by_hop(f.name, resp.connection_tokens))
+            fields.emplace_back(lower(f.name), std::string(f.value));
+    std::vector<nghttp2_nv> nva{h2_nv(name, value)};
+    for (const auto& [n, v] : fields)
+        nva.push_back(h2_nv(n, v));
+    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva.data(), nva.size(),
+                           nullptr);
+    wake_writer();
+}
+
 void h2_connection::submit_fields(h2_stream& s, int status,
                                   const std::vector<std::pair<std::string, std::string>>& fields,
                                   bool has_body) {

@@ -178,9 +178,11 @@ task<http::parse_status> h2_connection::read_response_head(h2_stream& s, upstrea
                 break;
             }
             s.up.consume(resp.size);
-            // Interim answers are not forwarded over HTTP/2 yet; 101 has no meaning here.
             if (resp.status >= 200) co_return http::parse_status::done;
-            if (resp.status == 101) co_return http::parse_status::failed;
+            if (resp.status == 101) co_return http::parse_status::failed;  // no meaning here
+            // RFC 9110 15.2: interim answers (103 Early Hints) go on to the client; 100
+            // Continue is not asked for over HTTP/2.
+            if (resp.status != 100) submit_interim(s, resp);
         }
         std::size_t room = 0;
         char* p = s.up.space(room);

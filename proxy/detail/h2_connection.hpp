@@ -95,6 +95,7 @@ private:
     // veer's own answer (4xx/5xx with a short text body).
     void respond(h2_stream& s, int status);
     void submit_head(h2_stream& s, const http::response_head& resp, bool has_body);
+    void submit_interim(h2_stream& s, const http::response_head& resp);
     // Waits until woken or `limit` passes; false on the limit.
     task<bool> wait(h2_stream& s, std::chrono::milliseconds limit);
     // Gives `n` request bytes of `s` back to flow control (forwarded or thrown away).

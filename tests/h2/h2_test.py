@@ -26,7 +26,8 @@ connection, many streams) and raw frames for what no client library sends. It ch
                              preface: each ends its connection with GOAWAY (or a close); another
                              client is served throughout
   request_trailers_to_http1  a request with a body and trailers to an HTTP/1.1 upstream: the body
-                             goes chunked and the trailers in its last chunk
+                             goes chunked and the trailers in its last chunk; the upstream's 103
+                             Early Hints reaches the client before its 200
   drain_goaway               SIGTERM with a stream waiting on a 1 s upstream: GOAWAY at once, the
                              stream still gets its 200, veer exits 0
   judged_per_stream          green answering 500 at weight 50 over h2 only: the judge rolls it
@@ -141,7 +142,9 @@ class Client:
 
     def on_event(self, e, ack):
         a = self.answers.get(getattr(e, "stream_id", None))
-        if isinstance(e, h2.events.ResponseReceived) and a:
+        if isinstance(e, h2.events.InformationalResponseReceived) and a:
+            a.setdefault("interim", []).append(dict((k.decode(), v.decode()) for k, v in e.headers))
+        elif isinstance(e, h2.events.ResponseReceived) and a:
             hs = {k.decode(): v.decode() for k, v in e.headers}
             a["status"], a["headers"] = int(hs[":status"]), hs
         elif isinstance(e, h2.events.DataReceived):
@@ -432,7 +435,8 @@ def case_request_trailers_to_http1(c):
                 break
             data += chunk
         got["raw"] = data
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         conn.close()
     t = threading.Thread(target=serve, daemon=True)
     t.start()
@@ -443,14 +447,19 @@ def case_request_trailers_to_http1(c):
     cl.conn.send_headers(sid, [("x-checksum", "abc123")], end_stream=True)
     cl.flush()
     check(cl.pump(lambda: cl.answers[sid]["ended"]), "the answer comes")
+    a = cl.answers[sid]
     cl.close()
+    interim = a.get("interim", [])
+    check(interim and interim[0].get(":status") == "103" and "rel=preload" in interim[0].get("link", ""),
+          f"the 103 Early Hints comes first: {interim}")
+    check(a["status"] == 200 and a["body"] == b"ok", f"then the answer: {a}")
     t.join(timeout=10)
     srv.close()
     raw = got.get("raw", b"")
     check(b"transfer-encoding: chunked" in raw.lower(), f"a body of unknown length goes chunked: {raw[:300]!r}")
     check(raw.endswith(b"5\r\nhello\r\n0\r\nx-checksum: abc123\r\n\r\n"),
           f"the client's trailers in the last chunk: {raw[-80:]!r}")
-    return "HTTP/2 request trailers reach an HTTP/1.1 upstream in its last chunk"
+    return "request trailers in the last chunk; 103 Early Hints forwarded"
 
 
 def case_drain_goaway(c):
