@@ -118,8 +118,8 @@ task<bool> session::serve_requests() {
             if (next != idle_end::request) co_return next == idle_end::park;
         }
         if (!served_) {  // the first request says which protocol the connection speaks
-            const bool h2 = co_await wants_h2();  // not co_await in a condition: GCC 12
-            if (h2) {
+            if (preface_cut_short()) co_await read_preface_start();  // rare: a 1-3 byte read
+            if (speaks_h2()) {
                 co_await serve_h2();
                 co_return false;
             }
@@ -131,26 +131,36 @@ task<bool> session::serve_requests() {
     }
 }
 
-task<bool> session::wants_h2() {
+namespace {
+// h2c with prior knowledge (RFC 9113 3.3): the preface starts "PRI ", which no HTTP/1
+// method is.
+constexpr std::string_view preface_start = "PRI ";
+}  // namespace
+
+bool session::speaks_h2() {
     if (auto* tls = client_.tls()) {
         const unsigned char* alpn = nullptr;
         unsigned len = 0;
         SSL_get0_alpn_selected(tls->native_handle(), &alpn, &len);
-        co_return len == 2 && std::memcmp(alpn, "h2", 2) == 0;
+        return len == 2 && std::memcmp(alpn, "h2", 2) == 0;
     }
-    if (!w_.http2_) co_return false;
-    // h2c with prior knowledge (RFC 9113 3.3): the preface starts "PRI ", which no HTTP/1
-    // method is. Fewer bytes than that, if they could be its start, wait for more.
-    static constexpr std::string_view pri = "PRI ";
+    return w_.http2_ && in_.view().starts_with(preface_start);
+}
+
+bool session::preface_cut_short() {
+    return !client_.tls() && w_.http2_ && in_.size() < preface_start.size() &&
+           preface_start.starts_with(in_.view());
+}
+
+task<> session::read_preface_start() {
     client_.expires_after(snap_timeouts_.header_read);
-    while (in_.size() < pri.size() && pri.starts_with(in_.view())) {
+    while (preface_cut_short()) {
         std::size_t room = 0;
         char* p = in_.space(room);
         auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
-        if (ec) co_return false;
+        if (ec) co_return;  // the HTTP/1 path meets the same end
         in_.commit(n);
     }
-    co_return in_.view().starts_with(pri);
 }
 
 task<> session::serve_h2() {

@@ -81,7 +81,10 @@ private:
     // Requests one after another until the connection ends or parks (true).
     task<bool> serve_requests();
     // Whether the client speaks HTTP/2: ALPN h2, or the preface of prior knowledge.
-    task<bool> wants_h2();
+    bool speaks_h2();
+    // Fewer bytes than "PRI " that could be its start: read_preface_start() reads on.
+    bool preface_cut_short();
+    task<> read_preface_start();
     // The connection as HTTP/2, to its end (h2_connection).
     task<> serve_h2();
     // Waits for the next request's first bytes.

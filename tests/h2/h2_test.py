@@ -262,6 +262,20 @@ def case_curl_h2c_and_alpn(c):
     check(tail == "200 1.1", f"HTTP/1.1 on the same listener: {tail}")
     out = run(["nghttp", "-v", f"{url}/n"])
     check(out.returncode == 0 and ":status: 200" in out.stdout, f"nghttp: {out.stdout[-300:]}")
+    # The preface in two pieces, the first shorter than "PRI ": still HTTP/2.
+    s = socket.create_connection(("127.0.0.1", v.port), timeout=5)
+    s.sendall(PREFACE[:2])
+    time.sleep(0.1)  # a second segment (there is nothing to poll for)
+    s.sendall(PREFACE[2:] + frame(SETTINGS, 0, 0) +
+              frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block("/split")))
+    got = b""
+    while b"GET /split" not in got:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    check(b"GET /split" in got, f"a preface cut after 2 bytes: {got[:200]!r}")
 
     cert, key = make_cert(c.tmp)
     tport, tadmin = free_ports(2)
