@@ -254,7 +254,10 @@ TEST(FineWeights, HalfAPercentReachesTheCanaryAndShowsItsDecimals) {
     veer_process v(dir, {blue.address()}, {green.address()},
                    toml_config()
                        .set("split", "canary_weight", "0.5")
-                       .set("split.sticky", "header", toml_string("x-user")));
+                       .set("split.sticky", "header", toml_string("x-user"))
+                       // The weights are under test, not the judge: a noisy comparison on
+                       // a loaded machine (ASan, -j2) must not roll the canary back.
+                       .set("slo", "dry_run", "true"));
     ASSERT_TRUE(v.start());
     EXPECT_DOUBLE_EQ(json_number(v.status(), "canary_weight"), 0.5);
 
@@ -276,10 +279,12 @@ TEST(FineWeights, HalfAPercentReachesTheCanaryAndShowsItsDecimals) {
 
     EXPECT_TRUE(json_bool(v.admin("set weight 12.25"), "ok"));
     EXPECT_DOUBLE_EQ(json_number(v.status(), "canary_weight"), 12.25);
-    const auto events = v.admin("events 1");
-    const auto& last = events.at("events").as_array().back().as_object();
-    EXPECT_NE(json_string(last, "reason").find("canary weight 0.5 -> 12.25"), std::string::npos)
-        << json_string(last, "reason");
+    bool said = false;  // the weight event, among whatever the dry-run judge said meanwhile
+    const auto events = v.admin("events 20");
+    for (const auto& e : events.at("events").as_array())
+        said = said || json_string(e.as_object(), "reason").find("canary weight 0.5 -> 12.25") !=
+                           std::string::npos;
+    EXPECT_TRUE(said);
     EXPECT_FALSE(json_bool(v.admin("set weight 12.125"), "ok")) << "a third decimal";
     const auto shown = run_command(veerctl_binary, {"--socket", v.socket(), "status"},
                                    dir.file("veerctl.log"));
