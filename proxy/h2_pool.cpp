@@ -108,7 +108,7 @@ task<> h2_connection::serve_h2_pool(h2_stream& s, const routing::snapshot& snap,
         ~forget() { up.cancel(call); }
     } guard{*up, call};
     if (up->submit(call, nva, has_body))
-        result = co_await relay_h2(s, *up, call, snap, pool->tls != nullptr);
+        result = co_await relay_h2(s, *up, call, snap);
     else
         respond(s, 502);
     w_.record(snap, *pool, *ep, result, t_start);
@@ -121,7 +121,7 @@ task<> h2_connection::serve_h2_pool(h2_stream& s, const routing::snapshot& snap,
 
 task<metrics::result> h2_connection::relay_h2(h2_stream& s, h2_upstream& up,
                                               h2_upstream::call& call,
-                                              const routing::snapshot& snap, bool) {
+                                              const routing::snapshot& snap) {
     const auto response_limit =
         std::chrono::duration_cast<std::chrono::milliseconds>(snap.timeouts.upstream_response);
     const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(snap.timeouts.idle);

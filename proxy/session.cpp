@@ -346,7 +346,8 @@ task<session::exchanged> session::exchange(request& r) {
         if (attempt == 1 || !http::may_resend(req_, r.up.reused))
             co_return exchanged{sent, head_result::reset};
         auto again = w_.pick(snap, static_cast<int>(r.up.pool - snap.pools.data()), ~0u, true);
-        if (again.ep) again = co_await w_.connect(snap, std::move(again), r.t_start, true, current_up_);
+        if (again.ep)
+            again = co_await w_.connect(snap, std::move(again), r.t_start, true, current_up_);
         if (!again.conn) co_return exchanged{sent, head_result::reset};
         end_exchange(r, false);
         attach(r, std::move(again));
@@ -502,7 +503,6 @@ task<void> session::reply(int status, bool close) {
     co_await client_.write(asio::buffer(out_));
 }
 
-
 std::array<asio::const_buffer, 2> session::join(const std::string& head, io_buffer& buf,
                                                 asio::const_buffer body) {
     if (body.size() == 0) return {asio::buffer(head), {}};
@@ -514,8 +514,6 @@ std::array<asio::const_buffer, 2> session::join(const std::string& head, io_buff
     }
     return {asio::buffer(head), body};
 }
-
-
 
 session::send_result session::start_body(const routing::snapshot& snap, std::size_t& body_now) {
     body_now = 0;

@@ -81,7 +81,7 @@ private:
                          std::int64_t t_start, const routing::pool*& pool,
                          const routing::endpoint*& ep);
     task<metrics::result> relay_h2(h2_stream& s, h2_upstream& up, h2_upstream::call& call,
-                                   const routing::snapshot& snap, bool tls_pool);
+                                   const routing::snapshot& snap);
     void submit_fields(h2_stream& s, int status,
                        const std::vector<std::pair<std::string, std::string>>& fields,
                        bool has_body);
