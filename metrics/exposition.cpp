@@ -95,12 +95,8 @@ void render_gates(std::string& out, const exposition_input& in) {
     }
 }
 
-}  // namespace
-
-std::string render(const exposition_input& in) {
-    std::string out;
-    out.reserve(8192);
-
+// The families with one sample per endpoint: requests by class, gRPC calls by code, health.
+void render_endpoints(std::string& out, const exposition_input& in) {
     head(out, "veer_requests_total", "counter",
          "Requests per pool, endpoint and class (status class or failure kind).");
     for (const auto& p : in.pools)
@@ -110,6 +106,33 @@ std::string render(const exposition_input& in) {
                        esc(e.address) + "\",class=\"" +
                        std::string(result_name(static_cast<result>(r))) + "\"} " +
                        std::to_string(e.results[r]) + "\n";
+
+    head(out, "veer_grpc_calls_total", "counter",
+         "gRPC calls by pool, endpoint and status code (those that got one).");
+    for (const auto& p : in.pools)
+        for (const auto& e : p.endpoints)
+            for (std::size_t code = 0; code < e.grpc.size(); ++code)
+                if (e.grpc[code])
+                    out += "veer_grpc_calls_total{pool=\"" + esc(p.name) + "\",endpoint=\"" +
+                           esc(e.address) + "\",code=\"" +
+                           std::string(config::grpc_code_name(static_cast<int>(code))) + "\"} " +
+                           std::to_string(e.grpc[code]) + "\n";
+
+    head(out, "veer_endpoint_healthy", "gauge",
+         "1 while an endpoint passes health checks and is not ejected.");
+    for (const auto& p : in.pools)
+        for (const auto& e : p.endpoints)
+            out += "veer_endpoint_healthy{pool=\"" + esc(p.name) + "\",endpoint=\"" +
+                   esc(e.address) + "\"} " + (e.healthy ? "1" : "0") + "\n";
+}
+
+}  // namespace
+
+std::string render(const exposition_input& in) {
+    std::string out;
+    out.reserve(8192);
+
+    render_endpoints(out, in);
 
     head(out, "veer_request_duration_seconds", "histogram",
          "Latency from the first byte of the request head to the last byte of the response.");
@@ -143,24 +166,6 @@ std::string render(const exposition_input& in) {
          "Rollout, health and operator events since start, by kind.");
     for (const auto& [kind, n] : in.events)
         out += "veer_events_total{kind=\"" + esc(kind) + "\"} " + std::to_string(n) + "\n";
-
-    head(out, "veer_grpc_calls_total", "counter",
-         "gRPC calls by pool, endpoint and status code (those that got one).");
-    for (const auto& p : in.pools)
-        for (const auto& e : p.endpoints)
-            for (std::size_t code = 0; code < e.grpc.size(); ++code)
-                if (e.grpc[code])
-                    out += "veer_grpc_calls_total{pool=\"" + esc(p.name) + "\",endpoint=\"" +
-                           esc(e.address) + "\",code=\"" +
-                           std::string(config::grpc_code_name(static_cast<int>(code))) + "\"} " +
-                           std::to_string(e.grpc[code]) + "\n";
-
-    head(out, "veer_endpoint_healthy", "gauge",
-         "1 while an endpoint passes health checks and is not ejected.");
-    for (const auto& p : in.pools)
-        for (const auto& e : p.endpoints)
-            out += "veer_endpoint_healthy{pool=\"" + esc(p.name) + "\",endpoint=\"" +
-                   esc(e.address) + "\"} " + (e.healthy ? "1" : "0") + "\n";
 
     head(out, "veer_stable_unhealthy", "gauge",
          "1 while the stable pool breaks a fixed limit or has no healthy endpoint.");
