@@ -197,6 +197,7 @@ task<bool> h2_connection::relay_body(h2_stream& s, upstream_conn& up, const rout
                                      const http::response_head& resp) {
     const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(snap.timeouts.idle);
     http::chunk_decoder chunks;
+    chunks.keep_trailers(snap.limits.max_header_bytes);  // HTTP/2 carries them
     std::uint64_t left = resp.content_length;
     for (;;) {
         // What of the bytes in hand is body, into `out` for nghttp2.
@@ -242,6 +243,7 @@ task<bool> h2_connection::relay_body(h2_stream& s, upstream_conn& up, const rout
         }
         s.up.commit(n);
     }
+    if (resp.body == http::body_kind::chunked) s.trailers = http::trailer_fields(chunks.trailers());
     s.out_eof = true;
     if (s.deferred) {
         s.deferred = false;

@@ -2,6 +2,7 @@
 
 #include "common/ascii.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstring>
@@ -542,17 +543,18 @@ chunk_decoder::step chunk_decoder::feed(std::string_view in) {
                     return failed();
                 else
                     state_ = state::trailer;
+                if (c != '\r' && !keep(c)) return failed();
                 ++i;
                 break;
             case state::trailer:
                 if (c == '\r')
                     state_ = state::trailer_lf;
-                else if (c == '\n' || ++line_ > max_line_)
+                else if (c == '\n' || ++line_ > max_line_ || !keep(c))
                     return failed();
                 ++i;
                 break;
             case state::trailer_lf:
-                if (c != '\n') return failed();
+                if (c != '\n' || !keep(c)) return failed();
                 state_ = state::trailer_start;
                 line_ = 0;
                 ++i;
@@ -573,6 +575,38 @@ chunk_decoder::step chunk_decoder::feed(std::string_view in) {
     s.consumed = i;
     s.done = state_ == state::done;
     return s;
+}
+
+bool chunk_decoder::keep(char c) {
+    if (keep_max_ == 0) return true;
+    if (trailers_.size() >= keep_max_) return false;
+    trailers_.push_back(c);
+    return true;
+}
+
+std::vector<std::pair<std::string, std::string>> trailer_fields(std::string_view lines) {
+    std::vector<std::pair<std::string, std::string>> out;
+    while (!lines.empty()) {
+        const auto eol = lines.find('\n');
+        const auto line = lines.substr(0, eol);
+        lines.remove_prefix(eol == std::string_view::npos ? lines.size() : eol + 1);
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        const auto name = line.substr(0, colon);
+        const auto value = ascii::trim(line.substr(colon + 1));
+        const bool clean = std::all_of(value.begin(), value.end(), [](char c) {
+            const auto u = static_cast<unsigned char>(c);
+            return u == '\t' || (u >= 0x20 && u != 0x7f);
+        });
+        if (!ascii::is_token(name) || !clean || is_hop_by_hop(name, {}) ||
+            iequals(name, "content-length") || iequals(name, "host"))
+            continue;
+        std::string lowered(name);
+        for (auto& ch : lowered)
+            ch = ascii::lower(ch);
+        out.emplace_back(std::move(lowered), std::string(value));
+    }
+    return out;
 }
 
 bool is_hop_by_hop(std::string_view name, std::string_view connection_tokens) {

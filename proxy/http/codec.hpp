@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace veer::proxy::http {
@@ -102,7 +103,16 @@ public:
     };
     explicit chunk_decoder(std::size_t max_line = 4096) : max_line_(max_line) {}
     step feed(std::string_view in);
-    void reset() { *this = chunk_decoder(max_line_); }
+    void reset() {
+        const auto keep = keep_max_;
+        *this = chunk_decoder(max_line_);
+        keep_max_ = keep;
+    }
+    // Keeps the trailer section's lines (at most `max_bytes` of them, else the body fails)
+    // for a peer that carries trailers (HTTP/2); otherwise they are checked and dropped.
+    void keep_trailers(std::size_t max_bytes) { keep_max_ = max_bytes; }
+    // The kept lines, each ending in '\n' (CR removed): parse with trailer_fields().
+    std::string_view trailers() const { return trailers_; }
     bool done() const { return state_ == state::done; }
     std::uint64_t data_total() const { return data_total_; }
 
@@ -120,13 +130,22 @@ private:
         last_lf,
         done
     };
+    bool keep(char c);  // one byte of the trailer section; false past keep_max_
+
     state state_ = state::size;
     std::uint64_t remaining_ = 0;
     std::size_t line_ = 0;  // bytes in the current size or trailer line
     int digits_ = 0;
     std::uint64_t data_total_ = 0;
     std::size_t max_line_;
+    std::size_t keep_max_ = 0;
+    std::string trailers_;
 };
+
+// The forwardable fields of a kept trailer section, names lower-cased (HTTP/2's form).
+// Lines that are not `token: value` with a clean value, and fields that must not be
+// trailers (hop-by-hop, Content-Length, Host, framing), are left out.
+std::vector<std::pair<std::string, std::string>> trailer_fields(std::string_view lines);
 
 // True for fields that belong to one connection and are never forwarded: Connection,
 // Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Connection, and any field

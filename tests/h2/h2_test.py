@@ -27,7 +27,8 @@ connection, many streams) and raw frames for what no client library sends. It ch
                              client is served throughout
   request_trailers_to_http1  a request with a body and trailers to an HTTP/1.1 upstream: the body
                              goes chunked and the trailers in its last chunk; the upstream's 103
-                             Early Hints reaches the client before its 200
+                             Early Hints reaches the client before its 200, and the trailers of
+                             its chunked answer reach the client as HTTP/2 trailers
   drain_goaway               SIGTERM with a stream waiting on a 1 s upstream: GOAWAY at once, the
                              stream still gets its 200, veer exits 0
   judged_per_stream          green answering 500 at weight 50 over h2 only: the judge rolls it
@@ -152,6 +153,8 @@ class Client:
                 a["body"] += e.data
             if ack:
                 self.conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        elif isinstance(e, h2.events.TrailersReceived) and a:
+            a["trailers"] = {k.decode(): v.decode() for k, v in e.headers}
         elif isinstance(e, h2.events.StreamEnded) and a:
             a["ended"] = True
         elif isinstance(e, h2.events.StreamReset) and a:
@@ -450,7 +453,8 @@ def case_request_trailers_to_http1(c):
             data += chunk
         got["raw"] = data
         conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
-                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-digest\r\n\r\n"
+                     b"2\r\nok\r\n0\r\nx-digest: d1\r\nConnection: close\r\n\r\n")
         conn.close()
     t = threading.Thread(target=serve, daemon=True)
     t.start()
@@ -467,13 +471,15 @@ def case_request_trailers_to_http1(c):
     check(interim and interim[0].get(":status") == "103" and "rel=preload" in interim[0].get("link", ""),
           f"the 103 Early Hints comes first: {interim}")
     check(a["status"] == 200 and a["body"] == b"ok", f"then the answer: {a}")
+    check(a.get("trailers") == {"x-digest": "d1"},
+          f"the upstream's chunked trailers reach the client, without hop-by-hop fields: {a}")
     t.join(timeout=10)
     srv.close()
     raw = got.get("raw", b"")
     check(b"transfer-encoding: chunked" in raw.lower(), f"a body of unknown length goes chunked: {raw[:300]!r}")
     check(raw.endswith(b"5\r\nhello\r\n0\r\nx-checksum: abc123\r\n\r\n"),
           f"the client's trailers in the last chunk: {raw[-80:]!r}")
-    return "request trailers in the last chunk; 103 Early Hints forwarded"
+    return "request trailers in the last chunk; 103 Early Hints and response trailers forwarded"
 
 
 def case_drain_goaway(c):

@@ -703,6 +703,42 @@ TEST(ChunkDecoder, StopsAtTheEndOfTheBody) {
     EXPECT_FALSE(s.failed);
 }
 
+TEST(ChunkDecoder, KeepsTheTrailersWhenAsked) {
+    const std::string in = "2\r\nhi\r\n0\r\ngrpc-status: 0\r\nX-Note:  a b \r\n\r\n";
+    chunk_decoder dec;
+    dec.keep_trailers(1024);
+    std::size_t at = 0;
+    for (int i = 0; i < 8 && at < in.size(); ++i)  // one byte at a time where it can
+        at += dec.feed(std::string_view(in).substr(at, i == 0 ? 5 : in.size())).consumed;
+    ASSERT_TRUE(dec.done());
+    EXPECT_EQ(dec.trailers(), "grpc-status: 0\nX-Note:  a b \n");
+    const auto fields = trailer_fields(dec.trailers());
+    ASSERT_EQ(fields.size(), 2u);
+    EXPECT_EQ(fields[0], (std::pair<std::string, std::string>{"grpc-status", "0"}));
+    EXPECT_EQ(fields[1], (std::pair<std::string, std::string>{"x-note", "a b"}));
+
+    dec.reset();  // a reset decoder still keeps, from nothing
+    EXPECT_TRUE(dec.trailers().empty());
+    EXPECT_TRUE(dec.feed("0\r\na: 1\r\n\r\n").done);
+    EXPECT_EQ(dec.trailers(), "a: 1\n");
+}
+
+TEST(ChunkDecoder, KeptTrailersAreBoundedAndFiltered) {
+    chunk_decoder dec;
+    dec.keep_trailers(8);
+    EXPECT_TRUE(dec.feed("0\r\nabcdefghijk: 1\r\n\r\n").failed);  // past 8 bytes
+
+    chunk_decoder plain;  // not kept: any size within the line limit passes, nothing held
+    EXPECT_TRUE(plain.feed("0\r\nabcdefghijk: 1\r\n\r\n").done);
+    EXPECT_TRUE(plain.trailers().empty());
+
+    const auto fields = trailer_fields(
+        "no colon\nbad name: 1\nContent-Length: 5\nTransfer-Encoding: x\nhost: h\n"
+        "connection: close\nbad: \x01\nok: fine\n");
+    ASSERT_EQ(fields.size(), 1u);
+    EXPECT_EQ(fields[0].first, "ok");
+}
+
 TEST(ChunkDecoder, FifteenHexDigitsAreAccepted) {
     chunk_decoder dec;
     const auto s = dec.feed("fffffffffffffff\r\nab");
