@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "proxy/detail/h2_call.hpp"
 #include "proxy/detail/h2_connection.hpp"
 
 namespace veer::proxy {
@@ -34,7 +35,17 @@ struct h2_callbacks {
         if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
             return 0;
         const auto id = frame->hd.stream_id;
+        c.opened(id);
         c.streams_[id] = std::make_unique<h2_connection::h2_stream>(id, c.executor_);
+        return 0;
+    }
+
+    // RFC 9113 5.1.1: a HEADERS on a stream id the client skipped is a connection error
+    // (nghttp2 ignores it, as it must for a stream veer reset: that one was opened).
+    static int begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
+        auto& c = conn(user);
+        if (hd->type == NGHTTP2_HEADERS && c.skipped(hd->stream_id))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
         return 0;
     }
 
@@ -155,6 +166,7 @@ h2_connection::h2_connection(worker& w, stream& client, io_buffer& in, std::stri
     nghttp2_session_callbacks* cbs = nullptr;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &h2_callbacks::begin_headers);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, &h2_callbacks::begin_frame);
     nghttp2_session_callbacks_set_on_header_callback(cbs, &h2_callbacks::header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &h2_callbacks::frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &h2_callbacks::data_chunk);
@@ -185,6 +197,20 @@ h2_connection::h2_connection(worker& w, stream& client, io_buffer& in, std::stri
 }
 
 h2_connection::~h2_connection() { nghttp2_session_del(session_); }
+
+void h2_connection::opened(std::int32_t id) {
+    if (id > highest_ + 2) {
+        if (gaps_.size() == max_gaps) gaps_.erase(gaps_.begin());  // older ones: ignored
+        gaps_.push_back({highest_ + 2, id - 2});
+    }
+    highest_ = std::max(highest_, id);
+}
+
+bool h2_connection::skipped(std::int32_t id) const {
+    if (id >= highest_) return false;
+    return std::any_of(gaps_.begin(), gaps_.end(),
+                       [id](const auto& g) { return id >= g.first && id <= g.second; });
+}
 
 h2_connection::h2_stream* h2_connection::find(std::int32_t id) {
     const auto it = streams_.find(id);
@@ -348,9 +374,7 @@ void h2_connection::sweep(std::int64_t now_ns) {
 }
 
 task<bool> h2_connection::wait(h2_stream& s, std::chrono::milliseconds limit) {
-    s.wake.expires_after(limit);
-    auto [ec] = co_await s.wake.async_wait(nothrow);
-    co_return ec == asio::error::operation_aborted;
+    return wait_woken(s.wake, limit);
 }
 
 void h2_connection::submit_head(h2_stream& s, const http::response_head& resp, bool has_body) {

@@ -4,6 +4,7 @@
 // its grpc-status (trailers, or the head of a trailers-only answer), not its HTTP status.
 #include <nghttp2/nghttp2.h>
 
+#include "proxy/detail/h2_call.hpp"
 #include "proxy/detail/h2_connection.hpp"
 
 namespace veer::proxy {
@@ -11,24 +12,29 @@ namespace {
 
 constexpr std::size_t out_limit = 64 * 1024;  // response bytes held per stream
 
-using fields = std::vector<std::pair<std::string, std::string>>;
+// A gRPC call's status code: from the trailers, or the head of a trailers-only answer;
+// -1 when it has none.
+int grpc_code(const h2_upstream::call& call) {
+    const auto* code = find_field(call.trailers, "grpc-status");
+    if (!code) code = find_field(call.headers, "grpc-status");
+    return code ? std::atoi(code->c_str()) : -1;
+}
 
-const std::string* find(const fields& f, std::string_view name) {
+}  // namespace
+
+const std::string* find_field(const h2_fields& f, std::string_view name) {
     for (const auto& [n, v] : f)
         if (n == name) return &v;
     return nullptr;
 }
 
-// The request as it goes upstream: the client's fields, X-Forwarded-* and X-Request-Id
-// stated by veer (as for HTTP/1).
-fields upstream_fields(const h2_connection::h2_stream& s, bool tls_pool, bool tls_client,
-                       std::string_view client_ip, std::string_view request_id) {
-    fields out{{":method", s.method},
-               {":scheme", tls_pool ? "https" : "http"},
-               {":authority", s.authority},
-               {":path", s.path}};
+h2_fields upstream_fields(const h2_request_head& req, const forward_as& how) {
+    h2_fields out{{":method", std::string(req.method)},
+                  {":scheme", how.tls_pool ? "https" : "http"},
+                  {":authority", std::string(req.authority)},
+                  {":path", std::string(req.path)}};
     std::string forwarded;
-    for (const auto& [n, v] : s.fields) {
+    for (const auto& [n, v] : req.fields) {
         if (n == "x-forwarded-for") {
             forwarded += v + ", ";
             continue;
@@ -36,31 +42,22 @@ fields upstream_fields(const h2_connection::h2_stream& s, bool tls_pool, bool tl
         if (n == "x-forwarded-proto" || n == "host") continue;
         out.emplace_back(n, v);
     }
-    out.emplace_back("x-forwarded-for", forwarded + std::string(client_ip));
-    out.emplace_back("x-forwarded-proto", tls_client ? "https" : "http");
-    if (!find(s.fields, "x-request-id")) out.emplace_back("x-request-id", std::string(request_id));
+    out.emplace_back("x-forwarded-for", forwarded.append(how.client_ip));
+    out.emplace_back("x-forwarded-proto", how.tls_client ? "https" : "http");
+    if (!find_field(req.fields, "x-request-id"))
+        out.emplace_back("x-request-id", std::string(how.request_id));
     return out;
 }
 
-bool is_grpc(const h2_connection::h2_stream& s) {
-    const auto* type = find(s.fields, "content-type");
+bool is_grpc(const h2_fields& request_fields) {
+    const auto* type = find_field(request_fields, "content-type");
     return type && type->starts_with("application/grpc");
 }
 
-// A gRPC call's status code: from the trailers, or the head of a trailers-only answer;
-// -1 when it has none.
-int grpc_code(const h2_upstream::call& call) {
-    const auto* code = find(call.trailers, "grpc-status");
-    if (!code) code = find(call.headers, "grpc-status");
-    return code ? std::atoi(code->c_str()) : -1;
-}
-
-// The call's outcome for the window: a gRPC code in slo.grpc_errors is a failure (counted
-// with the 5xx), any other code a success; a gRPC call without a code is judged by its
-// HTTP status, or as UNKNOWN under a 200.
-metrics::result outcome(const h2_connection::h2_stream& s, const h2_upstream::call& call,
-                        const routing::snapshot& snap) {
-    if (!is_grpc(s)) return metrics::result_of_status(call.status);
+// A gRPC call without a code is judged by its HTTP status, or as UNKNOWN under a 200.
+metrics::result call_outcome(bool grpc, const h2_upstream::call& call,
+                             const routing::snapshot& snap) {
+    if (!grpc) return metrics::result_of_status(call.status);
     const int code = grpc_code(call);
     if (code < 0 && call.status != 200) return metrics::result_of_status(call.status);
     const int n = code < 0 ? 2 : code;
@@ -68,22 +65,23 @@ metrics::result outcome(const h2_connection::h2_stream& s, const h2_upstream::ca
     return failed ? metrics::result::s5xx : metrics::result::s2xx;
 }
 
-}  // namespace
+int grpc_metric_code(const h2_upstream::call& call) {
+    const int code = grpc_code(call);
+    return code < 0 ? 2 : code;
+}
+
+task<bool> wait_woken(timer& t, std::chrono::milliseconds limit) {
+    t.expires_after(limit);
+    auto [ec] = co_await t.async_wait(nothrow);
+    co_return ec == asio::error::operation_aborted;
+}
+
 
 task<> h2_connection::serve_h2_pool(h2_stream& s, const routing::snapshot& snap, int pool_index,
                                     std::int64_t t_start, const routing::pool*& pool,
                                     const routing::endpoint*& ep) {
     auto choice = w_.pick(snap, pool_index, ~0u, true);
-    auto up = choice.ep ? w_.h2_for(choice.ep->id) : nullptr;
-    if (choice.ep && !up) {
-        choice = co_await w_.connect(snap, std::move(choice), t_start, true, s.watched);
-        s.watched = nullptr;
-        if (choice.conn) {
-            up = std::make_shared<h2_upstream>(w_, std::move(choice.conn), choice.ep->id);
-            w_.keep_h2(choice.ep->id, up);
-            up->start();
-        }
-    }
+    auto up = co_await w_.h2_session(snap, choice, t_start, s.watched);
     if (!up || s.closed) {
         respond(s, 502);
         co_return;
@@ -93,29 +91,22 @@ task<> h2_connection::serve_h2_pool(h2_stream& s, const routing::snapshot& snap,
     ++w_.outstanding_[ep->id];
     h2_upstream::call call(s.wake);
     char id[24];
-    const auto request = upstream_fields(s, pool->tls != nullptr, client_.tls() != nullptr,
-                                         client_ip_, w_.next_request_id(id));
+    const auto request =
+        upstream_fields({s.method, s.authority, s.path, s.fields},
+                        {pool->tls != nullptr, client_.tls() != nullptr, client_ip_,
+                         w_.next_request_id(id)});
     std::vector<nghttp2_nv> nva;
     for (const auto& [n, v] : request)
         nva.push_back(h2_nv(n, v));
     const bool has_body = !(s.end_stream && s.body.empty());
     metrics::result result = metrics::result::reset;
-    // However this frame ends, the connection forgets the call before it is gone (a no-op
-    // once the stream closed).
-    struct forget {
-        h2_upstream& up;
-        h2_upstream::call& call;
-        ~forget() { up.cancel(call); }
-    } guard{*up, call};
+    call_guard guard{*up, call};
     if (up->submit(call, nva, has_body))
         result = co_await relay_h2(s, *up, call, snap);
     else
         respond(s, 502);
     w_.record(snap, *pool, *ep, result, t_start);
-    if (is_grpc(s) && call.head_done) {
-        const int code = grpc_code(call);
-        w_.metrics_.record_grpc(ep->id, code < 0 ? 2 : code);  // none under a head: UNKNOWN
-    }
+    if (is_grpc(s.fields) && call.head_done) w_.metrics_.record_grpc(ep->id, grpc_metric_code(call));
     --w_.outstanding_[ep->id];
 }
 
@@ -161,7 +152,7 @@ task<metrics::result> h2_connection::relay_h2(h2_stream& s, h2_upstream& up,
                 nghttp2_session_resume_data(session_, s.id);
             }
             wake_writer();
-            co_return outcome(s, call, snap);
+            co_return call_outcome(is_grpc(s.fields), call, snap);
         }
         if (call.failed) {
             if (!head_sent)
@@ -170,7 +161,7 @@ task<metrics::result> h2_connection::relay_h2(h2_stream& s, h2_upstream& up,
                 reset(s, NGHTTP2_INTERNAL_ERROR);
             co_return metrics::result::reset;
         }
-        if (s.closed) co_return head_sent ? outcome(s, call, snap) : metrics::result::reset;
+        if (s.closed) co_return head_sent ? call_outcome(is_grpc(s.fields), call, snap) : metrics::result::reset;
         if (!co_await wait(s, head_sent ? idle : response_limit)) {
             if (!head_sent)
                 respond(s, 504);

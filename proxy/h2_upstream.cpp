@@ -11,7 +11,10 @@
 namespace veer::proxy {
 namespace {
 
-void poke(h2_upstream::call& c) { c.wake->cancel(); }
+void poke(h2_upstream::call& c) {
+    c.wake->cancel();
+    if (c.body_wake != c.wake) c.body_wake->cancel();
+}
 
 }  // namespace
 
@@ -237,6 +240,20 @@ std::shared_ptr<h2_upstream> worker::h2_for(std::uint32_t endpoint_id) const {
     for (const auto& u : it->second)
         if (u->open()) return u;
     return nullptr;  // none, or all full: another connection is opened
+}
+
+task<std::shared_ptr<h2_upstream>> worker::h2_session(const routing::snapshot& snap,
+                                                      upstream_choice& c, std::int64_t t_start,
+                                                      upstream_conn*& watched) {
+    if (!c.ep) co_return nullptr;
+    if (auto up = h2_for(c.ep->id)) co_return up;
+    c = co_await connect(snap, std::move(c), t_start, true, watched);
+    watched = nullptr;
+    if (!c.conn) co_return nullptr;
+    auto up = std::make_shared<h2_upstream>(*this, std::move(c.conn), c.ep->id);
+    keep_h2(c.ep->id, up);
+    up->start();
+    co_return up;
 }
 
 void worker::keep_h2(std::uint32_t endpoint_id, std::shared_ptr<h2_upstream> u) {

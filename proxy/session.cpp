@@ -228,8 +228,7 @@ task<> session::serve(request& r) {
         co_return;
     }
     if (r.snap().pools[admitted.pool].h2) {
-        detail_ = "HTTP/1 clients cannot reach h2 pools yet";
-        co_await refuse(r, 502);
+        co_await serve_h2_pool(r, admitted.pool);
         co_return;
     }
     auto first = w_.pick(r.snap(), admitted.pool, ~0u, false);

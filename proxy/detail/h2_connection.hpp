@@ -103,6 +103,9 @@ private:
     void reset(h2_stream& s, std::uint32_t error_code);
     void finished(h2_stream& s);
     h2_stream* find(std::int32_t id);
+    // The client's stream ids: the highest opened, and the ranges it skipped (the last few).
+    void opened(std::int32_t id);
+    bool skipped(std::int32_t id) const;
 
     worker& w_;
     stream& client_;
@@ -110,6 +113,9 @@ private:
     std::string client_ip_;
     nghttp2_session* session_ = nullptr;
     std::map<std::int32_t, std::unique_ptr<h2_stream>> streams_;
+    std::int32_t highest_ = -1;  // so that stream 1 skips nothing
+    static constexpr std::size_t max_gaps = 8;
+    std::vector<std::pair<std::int32_t, std::int32_t>> gaps_;
     executor executor_;
     std::size_t max_header_bytes_ = 0;  // limits.max_header_bytes as the connection began
     std::string wbuf_;  // frames being written

@@ -22,7 +22,9 @@ namespace veer::proxy {
 class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
 public:
     struct call {
-        explicit call(timer& w) : wake(&w) {}
+        explicit call(timer& w) : wake(&w), body_wake(&w) {}
+        // The answer's waiter and the body's, when two coroutines drive the call.
+        call(timer& w, timer& body) : wake(&w), body_wake(&body) {}
         std::int32_t id = -1;
         std::string body;  // request bytes to send: the owner fills, nghttp2 takes
         bool body_end = false;  // the owner has no more
@@ -35,6 +37,7 @@ public:
         bool ended = false;  // the response is complete
         bool failed = false;  // reset by the upstream, or the connection is gone
         timer* wake;  // the owner's wait, cancelled on every change
+        timer* body_wake;  // cancelled too: the body's sender waits here for room
     };
 
     h2_upstream(worker& w, std::unique_ptr<upstream_conn> conn, std::uint32_t endpoint_id);

@@ -132,6 +132,25 @@ private:
     static std::array<asio::const_buffer, 2> join(const std::string& head, io_buffer& buf,
                                                   asio::const_buffer body);
     task<> tunnel(upstream_conn& up, const routing::snapshot& snap);
+    // A request to a pool with protocol = "h2" (h1_to_h2.cpp): a stream on this thread's
+    // shared connection to the endpoint, the body sent while the answer is relayed.
+    struct h2_exchange {
+        h2_upstream& up;
+        h2_upstream::call& call;
+        bool grpc;
+        send_result sent = send_result::ok;
+        bool body_done = false;  // the whole body went up
+        bool head_written = false;  // the answer's head is the client's (in out_ or sent)
+        bool answered = false;  // the answer is complete: the rest of the body is not read
+        int failure = 0;  // veer's own answer to give, if nothing was sent yet
+        // The body cannot go on: the stream is reset, and `status` answered if it can be.
+        void stop_body(send_result why, int status);
+    };
+    task<> serve_h2_pool(request& r, int pool_index);
+    task<> send_body_h2(h2_exchange& x, const routing::snapshot& snap);
+    task<> relay_h2(request& r, h2_exchange& x);
+    task<metrics::result> relay_h2_body(h2_exchange& x, const routing::snapshot& snap,
+                                        bool no_body, bool chunked);
     task<> reply(int status, bool close);
     void log_access(const request& r);
 

@@ -160,6 +160,11 @@ private:
     std::shared_ptr<h2_upstream> h2_for(std::uint32_t endpoint_id) const;
     void keep_h2(std::uint32_t endpoint_id, std::shared_ptr<h2_upstream> u);
     void forget_h2(std::uint32_t endpoint_id, const h2_upstream* u);
+    // The shared connection to c's endpoint, opened (per [retry], which may change c) when
+    // there is none with room; null if the pool has no endpoint or none could be reached.
+    task<std::shared_ptr<h2_upstream>> h2_session(const routing::snapshot& snap,
+                                                  upstream_choice& c, std::int64_t t_start,
+                                                  upstream_conn*& watched);
     std::map<std::uint32_t, std::vector<std::shared_ptr<h2_upstream>>> h2_upstreams_;
 
     // An endpoint of the pool other than `tried`, with a pooled idle connection to it

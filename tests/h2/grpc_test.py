@@ -16,6 +16,11 @@ its target. It checks:
                            in the trailers): at weight 50 the judge rolls it back, the reason
                            names the error rate; prints the time from the first failing call
                            to canary weight 0
+  http1_client_to_h2_pool  an HTTP/1.1 client (raw socket, keep-alive) posts gRPC frames to the
+                           h2 pool, once with Content-Length and once chunked: the answer comes
+                           back chunked with grpc-status in its last chunk's trailers (0), or in
+                           the head for a trailers-only answer (NOT_FOUND with its message), the
+                           second on the same connection, then 1 MiB each way; the calls are counted by code
   codes_not_in_the_list    green answers NOT_FOUND on every call (not in slo.grpc_errors): no
                            rollback, the calls count as successes, veer_grpc_calls_total
                            counts them by code
@@ -28,6 +33,8 @@ VEER_ALLOW_SKIP=1. Every wait is bounded and polls.
 """
 
 import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -193,6 +200,82 @@ def case_unavailable_canary(c):
     return f"rolled back {took * 1000:.0f} ms after the first UNAVAILABLE: {rb['reason']}"
 
 
+def grpc_frame(message):
+    return b"\0" + struct.pack(">I", len(message)) + message
+
+
+def read_chunked_answer(sock):
+    """One HTTP/1.1 answer with a chunked body: (head, body, trailers as a dict)."""
+    buf = b""
+    deadline = time.monotonic() + 10
+
+    def more():
+        nonlocal buf
+        check(time.monotonic() < deadline, f"the answer comes whole: {buf[:300]!r}")
+        data = sock.recv(65536)
+        check(data, f"the connection stays open until the answer ends: {buf[:300]!r}")
+        buf += data
+
+    while b"\r\n\r\n" not in buf:
+        more()
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    check(b"transfer-encoding: chunked" in head.lower(), f"chunked, its length unknown: {head!r}")
+    body = b""
+    while True:
+        while b"\r\n" not in buf:
+            more()
+        size_line, buf = buf.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        while len(buf) < size + 2:
+            more()
+        body, buf = body + buf[:size], buf[size + 2:]
+    while not (buf.startswith(b"\r\n") or b"\r\n\r\n" in buf):
+        more()
+    trailers = {}
+    for line in buf.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if b":" in line:
+            k, v = line.split(b":", 1)
+            trailers[k.decode().lower()] = v.decode().strip()
+    return head.decode(), body, trailers
+
+
+def case_http1_client_to_h2_pool(c):
+    v, blue, green, ch = setup(c)
+    ch.close()
+    sock = socket.create_connection(("127.0.0.1", v.port), timeout=10)
+    common = (f"Host: veer.test\r\nContent-Type: application/grpc\r\nTE: trailers\r\n")
+    msg = grpc_frame(b"hello")
+    sock.sendall(f"POST /{SERVICE}/Unary HTTP/1.1\r\n{common}Content-Length: {len(msg)}\r\n\r\n"
+                 .encode() + msg)
+    head, body, trailers = read_chunked_answer(sock)
+    check(head.startswith("HTTP/1.1 200"), f"200 from the h2 pool: {head!r}")
+    check(body == grpc_frame(b"blue:hello"), f"the answer's message: {body!r}")
+    check(trailers.get("grpc-status") == "0", f"grpc-status in the last chunk: {trailers}")
+    missing = grpc_frame(b"missing")
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(missing), missing)
+    sock.sendall(f"POST /{SERVICE}/Unary HTTP/1.1\r\n{common}Transfer-Encoding: chunked\r\n\r\n"
+                 .encode() + chunked)
+    head, body, trailers = read_chunked_answer(sock)
+    # grpcio answers an abort trailers-only: its status is in the head, which HTTP/1 keeps.
+    check("grpc-status: 5\r\n" in head.lower() and "grpc-message: no such thing" in head.lower(),
+          f"a chunked request on the same connection, NOT_FOUND in the head: {head!r} {trailers}")
+    big = grpc_frame(os.urandom(1 << 20))  # past every window: the body waits for them
+    pieces = b"".join(b"%x\r\n%s\r\n" % (len(big[i:i + 65536]), big[i:i + 65536])
+                      for i in range(0, len(big), 65536))
+    sock.sendall(f"POST /{SERVICE}/Unary HTTP/1.1\r\n{common}Transfer-Encoding: chunked\r\n\r\n"
+                 .encode() + pieces + b"0\r\n\r\n")
+    head, body, trailers = read_chunked_answer(sock)
+    check(body == grpc_frame(b"blue:" + big[5:]) and trailers.get("grpc-status") == "0",
+          f"1 MiB each way: {len(body)} bytes, {trailers}")
+    sock.close()
+    m = v.metrics()
+    ok, nf = (metric(m, "veer_grpc_calls_total", pool="blue", code=k) for k in ("OK", "NOT_FOUND"))
+    check(ok >= 1 and nf >= 1, f"counted by code: OK {ok}, NOT_FOUND {nf}")
+    return "Content-Length, chunked and 1 MiB gRPC posts over HTTP/1.1, grpc-status in the trailers"
+
+
 def case_codes_not_in_the_list(c):
     v, blue, green, ch = setup(c, {
         "split": {"canary_weight": 50},
@@ -222,6 +305,7 @@ def case_codes_not_in_the_list(c):
 CASES = [
     ("unary_and_streaming", case_unary_and_streaming),
     ("unavailable_canary", case_unavailable_canary),
+    ("http1_client_to_h2_pool", case_http1_client_to_h2_pool),
     ("codes_not_in_the_list", case_codes_not_in_the_list),
 ]
 
