@@ -738,7 +738,11 @@ void read_pools(walker& root, config& cfg) {
             out.tls = t;
         }
         out.health = cfg.health;
-        if (auto h = p->table("health")) read_pool_health(*h, out.health);
+        if (auto h = p->table("health")) {
+            read_pool_health(*h, out.health);
+            if (h->has("grpc") && out.health.grpc && out.protocol_ != protocol::h2)
+                h->error("grpc", "needs protocol = \"h2\" (gRPC health checks are HTTP/2)");
+        }
         p->reject_unknown();
         cfg.pools.push_back(std::move(out));
     }
@@ -803,6 +807,7 @@ void read_health_keys(walker& w, health& out) {
     w.read_int("unhealthy_after", out.unhealthy_after, 1, no_max);
     w.read_int("eject_after_failures", out.eject_after_failures, 1, no_max);
     w.read_duration("eject_for", out.eject_for, positive);
+    w.read_bool("grpc", out.grpc);
 }
 
 void read_health(walker& root, health& out) {

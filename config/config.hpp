@@ -53,6 +53,9 @@ struct health {
     int unhealthy_after = 3;
     int eject_after_failures = 5;
     duration eject_for{30000};
+    // An h2 pool's endpoints answer grpc.health.v1.Health/Check (SERVING passes) instead of
+    // a GET of `path` (SPEC 10). HTTP/1 pools keep the GET.
+    bool grpc = false;
 };
 
 enum class balance { p2c, round_robin };

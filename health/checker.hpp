@@ -9,11 +9,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
 #include "health/state.hpp"
 #include "proxy/stream.hpp"
+
+struct nghttp2_session;
 
 namespace veer::health {
 
@@ -29,6 +32,10 @@ struct target {
     config::health settings;  // its pool's: [health] with [pools.NAME.health] over it
     bool h2 = false;  // its pool speaks HTTP/2: so does the check
 };
+
+// The status of a framed grpc.health.v1.HealthCheckResponse (1: SERVING), -1 if `body`
+// is not one.
+int grpc_health_status(std::string_view body);
 
 class checker {
 public:
@@ -46,6 +53,11 @@ private:
     proxy::task<std::string> exchange(const target& t, const config::health& settings);
     proxy::task<std::string> exchange_h2(proxy::stream& s, const target& t,
                                          const config::health& settings, const std::string& host);
+    static void submit_check(nghttp2_session* session, const target& t,
+                             const config::health& settings, const std::string& host);
+    // health.grpc: "" when the answer is grpc-status 0 with status SERVING, else why not.
+    static std::string judge_grpc(const target& t, const std::string& grpc_status,
+                                  const std::string& body);
 
     boost::asio::io_context& ioc_;
     on_change cb_;

@@ -253,6 +253,7 @@ task<metrics::result> session::relay_h2_body(h2_exchange& x, const routing::snap
         }
         if (ended) co_return metrics::result::s2xx;
         if (call.failed) co_return metrics::result::reset;  // cut: the client connection closes
+        if (!call.data.empty() || call.ended) continue;  // it came during the write
         if (!co_await wait_woken(*call.wake, ms(snap.timeouts.idle)))
             co_return metrics::result::timeout;
     }

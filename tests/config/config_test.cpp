@@ -712,6 +712,23 @@ TEST(config_load, http2_and_grpc_keys) {
     EXPECT_FALSE(load("limits.max_concurrent_streams = 0").errors.empty());
 }
 
+TEST(config_load, grpc_health_checks_need_an_h2_pool) {
+    EXPECT_FALSE(valid("").health.grpc);
+    const auto c = load_exact(
+        "[pools.blue]\nendpoints = [\"127.0.0.1:1\"]\nprotocol = \"h2\"\n"
+        "[pools.blue.health]\ngrpc = true\n"
+        "[pools.green]\nendpoints = [\"127.0.0.1:2\"]\n");
+    ASSERT_TRUE(c.cfg) << c.errors.front();
+    EXPECT_TRUE(c.cfg->find_pool("blue")->health.grpc);
+    EXPECT_FALSE(c.cfg->find_pool("green")->health.grpc);
+    EXPECT_TRUE(valid("health.grpc = true").health.grpc);  // for whichever pools are h2
+    const auto bad = load_exact(
+        "[pools.blue]\nendpoints = [\"127.0.0.1:1\"]\n[pools.blue.health]\ngrpc = true\n"
+        "[pools.green]\nendpoints = [\"127.0.0.1:2\"]\n");
+    EXPECT_EQ(bad.errors, errors{"test.toml:4:1: pools.blue.health.grpc: needs protocol = \"h2\" "
+                                 "(gRPC health checks are HTTP/2)"});
+}
+
 TEST(config_load, weights_take_two_decimals) {
     // SPEC 12: percentages with up to two decimals, held as basis points.
     EXPECT_EQ(valid("split.canary_weight = 0.5").split.canary_bp, 50);

@@ -21,6 +21,10 @@ its target. It checks:
                            back chunked with grpc-status in its last chunk's trailers (0), or in
                            the head for a trailers-only answer (NOT_FOUND with its message), the
                            second on the same connection, then 1 MiB each way; the calls are counted by code
+  grpc_health_check        health.grpc = true: the checks call grpc.health.v1.Health/Check with an
+                           empty request; SERVING passes, NOT_SERVING and UNKNOWN (an empty
+                           answer) fail although HTTP says 200 and grpc-status 0; SERVING again
+                           brings the endpoint back
   codes_not_in_the_list    green answers NOT_FOUND on every call (not in slo.grpc_errors): no
                            rollback, the calls count as successes, veer_grpc_calls_total
                            counts them by code
@@ -53,6 +57,7 @@ except ImportError:
     grpc = None
 
 SERVICE = "veer.test.Echo"
+HEALTH = "grpc.health.v1.Health"
 
 
 class Server:
@@ -70,7 +75,11 @@ class Server:
             "Unary": grpc.unary_unary_rpc_method_handler(self.unary),
             "Stream": grpc.unary_stream_rpc_method_handler(self.stream),
         }
-        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        self.serving = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
+        self.health_checks = 0
+        health = {"Check": grpc.unary_unary_rpc_method_handler(self.check)}
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),
+                                              grpc.method_handlers_generic_handler(HEALTH, health)))
         self.server.add_insecure_port(f"127.0.0.1:{port}")
         self.server.start()
 
@@ -82,6 +91,13 @@ class Server:
             code, share = self.fail
             if (n % 10) < share * 10:
                 context.abort(code, f"{self.name} fails this one")
+
+    def check(self, request, context):  # the standard health service, on raw bytes
+        with self.lock:
+            self.health_checks += 1
+        if request != b"":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"expected an empty request: {request!r}")
+        return self.serving
 
     def unary(self, request, context):
         self.fate(context)
@@ -276,6 +292,28 @@ def case_http1_client_to_h2_pool(c):
     return "Content-Length, chunked and 1 MiB gRPC posts over HTTP/1.1, grpc-status in the trailers"
 
 
+def endpoint_healthy(status, pool):
+    return status["pools"][pool]["endpoints"][0]["healthy"]
+
+
+def case_grpc_health_check(c):
+    v, blue, green, ch = setup(c, {"health": {"grpc": True, "unhealthy_after": 1}})
+    ch.close()
+    v.wait_status("both checked", lambda s: blue.health_checks >= 2 and green.health_checks >= 2, 10)
+    check(endpoint_healthy(v.status(), "green"), "SERVING passes")
+    green.serving = b"\x08\x02"  # NOT_SERVING: still grpc-status 0 and HTTP 200
+    v.wait_status("green unhealthy", lambda s: not endpoint_healthy(s, "green"), 10)
+    check("NOT_SERVING" in v.log_text(), "the log says why")
+    check(endpoint_healthy(v.status(), "blue"), "blue stays healthy")
+    green.serving = b""  # proto3's default: UNKNOWN
+    seen = green.health_checks
+    v.wait_status("two checks on UNKNOWN", lambda s: green.health_checks >= seen + 2, 10)
+    check(not endpoint_healthy(v.status(), "green"), "UNKNOWN does not pass")
+    green.serving = b"\x08\x01"
+    v.wait_status("green healthy again", lambda s: endpoint_healthy(s, "green"), 10)
+    return "SERVING passes; NOT_SERVING and UNKNOWN fail (HTTP 200, grpc-status 0 all along)"
+
+
 def case_codes_not_in_the_list(c):
     v, blue, green, ch = setup(c, {
         "split": {"canary_weight": 50},
@@ -306,6 +344,7 @@ CASES = [
     ("unary_and_streaming", case_unary_and_streaming),
     ("unavailable_canary", case_unavailable_canary),
     ("http1_client_to_h2_pool", case_http1_client_to_h2_pool),
+    ("grpc_health_check", case_grpc_health_check),
     ("codes_not_in_the_list", case_codes_not_in_the_list),
 ]
 
