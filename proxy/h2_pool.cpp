@@ -138,19 +138,13 @@ task<metrics::result> h2_connection::relay_h2(h2_stream& s, h2_upstream& up,
             s.out.append(call.data);
             call.data.clear();
             up.consume(call, n);
-            if (s.deferred) {
-                s.deferred = false;
-                nghttp2_session_resume_data(session_, s.id);
-            }
+            resume(s);
             wake_writer();
         }
         if (head_sent && call.ended && call.data.empty()) {
             s.trailers = call.trailers;
             s.out_eof = true;
-            if (s.deferred) {
-                s.deferred = false;
-                nghttp2_session_resume_data(session_, s.id);
-            }
+            resume(s);
             wake_writer();
             co_return call_outcome(is_grpc(s.fields), call, snap);
         }

@@ -222,10 +222,7 @@ task<bool> h2_connection::relay_body(h2_stream& s, upstream_conn& up, const rout
             }
         }
         if (resp.body == http::body_kind::length && left == 0) done = true;
-        if (s.deferred && !s.out.empty()) {
-            s.deferred = false;
-            nghttp2_session_resume_data(session_, s.id);
-        }
+        if (!s.out.empty()) resume(s);
         wake_writer();
         if (done) break;
         // A client that does not read holds the upstream where it is, for idle at most.
@@ -245,10 +242,7 @@ task<bool> h2_connection::relay_body(h2_stream& s, upstream_conn& up, const rout
     }
     if (resp.body == http::body_kind::chunked) s.trailers = http::trailer_fields(chunks.trailers());
     s.out_eof = true;
-    if (s.deferred) {
-        s.deferred = false;
-        nghttp2_session_resume_data(session_, s.id);
-    }
+    resume(s);
     wake_writer();
     co_return true;
 }
