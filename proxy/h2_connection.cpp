@@ -121,7 +121,6 @@ void h2_connection::refresh_deadline() {
 }
 
 void h2_connection::start(h2_stream& s) {
-    s.running = true;
     ++running_;
     refresh_deadline();
     asio::co_spawn(w_.ioc_, serve(s), asio::detached);

@@ -82,6 +82,7 @@ struct h2_callbacks {
         const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
         if (frame->hd.type == NGHTTP2_HEADERS && !s->running) {
             s->end_stream = end;
+            s->running = true;
             c.start(*s);
         } else if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
             s->end_stream = true;
