@@ -247,12 +247,26 @@ task<std::shared_ptr<h2_upstream>> worker::h2_session(const routing::snapshot& s
                                                       upstream_conn*& watched) {
     if (!c.ep) co_return nullptr;
     if (auto up = h2_for(c.ep->id)) co_return up;
+    const auto id = c.ep->id;
+    if (const auto it = h2_connecting_.find(id); it != h2_connecting_.end()) {
+        // A burst of streams opens one connection, not one each: wait for the one on its way.
+        const auto pending = it->second;
+        co_await pending->async_wait(nothrow);
+        if (auto up = h2_for(id)) co_return up;  // else (it failed, or is full) open another
+    }
+    auto pending = std::make_shared<timer>(ioc_.get_executor(), timer::time_point::max());
+    h2_connecting_[id] = pending;
     c = co_await connect(snap, std::move(c), t_start, true, watched);
     watched = nullptr;
-    if (!c.conn) co_return nullptr;
-    auto up = std::make_shared<h2_upstream>(*this, std::move(c.conn), c.ep->id);
-    keep_h2(c.ep->id, up);
-    up->start();
+    if (const auto it = h2_connecting_.find(id); it != h2_connecting_.end() && it->second == pending)
+        h2_connecting_.erase(it);
+    std::shared_ptr<h2_upstream> up;
+    if (c.conn) {
+        up = std::make_shared<h2_upstream>(*this, std::move(c.conn), c.ep->id);
+        keep_h2(c.ep->id, up);
+        up->start();
+    }
+    pending->cancel();  // the streams waiting go on: on this one, or (it failed) their own
     co_return up;
 }
 
