@@ -122,6 +122,10 @@ task<metrics::result> h2_connection::relay_h2(h2_stream& s, h2_upstream& up,
         if (!s.body.empty() && call.body.empty()) {
             call.body.swap(s.body);
             consume(s, call.body.size());
+            if (s.end_stream) {  // the last DATA frame carries END_STREAM, not an empty one
+                call.request_trailers = s.request_trailers;
+                call.body_end = true;
+            }
             up.more_body(call);
         } else if (s.end_stream && s.body.empty() && !call.body_end) {
             call.request_trailers = s.request_trailers;

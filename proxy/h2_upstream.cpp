@@ -147,9 +147,11 @@ void h2_upstream::start() {
 }
 
 bool h2_upstream::open() const {
+    const auto limit = std::min<std::uint32_t>(
+        max_streams, nghttp2_session_get_remote_settings(session_,
+                                                         NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
     return !dead_ && !draining_ && nghttp2_session_check_request_allowed(session_) &&
-           calls_.size() < nghttp2_session_get_remote_settings(
-                               session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+           calls_.size() < limit;
 }
 
 bool h2_upstream::submit(call& c, const std::vector<nghttp2_nv>& nva, bool has_body) {
@@ -246,27 +248,30 @@ task<std::shared_ptr<h2_upstream>> worker::h2_session(const routing::snapshot& s
                                                       upstream_choice& c, std::int64_t t_start,
                                                       upstream_conn*& watched) {
     if (!c.ep) co_return nullptr;
-    if (auto up = h2_for(c.ep->id)) co_return up;
     const auto id = c.ep->id;
-    if (const auto it = h2_connecting_.find(id); it != h2_connecting_.end()) {
-        // A burst of streams opens one connection, not one each: wait for the one on its way.
+    // A burst of streams opens one connection at a time, not one each: they wait for the
+    // one on its way, and take it or (full) the next.
+    for (;;) {
+        if (auto up = h2_for(id)) co_return up;
+        const auto it = h2_connecting_.find(id);
+        if (it == h2_connecting_.end()) break;
         const auto pending = it->second;
-        co_await pending->async_wait(nothrow);
-        if (auto up = h2_for(id)) co_return up;  // else (it failed, or is full) open another
+        co_await pending->ready.async_wait(nothrow);
+        if (pending->failed) co_return nullptr;  // as it did, after its retries
     }
-    auto pending = std::make_shared<timer>(ioc_.get_executor(), timer::time_point::max());
+    auto pending = std::make_shared<h2_pending>(ioc_.get_executor());
     h2_connecting_[id] = pending;
     c = co_await connect(snap, std::move(c), t_start, true, watched);
     watched = nullptr;
-    if (const auto it = h2_connecting_.find(id); it != h2_connecting_.end() && it->second == pending)
-        h2_connecting_.erase(it);
+    h2_connecting_.erase(id);
     std::shared_ptr<h2_upstream> up;
     if (c.conn) {
         up = std::make_shared<h2_upstream>(*this, std::move(c.conn), c.ep->id);
         keep_h2(c.ep->id, up);
         up->start();
     }
-    pending->cancel();  // the streams waiting go on: on this one, or (it failed) their own
+    pending->failed = !up;
+    pending->ready.cancel();
     co_return up;
 }
 

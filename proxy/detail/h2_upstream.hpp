@@ -47,7 +47,11 @@ public:
 
     // Reads and writes until the connection ends; then every call fails.
     void start();
-    // Whether a new stream may go on it: alive, no GOAWAY, below the upstream's limit.
+    // Streams on one connection at most, whatever the upstream allows: past it another
+    // connection opens (as HAProxy's and nginx's defaults: 100). Servers that look their
+    // streams up in short hash chains (nginx) slow down with hundreds on one connection.
+    static constexpr std::uint32_t max_streams = 100;
+    // Whether a new stream may go on it: alive, no GOAWAY, below the limits.
     bool open() const;
     // Opens the stream for `c`: headers `nva`, then c.body until c.body_end.
     bool submit(call& c, const std::vector<nghttp2_nv>& nva, bool has_body);

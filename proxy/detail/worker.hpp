@@ -76,8 +76,13 @@ private:
                                                   upstream_choice& c, std::int64_t t_start,
                                                   upstream_conn*& watched);
     std::map<std::uint32_t, std::vector<std::shared_ptr<h2_upstream>>> h2_upstreams_;
-    // Per endpoint, the connection being opened: its timer is cancelled when it is ready.
-    std::map<std::uint32_t, std::shared_ptr<timer>> h2_connecting_;
+    // Per endpoint, the connection being opened: `ready` is cancelled when it is done.
+    struct h2_pending {
+        explicit h2_pending(const executor& ex) : ready(ex, timer::time_point::max()) {}
+        timer ready;
+        bool failed = false;
+    };
+    std::map<std::uint32_t, std::shared_ptr<h2_pending>> h2_connecting_;
 
     // An endpoint of the pool other than `tried`, with a pooled idle connection to it
     // unless `fresh` (or none is idle). proxy/upstream_choice.cpp.
