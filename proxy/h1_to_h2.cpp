@@ -92,17 +92,16 @@ task<> session::serve_h2_pool(request& r, int pool_index) {
     const bool grpc = is_grpc(fields);
     std::string authority(req_.authority.empty() ? req_.find("host") : req_.authority);
     char id[24];
-    const auto request = upstream_fields(
+    upstream_head head;
+    make_upstream_head(
         {req_.method, authority, req_.forward_target, fields},
-        {choice.pool->tls != nullptr, client_.tls() != nullptr, client_ip_, w_.next_request_id(id)});
-    std::vector<nghttp2_nv> nva;
-    for (const auto& [n, v] : request)
-        nva.push_back(h2_nv(n, v));
+        {choice.pool->tls != nullptr, client_.tls() != nullptr, client_ip_, w_.next_request_id(id)},
+        head);
     timer wake(w_.ioc_.get_executor()), body_wake(w_.ioc_.get_executor());
     h2_upstream::call call(wake, body_wake);
     call_guard guard{*up, call};
     h2_exchange x{*up, call, grpc};
-    if (up->submit(call, nva, req_.body != http::body_kind::none)) {
+    if (up->submit(call, head.nva, req_.body != http::body_kind::none)) {
         // Both ways at once, as HTTP/2 allows: the answer (a gRPC stream's messages) may
         // start before the body ends.
         co_await (send_body_h2(x, snap) && relay_h2(r, x));

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace veer::proxy {
 
@@ -21,7 +22,7 @@ inline void gather_frames(nghttp2_session* session, std::string& out) {
 }
 
 // A header for nghttp2, pointing into strings that outlive the submit (nghttp2 copies).
-inline nghttp2_nv h2_nv(const std::string& name, const std::string& value) {
+inline nghttp2_nv h2_nv(std::string_view name, std::string_view value) {
     return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
             reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
             value.size(), NGHTTP2_NV_FLAG_NONE};

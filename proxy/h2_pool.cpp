@@ -28,25 +28,29 @@ const std::string* find_field(const h2_fields& f, std::string_view name) {
     return nullptr;
 }
 
-h2_fields upstream_fields(const h2_request_head& req, const forward_as& how) {
-    h2_fields out{{":method", std::string(req.method)},
-                  {":scheme", how.tls_pool ? "https" : "http"},
-                  {":authority", std::string(req.authority)},
-                  {":path", std::string(req.path)}};
-    std::string forwarded;
+void make_upstream_head(const h2_request_head& req, const forward_as& how, upstream_head& out) {
+    auto& nva = out.nva;
+    nva.clear();
+    nva.reserve(req.fields.size() + 7);
+    nva.push_back(h2_nv(":method", req.method));
+    nva.push_back(h2_nv(":scheme", how.tls_pool ? "https" : "http"));
+    nva.push_back(h2_nv(":authority", req.authority));
+    nva.push_back(h2_nv(":path", req.path));
+    out.forwarded_for.clear();
+    bool has_id = false;
     for (const auto& [n, v] : req.fields) {
         if (n == "x-forwarded-for") {
-            forwarded += v + ", ";
+            out.forwarded_for.append(v).append(", ");
             continue;
         }
         if (n == "x-forwarded-proto" || n == "host") continue;
-        out.emplace_back(n, v);
+        has_id = has_id || n == "x-request-id";
+        nva.push_back(h2_nv(n, v));
     }
-    out.emplace_back("x-forwarded-for", forwarded.append(how.client_ip));
-    out.emplace_back("x-forwarded-proto", how.tls_client ? "https" : "http");
-    if (!find_field(req.fields, "x-request-id"))
-        out.emplace_back("x-request-id", std::string(how.request_id));
-    return out;
+    out.forwarded_for.append(how.client_ip);
+    nva.push_back(h2_nv("x-forwarded-for", out.forwarded_for));
+    nva.push_back(h2_nv("x-forwarded-proto", how.tls_client ? "https" : "http"));
+    if (!has_id) nva.push_back(h2_nv("x-request-id", how.request_id));
 }
 
 bool is_grpc(const h2_fields& request_fields) {
@@ -91,17 +95,15 @@ task<> h2_connection::serve_h2_pool(h2_stream& s, const routing::snapshot& snap,
     ++w_.outstanding_[ep->id];
     h2_upstream::call call(s.wake);
     char id[24];
-    const auto request =
-        upstream_fields({s.method, s.authority, s.path, s.fields},
-                        {pool->tls != nullptr, client_.tls() != nullptr, client_ip_,
-                         w_.next_request_id(id)});
-    std::vector<nghttp2_nv> nva;
-    for (const auto& [n, v] : request)
-        nva.push_back(h2_nv(n, v));
+    upstream_head head;
+    make_upstream_head({s.method, s.authority, s.path, s.fields},
+                       {pool->tls != nullptr, client_.tls() != nullptr, client_ip_,
+                        w_.next_request_id(id)},
+                       head);
     const bool has_body = !(s.end_stream && s.body.empty());
     metrics::result result = metrics::result::reset;
     call_guard guard{*up, call};
-    if (up->submit(call, nva, has_body))
+    if (up->submit(call, head.nva, has_body))
         result = co_await relay_h2(s, *up, call, snap);
     else
         respond(s, 502);

@@ -6,22 +6,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 
 #include "proxy/h2_frames.hpp"
+#include "proxy/h2_memory.hpp"
 
 namespace veer::proxy {
-namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-}  // namespace
-
 // nghttp2 calls these from inside mem_recv/mem_send, on the connection's thread.
 struct h2_callbacks {
     static h2_server& conn(void* user) { return *static_cast<h2_server*>(user); }
@@ -170,7 +161,7 @@ h2_server::h2_server(const executor& ex, limits l)
     nghttp2_option_set_stream_reset_rate_limit(opt, 200, 50);  // CVE-2023-44487
     nghttp2_option_set_max_continuations(opt, 8);  // CVE-2024-28182
     nghttp2_option_set_max_settings(opt, 32);
-    nghttp2_session_server_new2(&session_, cbs, this, opt);
+    nghttp2_session_server_new3(&session_, cbs, this, opt, h2_memory());
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
 
@@ -233,41 +224,61 @@ void h2_server::reset(h2_stream& s, std::uint32_t error_code) {
 }
 
 void h2_server::submit_head(h2_stream& s, const http::response_head& resp, bool has_body) {
-    std::vector<std::pair<std::string, std::string>> fields;  // lower-cased, as HTTP/2 wants
-    fields.reserve(resp.fields.size());
-    for (const auto& f : resp.fields)
-        if (!http::is_hop_by_hop(f.name, resp.connection_tokens))
-            fields.emplace_back(lower(f.name), std::string(f.value));
-    submit_fields(s, resp.status, fields, has_body);
+    start_nva(resp.status);
+    add_h1_fields(resp);
+    submit_nva(s, resp.status, has_body, false);
 }
 
 void h2_server::submit_interim(h2_stream& s, const http::response_head& resp) {
-    if (s.closed) return;
-    const std::string name = ":status", value = std::to_string(resp.status);
-    std::vector<std::pair<std::string, std::string>> fields;
-    for (const auto& f : resp.fields)
-        if (!http::is_hop_by_hop(f.name, resp.connection_tokens))
-            fields.emplace_back(lower(f.name), std::string(f.value));
-    std::vector<nghttp2_nv> nva{h2_nv(name, value)};
-    for (const auto& [n, v] : fields)
-        nva.push_back(h2_nv(n, v));
-    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva.data(), nva.size(),
-                           nullptr);
-    wake_writer();
+    start_nva(resp.status);
+    add_h1_fields(resp);
+    submit_nva(s, resp.status, false, true);
 }
 
 void h2_server::submit_fields(h2_stream& s, int status,
-                                  const std::vector<std::pair<std::string, std::string>>& fields,
-                                  bool has_body) {
-    if (s.closed) return;
-    s.status = status;
-    const std::string name = ":status", value = std::to_string(status);
-    std::vector<nghttp2_nv> nva{h2_nv(name, value)};
+                              const std::vector<std::pair<std::string, std::string>>& fields,
+                              bool has_body) {
+    start_nva(status);
     for (const auto& [n, v] : fields)
-        nva.push_back(h2_nv(n, v));
-    nghttp2_data_provider body{};
-    body.read_callback = &h2_callbacks::read_body;
-    nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), has_body ? &body : nullptr);
+        nva_.push_back(h2_nv(n, v));
+    submit_nva(s, status, has_body, false);
+}
+
+void h2_server::start_nva(int status) {
+    const auto end = std::to_chars(status_, status_ + sizeof status_, status).ptr;
+    nva_.clear();
+    nva_.push_back(h2_nv(":status", std::string_view(status_, end - status_)));
+}
+
+// An HTTP/1 head's fields as HTTP/2 wants them: names lower-cased into one buffer, sized
+// first so that no pointer into it moves; hop-by-hop fields left out.
+void h2_server::add_h1_fields(const http::response_head& resp) {
+    std::size_t total = 0;
+    for (const auto& f : resp.fields)
+        total += f.name.size();
+    names_.clear();
+    names_.reserve(total);
+    for (const auto& f : resp.fields) {
+        if (http::is_hop_by_hop(f.name, resp.connection_tokens)) continue;
+        const auto at = names_.size();
+        for (char c : f.name)
+            names_.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+        nva_.push_back(h2_nv(std::string_view(names_).substr(at, f.name.size()), f.value));
+    }
+}
+
+void h2_server::submit_nva(h2_stream& s, int status, bool has_body, bool interim) {
+    if (s.closed) return;
+    if (interim) {
+        nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva_.data(),
+                               nva_.size(), nullptr);
+    } else {
+        s.status = status;
+        nghttp2_data_provider body{};
+        body.read_callback = &h2_callbacks::read_body;
+        nghttp2_submit_response(session_, s.id, nva_.data(), nva_.size(),
+                                has_body ? &body : nullptr);
+    }
     wake_writer();
 }
 

@@ -22,6 +22,7 @@ http::request_head head_of(const h2_connection::h2_stream& s) {
     req.authority = s.authority;
     req.has_host = !s.authority.empty();
     req.is_head = s.method == "HEAD";
+    req.fields.reserve(s.fields.size());
     for (const auto& [name, value] : s.fields) {
         req.fields.push_back({name, value});
         if (name == "host" && req.authority.empty()) req.has_host = true;

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proxy/h2_memory.hpp"
+
 namespace veer::proxy {
 namespace {
 
@@ -124,7 +126,7 @@ h2_upstream::h2_upstream(worker& w, std::unique_ptr<upstream_conn> conn, std::ui
     nghttp2_option* opt = nullptr;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);  // updates as the owners consume
-    nghttp2_session_client_new2(&session_, cbs, this, opt);
+    nghttp2_session_client_new3(&session_, cbs, this, opt, h2_memory());
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};

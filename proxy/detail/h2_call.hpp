@@ -25,9 +25,15 @@ struct forward_as {
     bool tls_pool;
     bool tls_client;
     std::string_view client_ip;
-    std::string_view request_id;
+    std::string_view request_id;  // in the caller's buffer, which outlives the submit
 };
-h2_fields upstream_fields(const h2_request_head& req, const forward_as& how);
+// The head as nghttp2 takes it: `nva` points into the request's strings and into the
+// ones veer states here, so it is used (submitted) while both live. Nothing is copied.
+struct upstream_head {
+    std::vector<nghttp2_nv> nva;
+    std::string forwarded_for;
+};
+void make_upstream_head(const h2_request_head& req, const forward_as& how, upstream_head& out);
 
 const std::string* find_field(const h2_fields& f, std::string_view name);
 bool is_grpc(const h2_fields& request_fields);

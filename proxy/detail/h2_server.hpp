@@ -6,6 +6,8 @@
 // the fuzz target (tests/fuzz/fuzz_h2.cpp) drives this alone.
 #pragma once
 
+#include <nghttp2/nghttp2.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -17,7 +19,6 @@
 #include "proxy/io_buffer.hpp"
 #include "proxy/stream.hpp"
 
-struct nghttp2_session;
 
 namespace veer::proxy {
 
@@ -45,7 +46,9 @@ public:
     // Per stream, in the order it happens: the request's head and body as they arrive,
     // the response's head and body as the upstream gives them.
     struct h2_stream {
-        h2_stream(std::int32_t id, const executor& ex) : id(id), wake(ex) {}
+        h2_stream(std::int32_t id, const executor& ex) : id(id), wake(ex) {
+            fields.reserve(12);  // one allocation for a usual request, not five
+        }
         std::int32_t id;
         std::string method, scheme, authority, path;
         std::vector<std::pair<std::string, std::string>> fields;
@@ -86,6 +89,17 @@ protected:
     void respond(h2_stream& s, int status);
     // nghttp2 may take more of a deferred answer body.
     void resume(h2_stream& s);
+
+private:
+    // The head being submitted: :status, then fields (nghttp2 copies them at the submit).
+    void start_nva(int status);
+    void add_h1_fields(const http::response_head& resp);
+    void submit_nva(h2_stream& s, int status, bool has_body, bool interim);
+    std::vector<nghttp2_nv> nva_;
+    std::string names_;
+    char status_[8];
+
+protected:
 
     nghttp2_session* session_ = nullptr;
     std::map<std::int32_t, std::unique_ptr<h2_stream>> streams_;

@@ -22,9 +22,9 @@ namespace veer::proxy {
 class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
 public:
     struct call {
-        explicit call(timer& w) : wake(&w), body_wake(&w) {}
+        explicit call(timer& w) : call(w, w) {}
         // The answer's waiter and the body's, when two coroutines drive the call.
-        call(timer& w, timer& body) : wake(&w), body_wake(&body) {}
+        call(timer& w, timer& body) : wake(&w), body_wake(&body) { headers.reserve(8); }
         std::int32_t id = -1;
         std::string body;  // request bytes to send: the owner fills, nghttp2 takes
         bool body_end = false;  // the owner has no more
