@@ -83,41 +83,79 @@ task<> h2_connection::serve(h2_stream& s) {
     finished(s);
 }
 
+// A pooled connection the upstream closed meanwhile fails before it says anything: an
+// idempotent request without a body then goes again on a fresh connection (SPEC 4's rule,
+// as for HTTP/1 clients).
 task<> h2_connection::serve_upstream(h2_stream& s, const routing::snapshot& snap,
                                      upstream_choice up, const http::request_head& req,
                                      std::int64_t t_start) {
-    ++w_.outstanding_[up.ep->id];
-    s.watched = up.conn.get();
+    for (int attempt = 0;; ++attempt) {
+        ++w_.outstanding_[up.ep->id];
+        s.watched = up.conn.get();
+        s.up = w_.buffers_.get();
+        s.upstream_spoke = false;
+        http::response_head resp;
+        auto parsed = http::parse_status::failed;
+        if (co_await send_upstream(s, snap, *up.conn, *up.ep, req))
+            parsed = co_await read_response_head(s, *up.conn, snap, req.is_head, resp);
+        const bool silent = parsed != http::parse_status::done && !s.upstream_spoke &&
+                            !up.conn->stream.timed_out();
+        if (silent && attempt == 0 && !s.closed && http::may_resend(req, up.reused)) {
+            w_.buffers_.put(s.up);
+            --w_.outstanding_[up.ep->id];
+            const auto pool_index = static_cast<int>(up.pool - snap.pools.data());
+            auto again = w_.pick(snap, pool_index, ~0u, true);
+            if (again.ep)
+                again = co_await w_.connect(snap, std::move(again), t_start, true, s.watched);
+            s.watched = nullptr;
+            if (again.conn) {
+                up = std::move(again);
+                continue;
+            }
+            respond(s, 502);
+            w_.record(snap, *up.pool, *up.ep, metrics::result::reset, t_start);
+            co_return;
+        }
+        co_await answer_from_upstream(s, snap, std::move(up), parsed, resp, t_start);
+        co_return;
+    }
+}
+
+task<bool> h2_connection::send_upstream(h2_stream& s, const routing::snapshot& snap,
+                                        upstream_conn& up, const routing::endpoint& ep,
+                                        const http::request_head& req) {
     std::string head;
     char id[24];
     http::write_upstream_request(
-        req, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), up.ep->address}, head);
-    up.conn->stream.expires_after(snap.timeouts.upstream_response);
-    auto [ec, n] = co_await up.conn->stream.write(asio::buffer(head));
-    bool ok = !ec;
-    if (ok && req.body != http::body_kind::none)
-        ok = co_await send_request_body(s, *up.conn, req.body == http::body_kind::chunked, snap);
-    http::response_head resp;
-    s.up = w_.buffers_.get();
+        req, {client_ip_, client_.tls() != nullptr, w_.next_request_id(id), ep.address}, head);
+    up.stream.expires_after(snap.timeouts.upstream_response);
+    auto [ec, n] = co_await up.stream.write(asio::buffer(head));
+    if (ec) co_return false;
+    if (req.body == http::body_kind::none) co_return true;
+    co_return co_await send_request_body(s, up, req.body == http::body_kind::chunked, snap);
+}
+
+// The response whose head was read (or not: then veer's 502 or 504), relayed to the
+// stream, recorded, and its connection pooled again if it ended clean.
+task<> h2_connection::answer_from_upstream(h2_stream& s, const routing::snapshot& snap,
+                                           upstream_choice up, http::parse_status parsed,
+                                           const http::response_head& resp,
+                                           std::int64_t t_start) {
     metrics::result result = metrics::result::reset;
     bool reusable = false;
-    if (ok) {
-        const auto parsed = co_await read_response_head(s, *up.conn, snap, req.is_head, resp);
-        if (parsed == http::parse_status::done) {
-            result = metrics::result_of_status(resp.status);
-            submit_head(s, resp, resp.body != http::body_kind::none);
-            const bool relayed =
-                resp.body == http::body_kind::none || co_await relay_body(s, *up.conn, snap, resp);
-            if (!relayed) {
-                result = s.closed ? result : metrics::result::reset;
-                reset(s, NGHTTP2_INTERNAL_ERROR);
-            }
-            reusable = relayed && resp.keep_alive && s.up.empty() && !s.closed;
-        } else {
-            result =
-                up.conn->stream.timed_out() ? metrics::result::timeout : metrics::result::reset;
-            respond(s, result == metrics::result::timeout ? 504 : 502);
+    if (parsed == http::parse_status::done) {
+        result = metrics::result_of_status(resp.status);
+        submit_head(s, resp, resp.body != http::body_kind::none);
+        const bool relayed =
+            resp.body == http::body_kind::none || co_await relay_body(s, *up.conn, snap, resp);
+        if (!relayed) {
+            result = s.closed ? result : metrics::result::reset;
+            reset(s, NGHTTP2_INTERNAL_ERROR);
         }
+        reusable = relayed && resp.keep_alive && s.up.empty() && !s.closed;
+    } else {
+        result = up.conn->stream.timed_out() ? metrics::result::timeout : metrics::result::reset;
+        respond(s, result == metrics::result::timeout ? 504 : 502);
     }
     w_.buffers_.put(s.up);
     w_.record(snap, *up.pool, *up.ep, result, t_start);
@@ -191,6 +229,7 @@ task<http::parse_status> h2_connection::read_response_head(h2_stream& s, upstrea
         auto [ec, n] = co_await up.stream.read_some(asio::buffer(p, room));
         if (ec || s.closed) co_return http::parse_status::failed;
         s.up.commit(n);
+        s.upstream_spoke = true;
     }
 }
 

@@ -45,6 +45,11 @@ private:
     task<> serve(h2_stream& s);
     task<> serve_upstream(h2_stream& s, const routing::snapshot& snap, upstream_choice up,
                           const http::request_head& req, std::int64_t t_start);
+    task<bool> send_upstream(h2_stream& s, const routing::snapshot& snap, upstream_conn& up,
+                             const routing::endpoint& ep, const http::request_head& req);
+    task<> answer_from_upstream(h2_stream& s, const routing::snapshot& snap, upstream_choice up,
+                                http::parse_status parsed, const http::response_head& resp,
+                                std::int64_t t_start);
     // A stream to a pool with protocol = "h2" (h2_pool.cpp): on this thread's shared
     // connection to the endpoint, trailers both ways; gRPC calls judged by grpc-status.
     task<> serve_h2_pool(h2_stream& s, const routing::snapshot& snap, int pool_index,

@@ -62,6 +62,7 @@ public:
         bool running = false;  // its coroutine is on
         timer wake;  // the coroutine's wait: cancelled to wake it, or it times out
         io_buffer up;  // the upstream's bytes, borrowed from the worker while in use
+        bool upstream_spoke = false;  // some of the answer came (no resend after that)
         int status = 0;  // what the client was answered
         std::vector<std::pair<std::string, std::string>> trailers;  // sent after `out`
         std::vector<std::pair<std::string, std::string>> request_trailers;  // the client's

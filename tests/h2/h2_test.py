@@ -29,6 +29,9 @@ connection, many streams) and raw frames for what no client library sends. It ch
                              goes chunked and the trailers in its last chunk; the upstream's 103
                              Early Hints reaches the client before its 200, and the trailers of
                              its chunked answer reach the client as HTTP/2 trailers
+  resend_on_reused_connection  a raw HTTP/1.1 upstream answers one GET, then closes its kept
+                             connection on the next without answering: the GET goes again on a
+                             fresh connection and the client gets its 200
   drain_goaway               SIGTERM with a stream waiting on a 1 s upstream: GOAWAY at once, the
                              stream still gets its 200, veer exits 0
   judged_per_stream          green answering 500 at weight 50 over h2 only: the judge rolls it
@@ -482,6 +485,53 @@ def case_request_trailers_to_http1(c):
     return "request trailers in the last chunk; 103 Early Hints and response trailers forwarded"
 
 
+def case_resend_on_reused_connection(c):
+    up_port, green = free_ports(2)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", up_port))
+    srv.listen(8)
+    seen = []  # (connection number, request line) as the upstream read them
+
+    def read_request(conn):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        return data.split(b"\r\n", 1)[0].decode()
+
+    def serve():
+        # Connection 1 answers its first request and then, as if it had timed out, closes
+        # on the next one without a word. Every later connection answers everything.
+        for number in range(1, 5):
+            conn, _ = srv.accept()
+            conn.settimeout(10)
+            answered = 0
+            while True:
+                line = read_request(conn)
+                if line is None:
+                    break
+                seen.append((number, line))
+                if number == 1 and answered == 1:
+                    break
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                answered += 1
+            conn.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    v = c.veer([f"127.0.0.1:{up_port}"], [f"127.0.0.1:{green}"], {"health": {"enabled": False}})
+    cl = Client(v.port)
+    first = cl.fetch("/one")
+    again = cl.fetch("/two")  # on the pooled connection, which the upstream closes on it
+    check(first["status"] == 200 and again["status"] == 200,
+          f"a GET on a connection the upstream closed is sent again: {first['status']} {again['status']}")
+    check([n for n, line in seen if "/two" in line] == [1, 2], f"once on each connection: {seen}")
+    cl.close()
+    return "GET resent on a fresh connection after the pooled one closed on it"
+
+
 def case_drain_goaway(c):
     v = setup(c)
     raw = RawClient(v.port)  # python3-h2 stops reading at a GOAWAY; the stream goes on here
@@ -556,6 +606,7 @@ CASES = [
     ("stream_limits", case_stream_limits),
     ("floods", case_floods),
     ("request_trailers_to_http1", case_request_trailers_to_http1),
+    ("resend_on_reused_connection", case_resend_on_reused_connection),
     ("drain_goaway", case_drain_goaway),
     ("judged_per_stream", case_judged_per_stream),
 ]
