@@ -87,7 +87,7 @@ void session::sweep(std::int64_t now_ns) {
 task<bool> session::run() {
     if (auto* tls = client_.tls()) {
         client_.expires_after(snap_timeouts_.header_read);  // the handshake is part of the head
-        auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, nothrow);
+        const auto ec = co_await tls->handshake(true);
         if (ec) co_return false;
         co_await serve_requests();  // TLS connections never park: OpenSSL holds their state
         co_await client_.close_tls(std::chrono::seconds(1));
@@ -203,6 +203,7 @@ task<session::idle_end> session::await_request() {
         // keeps the rest of that record for the reads that follow.
         park_ = false;
         w_.buffers_.put(in_);
+        client_.tls()->release_buffers();
         char first[64];
         auto [fec, fn] = co_await client_.read_some(asio::buffer(first));
         ec = fec;

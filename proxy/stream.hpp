@@ -7,13 +7,7 @@
 // path). A timer armed and cancelled per read and write cost more than the reads did.
 #pragma once
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
 
 #include <time.h>
@@ -26,22 +20,10 @@
 #include <string>
 #include <tuple>
 
+#include "proxy/io_types.hpp"
+#include "proxy/tls_conn.hpp"
+
 namespace veer::proxy {
-
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-
-// Every connection lives on one io_context (one per thread). Naming its executor type
-// instead of any_io_executor saves a type-erased executor copy per operation.
-using executor = asio::io_context::executor_type;
-template <class T = void>
-using task = asio::awaitable<T, executor>;
-using tcp_socket = asio::basic_stream_socket<tcp, executor>;
-using tcp_acceptor = asio::basic_socket_acceptor<tcp, executor>;
-using timer = asio::basic_waitable_timer<std::chrono::steady_clock,
-                                         asio::wait_traits<std::chrono::steady_clock>, executor>;
-// Awaited operations report errors as values: a closed peer is not exceptional here.
-inline constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<executor>{});
 
 // A monotonic clock of a few milliseconds' resolution that costs a vDSO read and no TSC
 // access: precise enough for deadlines of tens of milliseconds and up.
@@ -53,7 +35,6 @@ inline std::int64_t coarse_now_ns() {
 
 class stream {
 public:
-    using tls_stream = asio::ssl::stream<tcp_socket&>;
     using result = std::tuple<boost::system::error_code, std::size_t>;
     static constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
 
@@ -61,8 +42,10 @@ public:
     explicit stream(const executor& ex) : sock_(ex) {}
 
     tcp_socket& sock() { return sock_; }
-    tls_stream* tls() { return tls_.get(); }
-    void use_tls(asio::ssl::context& ctx) { tls_ = std::make_unique<tls_stream>(sock_, ctx); }
+    tls_conn* tls() { return tls_.get(); }
+    void use_tls(asio::ssl::context& ctx) {
+        tls_ = std::make_unique<tls_conn>(sock_, ctx.native_handle());
+    }
 
     // The deadline of the operations that follow, until the next call.
     template <class Duration>
@@ -89,12 +72,8 @@ public:
     task<boost::system::error_code> handshake_client(asio::ssl::context& ctx,
                                                      const std::string& name, bool verify) {
         use_tls(ctx);
-        boost::system::error_code not_ip;
-        asio::ip::make_address(name, not_ip);
-        if (not_ip) SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
-        if (verify) tls_->set_verify_callback(asio::ssl::host_name_verification(name));
-        auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, nothrow);
-        co_return ec;
+        tls_->expect_peer(name, verify);
+        return tls_->handshake(false);
     }
 
     // Sends TLS close_notify before the connection closes (RFC 8446 6.1), so a client can
@@ -103,30 +82,28 @@ public:
     task<> close_tls(Duration limit) {
         if (!tls_) co_return;
         expires_after(limit);
-        co_await tls_->async_shutdown(nothrow);
+        co_await tls_->shutdown();
     }
 
-    template <class MutableBuffer>
-    task<result> read_some(const MutableBuffer& b) {
-        if (tls_) return tls_->async_read_some(b, nothrow);
+    task<result> read_some(asio::mutable_buffer b) {
+        if (tls_) return tls_->read_some(b);
         return sock_.async_read_some(b, nothrow);
     }
-    template <class ConstBuffers>
-    task<result> write(const ConstBuffers& b) {
-        if (tls_) return asio::async_write(*tls_, b, nothrow);
+    task<result> write(asio::const_buffer b) {
+        if (tls_) return tls_->write(b);
         return asio::async_write(sock_, b, nothrow);
     }
     // Two pieces, the second maybe empty: then a plain send of the first, which costs the
     // kernel less than a sendmsg of two.
     task<result> write(const std::array<asio::const_buffer, 2>& b) {
         if (b[1].size() == 0) return write(b[0]);
-        if (tls_) return asio::async_write(*tls_, b, nothrow);
+        if (tls_) return tls_->write(b);
         return asio::async_write(sock_, b, nothrow);
     }
 
 private:
     tcp_socket sock_;
-    std::unique_ptr<tls_stream> tls_;
+    std::unique_ptr<tls_conn> tls_;
     std::int64_t deadline_ns_ = never;
     bool timed_out_ = false;
 };

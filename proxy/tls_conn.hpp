@@ -1,0 +1,70 @@
+// TLS on a connection's own socket, without asio::ssl::stream. OpenSSL reads its records
+// through a BIO of ours from a staging buffer that the reactor's reads fill, and writes
+// them into an output buffer that the reactor's writes send. asio::ssl::stream keeps two
+// 17 KiB engine buffers and a BIO pair per connection (an idle TLS connection held about
+// 72 KiB); here an idle connection gives its buffers back (release_buffers) and holds only
+// OpenSSL's SSL object, whose record buffers are freed while empty (SSL_MODE_RELEASE_BUFFERS).
+// A read that finds bytes is one recv, as for plain TCP.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "proxy/io_types.hpp"
+
+namespace veer::proxy {
+
+class tls_conn {
+public:
+    using result = std::tuple<boost::system::error_code, std::size_t>;
+
+    tls_conn(tcp_socket& sock, SSL_CTX* ctx);
+    ~tls_conn();
+    tls_conn(const tls_conn&) = delete;
+    tls_conn& operator=(const tls_conn&) = delete;
+
+    SSL* native_handle() { return ssl_; }
+    // Client side only, before the handshake: SNI `name` (unless an IP literal, RFC 6066),
+    // and with `verify` the peer's certificate must be valid for it (DNS name or IP SAN).
+    void expect_peer(const std::string& name, bool verify);
+
+    task<boost::system::error_code> handshake(bool server);
+    task<result> read_some(asio::mutable_buffer b);
+    task<result> write(asio::const_buffer b);
+    task<result> write(const std::array<asio::const_buffer, 2>& b);
+    // Sends close_notify (RFC 8446 6.1); does not wait for the peer's.
+    task<> shutdown();
+    // Frees the staging and output buffers if they hold nothing: the connection idles.
+    void release_buffers();
+
+private:
+    friend struct tls_bio;
+    // Runs `op` (an SSL_* call) until it no longer wants the socket: what OpenSSL wrote
+    // goes out, and what it wants to read is read. Returns op's result and the error.
+    template <class Op>
+    task<std::pair<int, boost::system::error_code>> drive(Op op);
+    task<boost::system::error_code> fill();
+    task<boost::system::error_code> flush();
+    boost::system::error_code error_of(int ret, int ssl_error);
+
+    tcp_socket& sock_;
+    SSL* ssl_ = nullptr;
+    std::unique_ptr<char[]> in_;  // ciphertext read, not yet taken by OpenSSL
+    std::size_t in_begin_ = 0, in_end_ = 0;
+    std::string out_;  // ciphertext OpenSSL wrote, not yet sent
+    std::string sending_;  // what the write in progress sends
+    bool writing_ = false;
+    boost::system::error_code write_error_;  // a failed write fails every later one
+    timer write_done_;  // others' flushes wait here for the write in progress
+    std::string plain_;  // two pieces joined into one record
+    static constexpr std::size_t staging_size = 17 * 1024;  // one full record and its header
+};
+
+}  // namespace veer::proxy
