@@ -61,11 +61,17 @@ task<> h2_connection::reader() {
     }
     while (!closing_ &&
            (nghttp2_session_want_read(session_) || nghttp2_session_want_write(session_))) {
-        if (running_ == 0 && !client_.tls()) {
+        if (running_ == 0) {
             // Idle: the 32 KiB buffer goes back to the worker until the client speaks again
-            // (nghttp2 keeps nothing in it). TLS cannot: OpenSSL may hold bytes already.
+            // (nghttp2 keeps nothing in it), and TLS's buffers too.
             w_.buffers_.put(in_);
-            auto [ec] = co_await client_.sock().async_wait(tcp_socket::wait_read, nothrow);
+            boost::system::error_code ec;
+            if (auto* tls = client_.tls()) {
+                tls->release_buffers();
+                ec = co_await tls->wait_readable();
+            } else {
+                std::tie(ec) = co_await client_.sock().async_wait(tcp_socket::wait_read, nothrow);
+            }
             if (ec) co_return;
             in_ = w_.buffers_.get();
         }

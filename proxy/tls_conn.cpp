@@ -213,6 +213,12 @@ task<> tls_conn::shutdown() {
     if (!out_.empty()) co_await flush();
 }
 
+task<boost::system::error_code> tls_conn::wait_readable() {
+    if (SSL_has_pending(ssl_) || in_begin_ != in_end_) co_return boost::system::error_code{};
+    auto [ec] = co_await sock_.async_wait(tcp_socket::wait_read, nothrow);
+    co_return ec;
+}
+
 void tls_conn::release_buffers() {
     if (in_ && in_begin_ == in_end_) in_.reset();
     if (out_.empty()) std::string().swap(out_);

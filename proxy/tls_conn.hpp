@@ -43,6 +43,8 @@ public:
     task<> shutdown();
     // Frees the staging and output buffers if they hold nothing: the connection idles.
     void release_buffers();
+    // Until a read would find something: OpenSSL's own bytes, or the socket's.
+    task<boost::system::error_code> wait_readable();
 
 private:
     friend struct tls_bio;
