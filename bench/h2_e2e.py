@@ -32,6 +32,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROG = "h2_e2e"  # the prefix of messages and temp dirs; bench/conn_e2e.py sets its own
 PROXIES = ("veer", "nginx", "haproxy")
 TITLES = {"h1": "h2load -c50 -m10 (h2c, 90/10 to h1 backends)",
           "grpc": "h2load -c50 -m10 gRPC unary (h2c, 90/10 to h2c backends)"}
@@ -61,13 +62,13 @@ def free_ports(n):
 def wait_port(port, proc, what):
     for _ in range(100):
         if proc.poll() is not None:
-            sys.exit(f"h2_e2e: {what} exited")
+            sys.exit(f"{PROG}: {what} exited")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.1)
-    sys.exit(f"h2_e2e: {what} did not listen on {port}")
+    sys.exit(f"{PROG}: {what} did not listen on {port}")
 
 
 def cpu_ns(pid):
@@ -93,7 +94,7 @@ class Stack:
     """The files and processes of one row; stop() ends every process it started."""
 
     def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="veer-h2e2e-")
+        self.tmp = tempfile.mkdtemp(prefix=f"veer-{PROG.replace('_', '')}-")
         self.procs = []
         self.port = dict(zip(("blue", "green", "admin") + PROXIES, free_ports(6)))
 
@@ -121,7 +122,7 @@ class Stack:
             except subprocess.TimeoutExpired:
                 p.kill()
         if OPTS.keep:
-            print(f"h2_e2e: logs and configs kept in {self.tmp}", file=sys.stderr)
+            print(f"{PROG}: logs and configs kept in {self.tmp}", file=sys.stderr)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
