@@ -49,7 +49,7 @@ certificate made with openssl in the row's directory (CN=localhost):
 
 --memory adds a section: VmRSS of each proxy's serving process before and while holding
 --idle-conns (default 1000) TLS keep-alive connections that each completed one GET / (bench/
-e2e_lib/idle_conns.py --tls), 7 s after the last was answered (veer parks an idle connection
+e2e_lib/idle_conns.py --tls), 7 s and 12 s after the last was answered (veer parks an idle connection
 after 1 s and trims after 5), as growth per connection; issue 16's target is veer ≤ 20 KiB.
 
     python3 bench/conn_e2e.py [--row close|tls|handshake|resume|all|none] [--reps 3]
@@ -81,6 +81,7 @@ TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDH
                  "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
 S_TIME_REQUEST = b"GET / HTTP/1.0\r\n\r\n"  # what `s_time -www /` sends
 IDLE_SETTLE = 7
+IDLE_LATER = 12  # veer's buffer pool frees what no request needed over two 5 s sweeps
 
 
 def title(row):
@@ -334,8 +335,10 @@ def memory():
                     fail(f"memory {name}: idle_conns did not get ready (see {s.path(f'idle-{name}.log')})")
                 time.sleep(IDLE_SETTLE)
                 during = rss_kib(pids[name])
+                time.sleep(IDLE_LATER - IDLE_SETTLE)
+                later = rss_kib(pids[name])
                 _, held, green = (int(x) for x in open(ready).read().split())
-                rows[name] = (before, during, held, green)
+                rows[name] = (before, during, held, green, later)
             finally:
                 p.terminate()
                 p.wait(timeout=10)
@@ -346,12 +349,15 @@ def memory():
     print("|---|---:|---:|---:|")
     cols = COLS  # the order of the tables above
     print("| VmRSS before → holding, KiB | " + " | ".join(f"{rows[c][0]:,} → {rows[c][1]:,}" for c in cols) + " |")
-    print("| growth per connection, KiB | "
+    print(f"| growth per connection after {IDLE_SETTLE} s, KiB | "
           + " | ".join(f"{(rows[c][1] - rows[c][0]) / max(1, rows[c][2]):.1f}" for c in cols) + " |")
+    print(f"| growth per connection after {IDLE_LATER} s, KiB | "
+          + " | ".join(f"{(rows[c][4] - rows[c][0]) / max(1, rows[c][2]):.1f}" for c in cols) + " |")
     print("| connections held (green answers) | " + " | ".join(f"{rows[c][2]} ({rows[c][3]})" for c in cols) + " |")
-    veer = (rows["veer"][1] - rows["veer"][0]) / max(1, rows["veer"][2])
-    print(f"\nveer: {veer:.1f} KiB per idle TLS connection (issue 16's target: ≤ 20 KiB:"
-          f" {'met' if veer <= 20 else 'not met'})")
+    v = rows["veer"]
+    soon, later = ((x - v[0]) / max(1, v[2]) for x in (v[1], v[4]))
+    print(f"\nveer: {soon:.1f} KiB per idle TLS connection after {IDLE_SETTLE} s, {later:.1f} after "
+          f"{IDLE_LATER} s (issue 16's target: ≤ 20 KiB: {'met' if max(soon, later) <= 20 else 'not met'})")
 
 
 def main():
