@@ -17,25 +17,21 @@
 #include "proxy/detail/session.hpp"
 
 namespace veer::proxy {
-session::session(worker& w, tcp_socket socket, bool woken)
+session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& peer)
     : w_(w),
       client_(std::move(socket)),
+      peer_(peer),
       snap_timeouts_(w.routes_.get()->timeouts),
       served_(woken),
       woken_(woken) {
-    boost::system::error_code ec;
-    const auto remote = client_.sock().remote_endpoint(ec);
-    if (!ec) {
-        auto addr = remote.address();
-        if (addr.is_v6() && addr.to_v6().is_v4_mapped())
-            addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
-        client_ip_ = addr.to_string();
-    }
+    auto addr = peer.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+        addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    client_ip_ = addr.to_string();
     if (woken) {
         in_ = w_.buffers_.get();  // its next request is there to read
-    } else {
-        client_.sock().set_option(tcp::no_delay(true), ec);
-        if (auto tls = w_.shared_.server_tls.load()) client_.use_tls(*tls);
+    } else if (auto tls = w_.shared_.server_tls.load()) {
+        client_.use_tls(*tls);
     }
     w_.link(this);
 }
@@ -92,15 +88,12 @@ task<bool> session::run() {
         co_await serve_requests();  // TLS connections never park: OpenSSL holds their state
         co_await client_.close_tls(std::chrono::seconds(1));
     } else if (co_await serve_requests()) {
-        w_.park(std::move(client_.sock()), idle_since_ns_);
+        w_.park(std::move(client_.sock()), idle_since_ns_, peer_);
         co_return true;
     }
-    if (body_left_ > 0) {  // closing with part of the request unread
-        co_await linger();
-    } else {
-        boost::system::error_code ec;
-        client_.sock().shutdown(tcp_socket::shutdown_send, ec);
-    }
+    // Closing with part of the request unread: read it first, or the close would reset the
+    // connection. Otherwise the socket's close sends the FIN (a shutdown first adds nothing).
+    if (body_left_ > 0) co_await linger();
     co_return false;
 }
 
@@ -184,7 +177,13 @@ task<session::idle_end> session::await_request() {
     idle_since_ns_ = coarse_now_ns();
     client_.expires_never();
     if (!in_) {
-        // A new connection: its first bytes are awaited without a buffer.
+        // A new connection's first bytes are most often there already: a non-blocking read
+        // takes them. Else they are awaited without a buffer (a wait that Asio re-arms with
+        // an epoll_ctl, which the read spares the usual case).
+        if (first_read()) {
+            idle_ = false;
+            co_return idle_end::request;
+        }
         auto [ec] = co_await client_.sock().async_wait(tcp_socket::wait_read, nothrow);
         if (ec) co_return idle_end::close;  // header_read passed, or drain
         in_ = w_.buffers_.get();
@@ -219,6 +218,21 @@ task<session::idle_end> session::await_request() {
     idle_ = false;
     park_ = false;  // the sweeper may have asked after the read had completed
     co_return idle_end::request;
+}
+
+bool session::first_read() {
+    boost::system::error_code ec;
+    client_.sock().non_blocking(true, ec);  // Asio would set it at the first wait anyway
+    in_ = w_.buffers_.get();
+    std::size_t room = 0;
+    char* p = in_.space(room);
+    const auto n = client_.sock().read_some(asio::buffer(p, room), ec);
+    if (ec || n == 0) {
+        w_.buffers_.put(in_);
+        return false;
+    }
+    in_.commit(n);
+    return true;
 }
 
 task<> session::serve(request& r) {
@@ -700,8 +714,8 @@ task<void> session::tunnel(upstream_conn& up, const routing::snapshot& snap) {
     co_await (pump(client_, up.stream, in_) || pump(up.stream, client_, up_in_));
 }
 
-task<bool> run_session(worker& w, tcp_socket socket, bool woken) {
-    session s(w, std::move(socket), woken);
+task<bool> run_session(worker& w, tcp_socket socket, bool woken, tcp::endpoint peer) {
+    session s(w, std::move(socket), woken, peer);
     co_return co_await s.run();
 }
 

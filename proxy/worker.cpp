@@ -55,6 +55,8 @@ void worker::listen(const tcp::endpoint& at) {
         throw std::runtime_error("SO_REUSEPORT not supported");
     if (at.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true));
     acceptor_.bind(at);
+    // Accepted sockets inherit it (Linux): no setsockopt per connection.
+    acceptor_.set_option(tcp::no_delay(true));
     acceptor_.listen(4096);
 }
 
@@ -192,7 +194,7 @@ task<> worker::idle_sweeper() {
 task<> worker::accept_loop() {
     timer backoff(ioc_.get_executor());
     for (;;) {
-        auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
+        auto [ec, socket] = co_await acceptor_.async_accept(peer_, nothrow);
         if (!acceptor_.is_open() || ec == asio::error::operation_aborted) co_return;
         if (ec) {
             // Out of descriptors or memory: the pending connection stays queued and the
@@ -207,13 +209,13 @@ task<> worker::accept_loop() {
             continue;  // the socket closes as it goes out of scope: refused, not queued
         }
         shared_.active_connections.fetch_add(1, std::memory_order_relaxed);
-        start_session(std::move(socket), false);
+        start_session(std::move(socket), false, peer_);
     }
 }
 
-void worker::start_session(tcp_socket s, bool woken) {
+void worker::start_session(tcp_socket s, bool woken, const tcp::endpoint& peer) {
     asio::co_spawn(
-        ioc_, run_session(*this, std::move(s), woken), [this](std::exception_ptr e, bool parked) {
+        ioc_, run_session(*this, std::move(s), woken, peer), [this](std::exception_ptr e, bool parked) {
             if (parked) return;  // still a connection, now in parked_
             shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
             if (e) {
@@ -227,12 +229,12 @@ void worker::start_session(tcp_socket s, bool woken) {
         });
 }
 
-void worker::park(tcp_socket s, std::int64_t idle_since_ns) {
+void worker::park(tcp_socket s, std::int64_t idle_since_ns, const tcp::endpoint& peer) {
     if (draining_) {  // the drain closed the parked ones already: this one goes too
         shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
         return;
     }
-    auto* p = new parked_conn(std::move(s), idle_since_ns);
+    auto* p = new parked_conn(std::move(s), idle_since_ns, peer);
     p->next = parked_;
     if (parked_) parked_->prev = p;
     parked_ = p;
@@ -247,12 +249,13 @@ void worker::unpark(parked_conn* p, const boost::system::error_code& ec) {
         parked_ = p->next;
     if (p->next) p->next->prev = p->prev;
     tcp_socket s = std::move(p->sock);
+    const auto peer = p->peer;
     delete p;
     if (ec || draining_) {  // idle timeout, drain or abort: the socket closes here
         shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
         return;
     }
-    start_session(std::move(s), true);
+    start_session(std::move(s), true, peer);
 }
 
 void worker::link(session* s) {

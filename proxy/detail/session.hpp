@@ -16,7 +16,7 @@ namespace veer::proxy {
 class session {
 public:
     // `woken`: a parked connection that became readable (worker::park), not a new one.
-    session(worker& w, tcp_socket socket, bool woken);
+    session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& peer);
     ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
@@ -89,6 +89,8 @@ private:
     task<> serve_h2();
     // Waits for the next request's first bytes.
     task<idle_end> await_request();
+    // A new connection's first read, without waiting: true if bytes came (into in_).
+    bool first_read();
     // One request: head, admission, upstream connection, exchange, relay or veer's answer.
     task<> serve(request& r);
     // The request head into req_; false if the client left or was answered 4xx.
@@ -156,6 +158,7 @@ private:
 
     worker& w_;
     stream client_;
+    tcp::endpoint peer_;
     std::string client_ip_;
     config::timeouts snap_timeouts_;
     io_buffer in_;  // bytes from the client

@@ -55,7 +55,7 @@ public:
     void unlink(session* s);
     // Takes over an idle connection whose session ended to save memory: the worker keeps
     // only its socket until it becomes readable, then starts a new session for it.
-    void park(tcp_socket s, std::int64_t idle_since_ns);
+    void park(tcp_socket s, std::int64_t idle_since_ns, const tcp::endpoint& peer);
     // Writes a new request id (24 hex digits) into `out`.
     std::string_view next_request_id(char (&out)[24]);
 
@@ -124,19 +124,22 @@ private:
 
     // An idle connection without a session: a socket waiting to be readable.
     struct parked_conn {
-        parked_conn(tcp_socket s, std::int64_t since) : sock(std::move(s)), idle_since_ns(since) {}
+        parked_conn(tcp_socket s, std::int64_t since, const tcp::endpoint& peer)
+            : sock(std::move(s)), idle_since_ns(since), peer(peer) {}
         tcp_socket sock;
         std::int64_t idle_since_ns;
+        tcp::endpoint peer;  // as accept() gave it: no getpeername when it wakes
         parked_conn* prev = nullptr;
         parked_conn* next = nullptr;
     };
-    void start_session(tcp_socket s, bool woken);
+    void start_session(tcp_socket s, bool woken, const tcp::endpoint& peer);
     void unpark(parked_conn* p, const boost::system::error_code& ec);
     task<> accept_loop();
     task<> access_log_flusher();
     task<> idle_sweeper();
 
     tcp_acceptor acceptor_;
+    tcp::endpoint peer_;  // the connection being accepted's peer, as accept() returns it
     timer flush_timer_{ioc_.get_executor()};
     timer sweep_timer_{ioc_.get_executor()};
     bool trim_pending_ = false;
@@ -151,6 +154,6 @@ private:
 };
 
 // Runs one client connection until it ends or parks (true).
-task<bool> run_session(worker& w, tcp_socket socket, bool woken);
+task<bool> run_session(worker& w, tcp_socket socket, bool woken, tcp::endpoint peer);
 
 }  // namespace veer::proxy
