@@ -661,6 +661,7 @@ void read_listener(walker& root, listener& out) {
         tls->require("key");
         tls->read_string("cert", t.cert, check_non_empty);
         tls->read_string("key", t.key, check_non_empty);
+        tls->read_duration("ticket_key_rotation", t.ticket_key_rotation, positive);
         tls->reject_unknown();
         out.tls = t;
     }

@@ -17,6 +17,8 @@ using duration = std::chrono::milliseconds;
 struct tls_server {
     std::string cert;
     std::string key;
+    // A new session ticket key this often; tickets of the one before still resume.
+    std::chrono::milliseconds ticket_key_rotation{3'600'000};
 };
 
 struct tls_client {

@@ -1,5 +1,7 @@
 #include "proxy/tls.hpp"
 
+#include "proxy/ticket_keys.hpp"
+
 #include <boost/asio/ssl/context.hpp>
 
 #include <openssl/err.h>
@@ -69,9 +71,10 @@ std::shared_ptr<ssl::context> make_server_tls(const config::tls_server& settings
         throw std::runtime_error("listener.tls.key: " + settings.key + " does not match " +
                                  settings.cert);
     // Resumption by stateless tickets only (TLS 1.2 and 1.3): no server-side cache to hold
-    // sessions in memory, nor to share between threads. The ticket keys are per context:
-    // made at start and by each reload, which swaps the context.
+    // sessions in memory, nor to share between threads. Their keys rotate (ticket_keys.hpp).
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+    ticket_keys::instance().set_rotation(settings.ticket_key_rotation);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(native, &ticket_keys::callback);
     // The flag rides in the callback's argument: no state to keep per context.
     SSL_CTX_set_alpn_select_cb(native, select_alpn, http2 ? native : nullptr);
     return ctx;

@@ -712,6 +712,16 @@ TEST(config_load, http2_and_grpc_keys) {
     EXPECT_FALSE(load("limits.max_concurrent_streams = 0").errors.empty());
 }
 
+TEST(config_load, ticket_key_rotation) {
+    const auto tls = [](const std::string& extra) {
+        return "[listener]\ntls = { cert = \"c.pem\", key = \"k.pem\"" + extra + " }\n";
+    };
+    EXPECT_EQ(valid(tls("")).listener.tls->ticket_key_rotation, std::chrono::hours(1));
+    EXPECT_EQ(valid(tls(", ticket_key_rotation = \"10m\"")).listener.tls->ticket_key_rotation,
+              std::chrono::minutes(10));
+    EXPECT_FALSE(load(tls(", ticket_key_rotation = \"0s\"")).errors.empty());
+}
+
 TEST(config_load, grpc_health_checks_need_an_h2_pool) {
     EXPECT_FALSE(valid("").health.grpc);
     const auto c = load_exact(

@@ -491,6 +491,42 @@ TEST(Tls, LargeBodiesAndPipelinedRequestsOverTls) {
         << piped.output;
 }
 
+// Session tickets (TLS 1.3) resume, and their keys rotate: with a rotation of a second a
+// ticket still resumes one rotation later (the key before is kept, and the ticket renewed),
+// and no longer two rotations later. Rotation happens at the first ticket sealed after the
+// current key's time is up: a full handshake after each wait seals some.
+TEST(Tls, SessionTicketsResumeAndTheirKeysRotate) {
+    REQUIRE_TLS_TOOLS();
+    temp_dir dir;
+    const auto a = make_pki(dir, "a");
+    upstream blue(dir, "blue");
+    veer_process v(dir, {blue.address()}, {dead_address()},
+                   toml_config().set("listener", "tls",
+                                     "{ cert = " + toml_string(a.cert) + ", key = " +
+                                         toml_string(a.key) + ", ticket_key_rotation = \"1s\" }"));
+    ASSERT_TRUE(v.start());
+    const auto session = dir.file("session.pem");
+    int step = 0;
+    auto connect = [&](const std::string& args) {
+        const auto r = run_sh(dir, "s_client-" + std::to_string(++step) + ".log",
+                              "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | " + std::string(timeout_bin) +
+                                  " 10 " + openssl_bin + " s_client -connect 127.0.0.1:" +
+                                  std::to_string(v.port()) + " -servername localhost -ign_eof " +
+                                  args + " 2>&1");
+        if (contains(r.output, "\nReused, TLSv1.3")) return std::string("reused");
+        if (contains(r.output, "\nNew, TLSv1.3")) return std::string("new");
+        return r.output.substr(0, 400);
+    };
+    EXPECT_EQ(connect("-sess_out " + session), "new");
+    EXPECT_EQ(connect("-sess_in " + session), "reused") << "a ticket resumes";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // the behaviour is in time
+    EXPECT_EQ(connect(""), "new");  // a full handshake seals tickets: the first rotation
+    EXPECT_EQ(connect("-sess_in " + session), "reused") << "one rotation later";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    EXPECT_EQ(connect(""), "new");  // the second rotation
+    EXPECT_EQ(connect("-sess_in " + session), "new") << "two rotations later: a full handshake";
+}
+
 // A TLS connection idle for over a second gives its buffer back and reads the next
 // request's first bytes into a small one: that request, with its head split between the
 // small read and OpenSSL's buffer, is still answered whole.
