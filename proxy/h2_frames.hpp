@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace veer::proxy {
 
@@ -26,6 +28,17 @@ inline nghttp2_nv h2_nv(std::string_view name, std::string_view value) {
     return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
             reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
             value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// Trailers for stream `id`, from a data source's read callback at its end (the callback
+// then sets NGHTTP2_DATA_FLAG_NO_END_STREAM: the trailers end the stream).
+inline void submit_trailers(nghttp2_session* session, std::int32_t id,
+                            const std::vector<std::pair<std::string, std::string>>& fields) {
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(fields.size());
+    for (const auto& [k, v] : fields)
+        nva.push_back(h2_nv(k, v));
+    nghttp2_submit_trailer(session, id, nva.data(), nva.size());
 }
 
 }  // namespace veer::proxy

@@ -20,10 +20,14 @@ constexpr std::size_t max_free = 4096;  // per class and thread: at most ~16 MiB
 struct free_block {
     free_block* next;
 };
+// Set once the thread's lists are gone (its exit): a late free goes straight to free().
+thread_local bool lists_gone = false;
+
 struct free_lists {
     free_block* head[classes] = {};
     std::size_t count[classes] = {};
     ~free_lists() {
+        lists_gone = true;
         for (auto* b : head)
             while (b) {
                 auto* next = b->next;
@@ -43,7 +47,7 @@ std::size_t class_of(std::size_t n) {
 }
 
 void* take(std::size_t n) {
-    const auto k = class_of(n);
+    const auto k = lists_gone ? unpooled : class_of(n);
     void* raw = nullptr;
     if (k != unpooled && lists.head[k]) {
         auto* b = lists.head[k];
@@ -67,7 +71,7 @@ void give(void* p) {
     if (!p) return;
     auto* raw = static_cast<header*>(p) - 1;
     const auto k = raw->klass;
-    if (k >= classes || lists.count[k] >= max_free) {
+    if (k >= classes || lists_gone || lists.count[k] >= max_free) {
         std::free(raw);
         return;
     }

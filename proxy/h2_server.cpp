@@ -129,10 +129,7 @@ struct h2_callbacks {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
             if (!s->trailers.empty()) {  // gRPC's status travels here
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-                std::vector<nghttp2_nv> nva;
-                for (const auto& [k, v] : s->trailers)
-                    nva.push_back(h2_nv(k, v));
-                nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+                submit_trailers(session, id, s->trailers);
             }
         } else if (n == 0) {
             s->deferred = true;

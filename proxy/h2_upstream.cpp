@@ -96,10 +96,7 @@ struct h2_upstream_callbacks {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
             if (!c->request_trailers.empty()) {
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-                std::vector<nghttp2_nv> nva;
-                for (const auto& [k, v] : c->request_trailers)
-                    nva.push_back(h2_nv(k, v));
-                nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+                submit_trailers(session, id, c->request_trailers);
             }
         } else if (n == 0) {
             c->deferred = true;
