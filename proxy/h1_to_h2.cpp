@@ -178,7 +178,15 @@ void session::h2_exchange::stop_body(send_result why, int status) {
         call.failed = true;
         call.wake->cancel();  // relay_h2 sees it
     }
-    if (!head_written) failure = status;
+    if (!head_written && !failure) failure = status;
+}
+
+void session::end_upload(h2_exchange& x) {
+    x.answered = true;
+    if (x.body_done) return;
+    boost::system::error_code ec;
+    client_.sock().cancel(ec);  // the body's read (it sees `answered` and ends)
+    x.call.body_wake->cancel();
 }
 
 task<> session::relay_h2(request& r, h2_exchange& x) {
@@ -188,6 +196,7 @@ task<> session::relay_h2(request& r, h2_exchange& x) {
         if (!co_await wait_woken(*call.wake, ms(snap.timeouts.upstream_response))) {
             r.measure(metrics::result::timeout);
             x.stop_body(send_result::upstream_failed, 504);
+            end_upload(x);
             co_return;
         }
     }
@@ -196,6 +205,7 @@ task<> session::relay_h2(request& r, h2_exchange& x) {
             r.measure(metrics::result::reset);
             x.failure = 502;
         }
+        end_upload(x);
         co_return;
     }
     const auto resp = head_of(call, req_);
@@ -213,12 +223,7 @@ task<> session::relay_h2(request& r, h2_exchange& x) {
     } else {
         r.keep_open = false;
     }
-    x.answered = true;
-    if (!x.body_done) {  // the body's read is not needed any more
-        boost::system::error_code ec;
-        client_.sock().cancel(ec);
-        call.body_wake->cancel();
-    }
+    end_upload(x);  // the rest of the body is not needed any more
 }
 
 // The answer's body as it comes; reset or timeout if it is cut, else what the window saw.

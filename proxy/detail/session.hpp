@@ -151,6 +151,8 @@ private:
     task<> serve_h2_pool(request& r, int pool_index);
     task<> send_body_h2(h2_exchange& x, const routing::snapshot& snap);
     task<> relay_h2(request& r, h2_exchange& x);
+    // The answer is over (or failed): a body still coming is no longer read.
+    void end_upload(h2_exchange& x);
     task<metrics::result> relay_h2_body(h2_exchange& x, const routing::snapshot& snap,
                                         bool no_body, bool chunked);
     task<> reply(int status, bool close);

@@ -21,6 +21,9 @@ its target. It checks:
                            back chunked with grpc-status in its last chunk's trailers (0), or in
                            the head for a trailers-only answer (NOT_FOUND with its message), the
                            second on the same connection, then 1 MiB each way; the calls are counted by code
+  http1_body_stalls_answer_504  an HTTP/1.1 client sends 10 of its 1,000 body bytes and stops:
+                           no answer within timeouts.upstream_response (300 ms) is a 504 at
+                           once, though the body never ends
   grpc_health_check        health.grpc = true: the checks call grpc.health.v1.Health/Check with an
                            empty request; SERVING passes, NOT_SERVING and UNKNOWN (an empty
                            answer) fail although HTTP says 200 and grpc-status 0; SERVING again
@@ -296,6 +299,26 @@ def endpoint_healthy(status, pool):
     return status["pools"][pool]["endpoints"][0]["healthy"]
 
 
+def case_http1_body_stalls_answer_504(c):
+    v, blue, green, ch = setup(c, {"timeouts": {"upstream_response": "300ms"}})
+    ch.close()
+    sock = socket.create_connection(("127.0.0.1", v.port), timeout=10)
+    sock.sendall(f"POST /{SERVICE}/Unary HTTP/1.1\r\nHost: veer.test\r\nContent-Type: application/grpc\r\n"
+                 "TE: trailers\r\nContent-Length: 1000\r\n\r\n".encode() + grpc_frame(b"x" * 995)[:10])
+    t0 = time.monotonic()
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    took = time.monotonic() - t0
+    sock.close()
+    check(data.startswith(b"HTTP/1.1 504"), f"504 when the answer does not come: {data[:100]!r}")
+    check(took < 3, f"at upstream_response, not when the stalled body would end ({took:.2f} s)")
+    return f"504 after {took:.2f} s with the body still incomplete"
+
+
 def case_grpc_health_check(c):
     v, blue, green, ch = setup(c, {"health": {"grpc": True, "unhealthy_after": 1}})
     ch.close()
@@ -344,6 +367,7 @@ CASES = [
     ("unary_and_streaming", case_unary_and_streaming),
     ("unavailable_canary", case_unavailable_canary),
     ("http1_client_to_h2_pool", case_http1_client_to_h2_pool),
+    ("http1_body_stalls_answer_504", case_http1_body_stalls_answer_504),
     ("grpc_health_check", case_grpc_health_check),
     ("codes_not_in_the_list", case_codes_not_in_the_list),
 ]
