@@ -109,7 +109,7 @@ task<> session::serve_h2_pool(request& r, int pool_index) {
         x.failure = 502;
     }
     if (x.failure) {
-        body_left_ = x.sent == send_result::ok ? body_left_ : 1;  // a cut body: the connection ends
+        if (!x.body_done) body_left_ = 1;  // a body cut short: the connection ends
         co_await refuse(r, x.failure);
     }
     if (!x.body_done || x.sent != send_result::ok) r.keep_open = false;
@@ -210,7 +210,7 @@ task<> session::relay_h2(request& r, h2_exchange& x) {
     }
     const auto resp = head_of(call, req_);
     r.status = resp.status;
-    r.keep_open = keep_open_after_response(req_, resp, w_.draining_, false);
+    r.keep_open = keep_open_after_response(req_, resp, w_.draining_, !x.body_done);
     const bool chunked = resp.body == http::body_kind::chunked;
     out_.clear();
     http::write_client_response(resp, req_.version_minor, chunked, !r.keep_open, out_);

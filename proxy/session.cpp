@@ -299,6 +299,9 @@ task<bool> session::read_head(request& r) {
     if (w_.shared_.access_log_fd >= 0)
         log_request_.assign(req_.method).append(" ").append(req_.target);
     in_.consume(req_.size);
+    // The head is in: header_read no longer applies. While veer waits for the upstream the
+    // client owes nothing (its body reads and the answer's writes set their own deadlines).
+    client_.expires_never();
     served_ = true;
     body_left_ = req_.body == http::body_kind::none ? 0 : 1;  // unread until start_body counts it
     out_.clear();

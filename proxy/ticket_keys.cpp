@@ -33,13 +33,21 @@ ticket_keys& ticket_keys::instance() {
     return keys;
 }
 
-ticket_keys::ticket_keys() { make(slots_[0], now_ns()); }
-
-void ticket_keys::make(key& k, std::int64_t made_ns) {
-    if (RAND_bytes(k.name, sizeof k.name) != 1 || RAND_bytes(k.aes, sizeof k.aes) != 1 ||
-        RAND_bytes(k.hmac, sizeof k.hmac) != 1)
+ticket_keys::ticket_keys() {
+    if (!make(slots_[0], now_ns()))
         throw std::runtime_error("TLS: no randomness for a session ticket key");
-    k.made_ns = made_ns;
+}
+
+// False (the slot unchanged in use) if OpenSSL has no randomness: the key in use stays.
+bool ticket_keys::make(key& k, std::int64_t made_ns) {
+    key fresh;
+    if (RAND_bytes(fresh.name, sizeof fresh.name) != 1 ||
+        RAND_bytes(fresh.aes, sizeof fresh.aes) != 1 ||
+        RAND_bytes(fresh.hmac, sizeof fresh.hmac) != 1)
+        return false;
+    fresh.made_ns = made_ns;
+    k = fresh;
+    return true;
 }
 
 const ticket_keys::key& ticket_keys::current(std::int64_t now) {
@@ -47,10 +55,16 @@ const ticket_keys::key& ticket_keys::current(std::int64_t now) {
     const key& k = slots_[g % 4];
     if (now - k.made_ns < rotation_ns_.load(std::memory_order_relaxed)) return k;
     if (rotating_.exchange(true, std::memory_order_acquire)) return k;  // another thread does
-    make(slots_[(g + 1) % 4], now);
-    generation_.store(g + 1, std::memory_order_release);
+    // Another thread may have rotated between our look and our claim: then its key stands.
+    const auto now_g = generation_.load(std::memory_order_acquire);
+    if (now_g != g) {
+        rotating_.store(false, std::memory_order_release);
+        return slots_[now_g % 4];
+    }
+    const bool made = make(slots_[(g + 1) % 4], now);
+    if (made) generation_.store(g + 1, std::memory_order_release);
     rotating_.store(false, std::memory_order_release);
-    return slots_[(g + 1) % 4];
+    return slots_[(made ? g + 1 : g) % 4];
 }
 
 int ticket_keys::callback(SSL*, unsigned char name[16], unsigned char iv[16],

@@ -31,7 +31,7 @@ private:
     };
     ticket_keys();
     const key& current(std::int64_t now_ns);
-    static void make(key& k, std::int64_t now_ns);
+    static bool make(key& k, std::int64_t now_ns);
 
     key slots_[4];
     std::atomic<std::uint64_t> generation_{0};

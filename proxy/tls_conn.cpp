@@ -79,6 +79,8 @@ task<std::pair<int, boost::system::error_code>> tls_conn::drive(Op op) {
         ERR_clear_error();
         const int ret = op();
         const int err = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, ret);
+        // Taken now: the error queue is the thread's, and others run during the flush.
+        const auto failure = failed(ret, err);
         // What OpenSSL wrote (handshake records, tickets, alerts, data) goes out first.
         if (!out_.empty()) {
             const auto ec = co_await flush();
@@ -86,7 +88,7 @@ task<std::pair<int, boost::system::error_code>> tls_conn::drive(Op op) {
         }
         if (err == SSL_ERROR_NONE) co_return std::pair{ret, boost::system::error_code{}};
         if (err == SSL_ERROR_WANT_WRITE) continue;  // never: writes only append
-        if (err != SSL_ERROR_WANT_READ) co_return std::pair{ret, error_of(ret, err)};
+        if (err != SSL_ERROR_WANT_READ) co_return std::pair{ret, failure};
         const auto ec = co_await fill();
         if (ec) co_return std::pair{ret, ec};
     }
@@ -107,6 +109,9 @@ task<boost::system::error_code> tls_conn::fill() {
     auto [ec, n] = co_await sock_.async_read_some(
         asio::buffer(in_.get() + in_end_, staging_size - in_end_), nothrow);
     in_end_ += n;
+    // The socket ended while OpenSSL wanted more: no close_notify came (that would have been
+    // ZERO_RETURN), so the stream was cut, not finished (as asio::ssl::stream reports it).
+    if (ec == asio::error::eof) co_return asio::ssl::error::stream_truncated;
     co_return ec;
 }
 
@@ -135,6 +140,12 @@ task<boost::system::error_code> tls_conn::flush() {
 
 // As asio::ssl::stream reports them: a clean close_notify is eof, a close without one
 // stream_truncated, OpenSSL's own errors in the SSL category.
+boost::system::error_code tls_conn::failed(int ret, int ssl_error) {
+    const bool fine = ssl_error == SSL_ERROR_NONE || ssl_error == SSL_ERROR_WANT_READ ||
+                      ssl_error == SSL_ERROR_WANT_WRITE;
+    return fine ? boost::system::error_code{} : error_of(ret, ssl_error);
+}
+
 boost::system::error_code tls_conn::error_of(int ret, int ssl_error) {
     if (ssl_error == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
     const unsigned long e = ERR_get_error();
@@ -163,13 +174,14 @@ task<tls_conn::result> tls_conn::read_some(asio::mutable_buffer b) {
         ERR_clear_error();
         const int ret = SSL_read(ssl_, b.data(), len);
         const int err = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, ret);
+        const auto failure = failed(ret, err);  // before the flush (see drive)
         if (!out_.empty()) {  // OpenSSL answered something (tickets, a key update, an alert)
             const auto ec = co_await flush();
             if (ec) co_return result{ec, 0};
         }
         if (err == SSL_ERROR_NONE)
             co_return result{boost::system::error_code{}, static_cast<std::size_t>(ret)};
-        if (err != SSL_ERROR_WANT_READ) co_return result{error_of(ret, err), 0};
+        if (err != SSL_ERROR_WANT_READ) co_return result{failure, 0};
         const auto ec = co_await fill();
         if (ec) co_return result{ec, 0};
     }

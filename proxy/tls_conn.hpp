@@ -55,6 +55,8 @@ private:
     task<boost::system::error_code> fill();
     task<boost::system::error_code> flush();
     boost::system::error_code error_of(int ret, int ssl_error);
+    // error_of, for an error that is one (not a want-read or want-write).
+    boost::system::error_code failed(int ret, int ssl_error);
 
     tcp_socket& sock_;
     SSL* ssl_ = nullptr;

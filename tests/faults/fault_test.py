@@ -21,6 +21,8 @@ temporary directory, injects one fault and checks what SPEC.md (sections 3-7) pr
                              connection is closed short (no splice), a reset is counted
   half_closed_client         a client that shuts down its write side after the request
                              still gets the whole response
+  answer_slower_than_header_read  header_read = 300 ms and an upstream taking 1 s: the GET
+                             gets its 200 (header_read ends with the head)
 
 Usage:
   tests/faults/fault_test.py --veer build/veer --upstream build/veer-upstream
@@ -1063,6 +1065,19 @@ def case_half_closed_client(c):
     return "whole response after SHUT_WR (" + "; ".join(details) + ")"
 
 
+def case_answer_slower_than_header_read(c):
+    bp, gp = free_ports(2)
+    c.upstream("blue", bp)
+    c.upstream("green", gp)
+    v = c.veer([f"127.0.0.1:{bp}"], [f"127.0.0.1:{gp}"],
+               {"timeouts": {"header_read": "300ms", "upstream_response": "5s"}})
+    t0 = time.monotonic()
+    status, body, _ = http_get(v.port, "/sleep/1", timeout=10)  # an upstream taking 1 s
+    took = time.monotonic() - t0
+    check(status == 200, f"a GET whose answer takes longer than header_read still gets it: {status}")
+    return f"200 after {took:.2f} s with header_read = 300 ms"
+
+
 CASES = [
     ("upstream_stops_answering", case_upstream_stops_answering),
     ("reload_under_load", case_reload_under_load),
@@ -1072,6 +1087,7 @@ CASES = [
     ("over_max_connections", case_over_max_connections),
     ("upstream_reset_mid_body", case_upstream_reset_mid_body),
     ("half_closed_client", case_half_closed_client),
+    ("answer_slower_than_header_read", case_answer_slower_than_header_read),
 ]
 
 
