@@ -15,7 +15,9 @@ struct alignas(16) header {
 };
 constexpr std::size_t classes = 7;  // payloads of 64, 128, ... 4096 bytes
 constexpr std::size_t unpooled = classes;
-constexpr std::size_t max_free = 4096;  // per class and thread: at most ~16 MiB kept
+// Each class keeps at most 512 KiB of free blocks per thread (3.5 MiB in all), and
+// h2_memory_trim frees what no session needed since its last call.
+constexpr std::size_t max_free_bytes = 512 * 1024;
 
 struct free_block {
     free_block* next;
@@ -26,6 +28,7 @@ thread_local bool lists_gone = false;
 struct free_lists {
     free_block* head[classes] = {};
     std::size_t count[classes] = {};
+    std::size_t low_water[classes] = {};  // the fewest free at any moment since the trim
     ~free_lists() {
         lists_gone = true;
         for (auto* b : head)
@@ -39,6 +42,7 @@ struct free_lists {
 thread_local free_lists lists;
 
 constexpr std::size_t payload_of(std::size_t k) { return std::size_t{64} << k; }
+constexpr std::size_t max_free(std::size_t k) { return max_free_bytes / payload_of(k); }
 
 std::size_t class_of(std::size_t n) {
     for (std::size_t k = 0; k < classes; ++k)
@@ -52,7 +56,7 @@ void* take(std::size_t n) {
     if (k != unpooled && lists.head[k]) {
         auto* b = lists.head[k];
         lists.head[k] = b->next;
-        --lists.count[k];
+        if (--lists.count[k] < lists.low_water[k]) lists.low_water[k] = lists.count[k];
         raw = b;
     } else {
         raw = std::malloc(sizeof(header) + (k == unpooled ? n : payload_of(k)));
@@ -71,7 +75,7 @@ void give(void* p) {
     if (!p) return;
     auto* raw = static_cast<header*>(p) - 1;
     const auto k = raw->klass;
-    if (k >= classes || lists_gone || lists.count[k] >= max_free) {
+    if (k >= classes || lists_gone || lists.count[k] >= max_free(k)) {
         std::free(raw);
         return;
     }
@@ -105,5 +109,25 @@ nghttp2_mem mem{nullptr, &mem_malloc, &mem_free, &mem_calloc, &mem_realloc};
 }  // namespace
 
 nghttp2_mem* h2_memory() { return &mem; }
+
+std::size_t h2_memory_trim() {
+    std::size_t freed = 0;
+    for (std::size_t k = 0; k < classes; ++k) {
+        for (auto n = lists.low_water[k]; n > 0; --n, ++freed) {
+            auto* b = lists.head[k];
+            lists.head[k] = b->next;
+            --lists.count[k];
+            std::free(b);
+        }
+        lists.low_water[k] = lists.count[k];
+    }
+    return freed;
+}
+
+std::size_t h2_memory_free_blocks() {
+    std::size_t n = 0;
+    for (auto c : lists.count) n += c;
+    return n;
+}
 
 }  // namespace veer::proxy

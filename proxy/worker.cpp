@@ -16,6 +16,7 @@
 
 #include "proxy/detail/session.hpp"
 #include "proxy/detail/h2_upstream.hpp"
+#include "proxy/h2_memory.hpp"
 
 namespace veer::proxy {
 
@@ -173,7 +174,9 @@ task<> worker::idle_sweeper() {
             last_pool_trim_ns_ = now;
             // Many buffers freed at once (a burst, or connections that parked): return
             // that memory to the kernel too, or it would stay in RSS (at most every 5 s).
-            if (buffers_.trim() >= 64) trim_pending_ = true;
+            const auto buffers_freed = buffers_.trim();
+            const auto h2_blocks_freed = h2_memory_trim();
+            if (buffers_freed >= 64 || h2_blocks_freed >= 1024) trim_pending_ = true;
             if (trim_pending_ && now - last_trim_ns_ >= 5'000'000'000) {
                 ::malloc_trim(0);
                 trim_pending_ = false;
