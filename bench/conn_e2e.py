@@ -49,12 +49,15 @@ certificate made with openssl in the row's directory (CN=localhost):
 
 --memory adds a section: VmRSS of each proxy's serving process before and while holding
 --idle-conns (default 1000) TLS keep-alive connections that each completed one GET / (bench/
-e2e_lib/idle_conns.py --tls), 7 s and 12 s after the last was answered (veer parks an idle connection
-after 1 s and trims after 5), as growth per connection; issue 16's target is veer ≤ 20 KiB.
+e2e_lib/idle_conns.py --tls), right after the last was answered and 7 s and 12 s later (veer
+parks an idle connection after 1 s and trims after 5), as growth per connection; issue 16's
+target is veer ≤ 20 KiB. --memory-plain does the same for veer alone with --idle-plain
+(default 10000) plaintext connections, right after the last answer and 2 s and 7 s later
+(opened one after another, the last are a few ms old at the first sample); target ≤ 1 KB.
 
     python3 bench/conn_e2e.py [--row close|tls|handshake|resume|all|none] [--reps 3]
         [--duration 5] [--resume-clients 8] [--resume-tls 1.3|1.2] [--resume-control]
-        [--memory] [--idle-conns 1000] [--veer build/veer] [--upstream build/veer-upstream] [--keep]
+        [--memory] [--idle-conns 1000] [--memory-plain] [--idle-plain 10000] [--veer build/veer] [--upstream build/veer-upstream] [--keep]
 
 Loopback only; every process is stopped at the end. A benchmark, never a test.
 """
@@ -310,54 +313,58 @@ def run_row(row):
         s.stop()
 
 
-def memory():
-    """VmRSS growth per idle TLS connection of each proxy's serving process."""
-    s = Stack()
+def hold_idle(s, name, pid, port, count, tls, samples):
+    """VmRSS of pid before and at each of samples (s after the last of count idle connections
+    was answered), with the connections held and answered by green."""
     lib = os.path.join(ROOT, "bench/e2e_lib/idle_conns.py")
+    ready = s.path(f"idle-{name}-{'tls' if tls else 'plain'}.ready")
+    before = rss_kib(pid)
+    with open(ready + ".log", "w") as log:
+        p = subprocess.Popen([sys.executable, lib, str(port), str(count), ready, "--hold", "300"]
+                             + (["--tls"] if tls else []), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(3000):
+            if os.path.exists(ready) or p.poll() is not None:
+                break
+            time.sleep(0.02)
+        if not os.path.exists(ready):
+            fail(f"memory {name}: idle_conns did not get ready (see {ready}.log)")
+        start, rss = time.monotonic(), []
+        for at in samples:
+            time.sleep(max(0.0, start + at - time.monotonic()))
+            rss.append(rss_kib(pid))
+        _, held, green = (int(x) for x in open(ready).read().split())
+        return before, rss, held, green
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def memory(tls, count, names, samples, target):
+    """VmRSS growth per idle connection of each proxy's serving process."""
+    s = Stack()
     rows = {}
     try:
-        cert = make_cert(s)
+        cert = make_cert(s) if tls else None
         start_h1_backends(s)
-        pids = {"veer": start_veer(s, cert), "nginx": start_nginx_proxy(s, cert),
-                "haproxy": start_haproxy(s, cert)}
-        for name in ("veer", "nginx", "haproxy"):
-            ready = s.path(f"idle-{name}.ready")
-            before = rss_kib(pids[name])
-            with open(s.path(f"idle-{name}.log"), "w") as log:
-                p = subprocess.Popen([sys.executable, lib, str(s.port[name]), str(OPTS.idle_conns), ready,
-                                      "--hold", "300", "--tls"], stdout=log, stderr=subprocess.STDOUT)
-            try:
-                for _ in range(1200):
-                    if os.path.exists(ready) or p.poll() is not None:
-                        break
-                    time.sleep(0.1)
-                if not os.path.exists(ready):
-                    fail(f"memory {name}: idle_conns did not get ready (see {s.path(f'idle-{name}.log')})")
-                time.sleep(IDLE_SETTLE)
-                during = rss_kib(pids[name])
-                time.sleep(IDLE_LATER - IDLE_SETTLE)
-                later = rss_kib(pids[name])
-                _, held, green = (int(x) for x in open(ready).read().split())
-                rows[name] = (before, during, held, green, later)
-            finally:
-                p.terminate()
-                p.wait(timeout=10)
+        starts = {"veer": start_veer, "nginx": start_nginx_proxy, "haproxy": start_haproxy}
+        pids = {name: starts[name](s, cert) for name in names}
+        for name in names:
+            rows[name] = hold_idle(s, name, pids[name], s.port[name], count, tls, samples)
     finally:
         s.stop()
-    n = OPTS.idle_conns
-    print(f"| {n} idle TLS connections (one GET / each, then {IDLE_SETTLE} s idle) | nginx | HAProxy | veer |")
-    print("|---|---:|---:|---:|")
-    cols = COLS  # the order of the tables above
-    print("| VmRSS before → holding, KiB | " + " | ".join(f"{rows[c][0]:,} → {rows[c][1]:,}" for c in cols) + " |")
-    print(f"| growth per connection after {IDLE_SETTLE} s, KiB | "
-          + " | ".join(f"{(rows[c][1] - rows[c][0]) / max(1, rows[c][2]):.1f}" for c in cols) + " |")
-    print(f"| growth per connection after {IDLE_LATER} s, KiB | "
-          + " | ".join(f"{(rows[c][4] - rows[c][0]) / max(1, rows[c][2]):.1f}" for c in cols) + " |")
-    print("| connections held (green answers) | " + " | ".join(f"{rows[c][2]} ({rows[c][3]})" for c in cols) + " |")
+    kind = "TLS" if tls else "plaintext"
+    print(f"| {count} idle {kind} connections (one GET / each) | " + " | ".join(NAMES[c] for c in names) + " |")
+    print("|---|" + "---:|" * len(names))
+    print("| VmRSS before, KiB | " + " | ".join(f"{rows[c][0]:,}" for c in names) + " |")
+    for i, at in enumerate(samples):
+        print(f"| growth per connection {at:g} s after the last answer, bytes | "
+              + " | ".join(f"{(rows[c][1][i] - rows[c][0]) * 1024 / max(1, rows[c][2]):,.0f}" for c in names) + " |")
+    print("| connections held (green answers) | " + " | ".join(f"{rows[c][2]} ({rows[c][3]})" for c in names) + " |")
     v = rows["veer"]
-    soon, later = ((x - v[0]) / max(1, v[2]) for x in (v[1], v[4]))
-    print(f"\nveer: {soon:.1f} KiB per idle TLS connection after {IDLE_SETTLE} s, {later:.1f} after "
-          f"{IDLE_LATER} s (issue 16's target: ≤ 20 KiB: {'met' if max(soon, later) <= 20 else 'not met'})")
+    worst = max((x - v[0]) * 1024 / max(1, v[2]) for x in v[1])
+    print(f"\nveer: at most {worst:,.0f} bytes per idle {kind} connection over the samples "
+          f"(issue 16's target: ≤ {target:,} bytes: {'met' if worst <= target else 'not met'})")
 
 
 def main():
@@ -372,6 +379,9 @@ def main():
                     help="resume row: also s_time -new runs (full handshakes, the same client)")
     ap.add_argument("--memory", action="store_true", help="also RSS per idle TLS connection")
     ap.add_argument("--idle-conns", type=int, default=1000)
+    ap.add_argument("--memory-plain", action="store_true",
+                    help="also veer's RSS per idle plaintext connection, from the last answer on")
+    ap.add_argument("--idle-plain", type=int, default=10000)
     ap.add_argument("--veer", default=os.path.join(ROOT, "build/veer"))
     ap.add_argument("--upstream", default=os.path.join(ROOT, "build/veer-upstream"))
     ap.add_argument("--keep", action="store_true", help="keep each row's directory (configs, logs)")
@@ -390,9 +400,11 @@ def main():
     if summary:
         print(f"\nveer ÷ better peer, rate (CPU per request or connection ÷ the lower): {', '.join(summary)}")
     if OPTS.memory:
-        if rows:
-            print()
-        memory()
+        print()
+        memory(True, OPTS.idle_conns, COLS, (0, IDLE_SETTLE, IDLE_LATER), 20 * 1024)
+    if OPTS.memory_plain:
+        print()
+        memory(False, OPTS.idle_plain, ("veer",), (0, 2, IDLE_SETTLE), 1024)
 
 
 OPTS = None

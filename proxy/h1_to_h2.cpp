@@ -125,6 +125,7 @@ task<> session::send_body_h2(h2_exchange& x, const routing::snapshot& snap) {
     const bool chunked = req_.body == http::body_kind::chunked;
     std::uint64_t left = req_.body == http::body_kind::length ? req_.content_length : 0;
     x.body_done = !chunked && left == 0;
+    if (!x.body_done) w_.buffers_.upgrade(in_, &head_in_);  // the body reads in big pieces
     if (!x.body_done && req_.expect_continue && in_.empty()) {
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
         client_.expires_after(snap.timeouts.idle);

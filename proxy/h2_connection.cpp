@@ -29,6 +29,7 @@ h2_connection::h2_connection(worker& w, stream& client, io_buffer& in, std::stri
       all_done_(w.ioc_.get_executor()) {}
 
 task<> h2_connection::run() {
+    w_.buffers_.upgrade(in_);  // the preface may have come in a small buffer
     asio::co_spawn(w_.ioc_, writer(), [this](std::exception_ptr) {
         writer_done_ = true;
         all_done_.cancel();

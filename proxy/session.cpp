@@ -29,7 +29,7 @@ session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& 
         addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
     client_ip_ = addr.to_string();
     if (woken) {
-        in_ = w_.buffers_.get();  // its next request is there to read
+        in_ = w_.buffers_.get_small();  // its next request is there to read
     } else if (auto tls = w_.shared_.server_tls.load()) {
         client_.use_tls(*tls);
     }
@@ -39,6 +39,7 @@ session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& 
 session::~session() {
     w_.buffers_.put(in_);
     w_.buffers_.put(up_in_);
+    w_.buffers_.put(head_in_);
     w_.unlink(this);
 }
 
@@ -103,7 +104,7 @@ task<bool> session::serve_requests() {
     if (client_.tls()) {
         // OpenSSL may hold decrypted bytes that the socket no longer shows: a TLS
         // connection always reads with a buffer in hand, never waits for readability.
-        in_ = w_.buffers_.get();
+        in_ = w_.buffers_.get_small();
     }
     for (;;) {
         if (!in_ || in_.empty()) {
@@ -173,6 +174,7 @@ task<> session::serve_h2() {
 task<session::idle_end> session::await_request() {
     if (w_.draining_) co_return idle_end::close;
     w_.buffers_.put(up_in_);  // empty: end_exchange left nothing in it
+    w_.buffers_.put(head_in_);
     idle_ = true;
     idle_since_ns_ = coarse_now_ns();
     client_.expires_never();
@@ -186,9 +188,11 @@ task<session::idle_end> session::await_request() {
         }
         auto [ec] = co_await client_.sock().async_wait(tcp_socket::wait_read, nothrow);
         if (ec) co_return idle_end::close;  // header_read passed, or drain
-        in_ = w_.buffers_.get();
+        in_ = w_.buffers_.get_small();
     } else if (!woken_ && !client_.tls() && w_.idle_reads_ >= worker::max_idle_reads) {
         co_return idle_end::park;  // enough connections wait with a buffer already
+    } else {
+        w_.buffers_.shrink(in_);  // the wait holds 4 KiB, not 32
     }
     woken_ = false;
     std::size_t room = 0;
@@ -208,8 +212,8 @@ task<session::idle_end> session::await_request() {
         ec = fec;
         n = fn;
         if (!ec) {
-            in_ = w_.buffers_.get();
-            std::memcpy(in_.space(room), first, n);
+            in_ = w_.buffers_.get_small();
+            std::memcpy(in_.space(room), first, n);  // committed below
         }
     }
     const bool parked = ec == asio::error::operation_aborted && park_;
@@ -223,7 +227,7 @@ task<session::idle_end> session::await_request() {
 bool session::first_read() {
     boost::system::error_code ec;
     client_.sock().non_blocking(true, ec);  // Asio would set it at the first wait anyway
-    in_ = w_.buffers_.get();
+    in_ = w_.buffers_.get_small();
     std::size_t room = 0;
     char* p = in_.space(room);
     const auto n = client_.sock().read_some(asio::buffer(p, room), ec);
@@ -288,8 +292,11 @@ task<bool> session::read_head(request& r) {
         }
         std::size_t room = 0;
         char* p = in_.space(room);
-        if (room == 0) {  // a head larger than the pool's buffers, still within the limit
-            in_.grow(max_head + 1024);
+        if (room == 0) {  // a head larger than the buffer, still within the limit
+            if (in_.capacity() < buffer_size)
+                w_.buffers_.upgrade(in_);  // nothing parsed from it yet
+            else
+                in_.grow(max_head + 1024);
             p = in_.space(room);
         }
         auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
@@ -550,6 +557,7 @@ session::send_result session::start_body(const routing::snapshot& snap, std::siz
 }
 
 task<session::send_result> session::send_body(upstream_conn& up, const routing::snapshot& snap) {
+    w_.buffers_.upgrade(in_, &head_in_);  // the body reads in big pieces
     while (body_left_ > 0) {
         if (in_.empty()) {
             std::size_t room = 0;
@@ -695,6 +703,7 @@ task<void> session::tunnel(upstream_conn& up, const routing::snapshot& snap) {
     auto [ec, n] = co_await client_.write(head);
     if (ec) co_return;
     up_in_.consume(up_in_.size());
+    w_.buffers_.upgrade(in_, &head_in_);
     if (!in_.empty()) {
         up.stream.expires_after(snap.timeouts.idle);
         auto [wec, wn] = co_await up.stream.write(asio::buffer(in_.view()));

@@ -27,9 +27,6 @@ worker::worker(std::size_t index, const config::config& cfg, shared_state& share
       rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)),
       outstanding_(metrics::max_endpoints, 0),
       round_robin_(metrics::max_pool_slots, 0),
-      // 32 KiB: most heads with the body bytes that follow, and a 16 KiB response with its
-      // head in one read; a larger head grows its buffer up to max_header_bytes.
-      buffers_(buffer_size),
       upstreams_(metrics::max_endpoints,
                  std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.timeouts.idle).count()),
       http2_(cfg.listener.http2),

@@ -165,6 +165,9 @@ private:
     config::timeouts snap_timeouts_;
     io_buffer in_;  // bytes from the client
     io_buffer up_in_;  // bytes from the upstream
+    // The small buffer the head came in, kept while the request is in progress (req_ points
+    // into it) once in_ became a big one for the body.
+    io_buffer head_in_;
     std::string out_;  // the head being written, either way
     http::request_head req_;
     http::response_head resp_;

@@ -109,8 +109,8 @@ private:
     upstream_pool upstreams_;
     bool draining_ = false;
     bool http2_ = true;  // listener.http2 (a change needs a restart)
-    // Idle connections waiting with a buffer in hand (session.cpp). Bounded, so a burst
-    // of connections never holds more than this many buffers between requests.
+    // Idle connections waiting with a (small) buffer in hand (session.cpp). Bounded, so a
+    // burst of connections never holds more than this many buffers between requests.
     static constexpr std::size_t max_idle_reads = 256;
     // Idle that long, a keep-alive connection parks (session::sweep).
     static constexpr std::int64_t park_after_ns = 1'000'000'000;
