@@ -17,7 +17,8 @@
 #include "proxy/detail/session.hpp"
 
 namespace veer::proxy {
-session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& peer)
+session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& peer,
+                 std::unique_ptr<tls_conn> tls)
     : w_(w),
       client_(std::move(socket)),
       peer_(peer),
@@ -30,8 +31,9 @@ session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& 
     client_ip_ = addr.to_string();
     if (woken) {
         in_ = w_.buffers_.get_small();  // its next request is there to read
+        client_.adopt_tls(std::move(tls));
     } else if (auto tls = w_.shared_.server_tls.load()) {
-        client_.use_tls(*tls);
+        client_.use_tls(*tls, &w_.buffers_);
     }
     w_.link(this);
 }
@@ -83,10 +85,18 @@ void session::sweep(std::int64_t now_ns) {
 
 task<bool> session::run() {
     if (auto* tls = client_.tls()) {
-        client_.expires_after(snap_timeouts_.header_read);  // the handshake is part of the head
-        const auto ec = co_await tls->handshake(true);
-        if (ec) co_return false;
-        co_await serve_requests();  // TLS connections never park: OpenSSL holds their state
+        if (!woken_) {
+            client_.expires_after(snap_timeouts_.header_read);  // part of the head
+            const auto ec = co_await tls->handshake(true);
+            if (ec) co_return false;
+        }
+        const bool parks = co_await serve_requests();
+        if (parks) {  // OpenSSL's state goes with the socket, our buffers do not
+            tls->release_buffers();
+            auto state = client_.release_tls();
+            w_.park(std::move(client_.sock()), idle_since_ns_, peer_, std::move(state));
+            co_return true;
+        }
         co_await client_.close_tls(std::chrono::seconds(1));
     } else if (co_await serve_requests()) {
         w_.park(std::move(client_.sock()), idle_since_ns_, peer_);
@@ -104,7 +114,7 @@ task<bool> session::serve_requests() {
     if (client_.tls()) {
         // OpenSSL may hold decrypted bytes that the socket no longer shows: a TLS
         // connection always reads with a buffer in hand, never waits for readability.
-        in_ = w_.buffers_.get_small();
+        if (!in_) in_ = w_.buffers_.get_small();
     }
     for (;;) {
         if (!in_ || in_.empty()) {
@@ -200,10 +210,10 @@ task<session::idle_end> session::await_request() {
     ++w_.idle_reads_;
     auto [ec, n] = co_await client_.read_some(asio::buffer(p, room));
     --w_.idle_reads_;
-    if (ec == asio::error::operation_aborted && park_ && client_.tls()) {
-        // A TLS connection cannot park (its state lives in OpenSSL), but it can give its
-        // buffer back and take the next request's first bytes in a small one; OpenSSL
-        // keeps the rest of that record for the reads that follow.
+    if (ec == asio::error::operation_aborted && park_ && client_.tls() && !client_.tls()->idle()) {
+        // Part of a record came before the pause: the connection cannot wait for the socket
+        // alone, so it stays, its buffer given back; the next bytes come in a small read
+        // and OpenSSL keeps the rest of that record for the reads that follow.
         park_ = false;
         w_.buffers_.put(in_);
         client_.tls()->release_buffers();
@@ -726,8 +736,9 @@ task<void> session::tunnel(upstream_conn& up, const routing::snapshot& snap) {
     co_await (pump(client_, up.stream, in_) || pump(up.stream, client_, up_in_));
 }
 
-task<bool> run_session(worker& w, tcp_socket socket, bool woken, tcp::endpoint peer) {
-    session s(w, std::move(socket), woken, peer);
+task<bool> run_session(worker& w, tcp_socket socket, bool woken, tcp::endpoint peer,
+                       std::unique_ptr<tls_conn> tls) {
+    session s(w, std::move(socket), woken, peer, std::move(tls));
     co_return co_await s.run();
 }
 

@@ -43,8 +43,14 @@ public:
 
     tcp_socket& sock() { return sock_; }
     tls_conn* tls() { return tls_.get(); }
-    void use_tls(asio::ssl::context& ctx) {
-        tls_ = std::make_unique<tls_conn>(sock_, ctx.native_handle());
+    void use_tls(asio::ssl::context& ctx, buffer_pool* pool = nullptr) {
+        tls_ = std::make_unique<tls_conn>(sock_, ctx.native_handle(), pool);
+    }
+    // TLS state leaving with the socket (a parked connection), or coming back with it.
+    std::unique_ptr<tls_conn> release_tls() { return std::move(tls_); }
+    void adopt_tls(std::unique_ptr<tls_conn> t) {
+        tls_ = std::move(t);
+        if (tls_) tls_->rebind(sock_);
     }
 
     // The deadline of the operations that follow, until the next call.

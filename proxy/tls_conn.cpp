@@ -20,15 +20,14 @@ struct tls_bio {
     static int read(BIO* b, char* out, int len) {
         auto& c = conn(b);
         BIO_clear_retry_flags(b);
-        const std::size_t have = c.in_end_ - c.in_begin_;
-        if (have == 0) {
+        const auto have = c.in_.view();
+        if (have.empty()) {
             BIO_set_retry_read(b);
             return -1;
         }
-        const std::size_t n = std::min(have, static_cast<std::size_t>(len));
-        std::memcpy(out, c.in_.get() + c.in_begin_, n);
-        c.in_begin_ += n;
-        if (c.in_begin_ == c.in_end_) c.in_begin_ = c.in_end_ = 0;
+        const std::size_t n = std::min(have.size(), static_cast<std::size_t>(len));
+        std::memcpy(out, have.data(), n);
+        c.in_.consume(n);
         return static_cast<int>(n);
     }
 
@@ -51,15 +50,30 @@ struct tls_bio {
     }
 };
 
-tls_conn::tls_conn(tcp_socket& sock, SSL_CTX* ctx)
-    : sock_(sock), ssl_(SSL_new(ctx)), write_done_(sock.get_executor()) {
+tls_conn::tls_conn(tcp_socket& sock, SSL_CTX* ctx, buffer_pool* pool)
+    : sock_(&sock), ssl_(SSL_new(ctx)), pool_(pool), write_done_(sock.get_executor()) {
     BIO* bio = BIO_new(tls_bio::method());
     BIO_set_data(bio, this);
     BIO_set_init(bio, 1);
     SSL_set_bio(ssl_, bio, bio);  // one BIO both ways; SSL_free frees it
 }
 
-tls_conn::~tls_conn() { SSL_free(ssl_); }
+tls_conn::~tls_conn() {
+    SSL_free(ssl_);
+    give_back_staging();
+}
+
+void tls_conn::take_staging() {
+    if (in_) return;
+    in_ = pool_ ? pool_->get() : io_buffer::on_heap(buffer_size);
+}
+
+void tls_conn::give_back_staging() {
+    if (pool_)
+        pool_->put(in_);
+    else
+        in_ = io_buffer();
+}
 
 void tls_conn::expect_peer(const std::string& name, bool verify) {
     boost::system::error_code not_ip;
@@ -97,18 +111,14 @@ task<std::pair<int, boost::system::error_code>> tls_conn::drive(Op op) {
 task<boost::system::error_code> tls_conn::fill() {
     if (!in_) {
         // Buffers were given back while idle: wait for the peer without one.
-        auto [ec] = co_await sock_.async_wait(tcp_socket::wait_read, nothrow);
+        auto [ec] = co_await sock_->async_wait(tcp_socket::wait_read, nothrow);
         if (ec) co_return ec;
-        in_ = std::make_unique<char[]>(staging_size);
+        take_staging();
     }
-    if (in_end_ == staging_size) {  // OpenSSL takes what it is given: only a guard
-        std::memmove(in_.get(), in_.get() + in_begin_, in_end_ - in_begin_);
-        in_end_ -= in_begin_;
-        in_begin_ = 0;
-    }
-    auto [ec, n] = co_await sock_.async_read_some(
-        asio::buffer(in_.get() + in_end_, staging_size - in_end_), nothrow);
-    in_end_ += n;
+    std::size_t room = 0;
+    char* p = in_.space(room);  // OpenSSL takes what it is given: never full
+    auto [ec, n] = co_await sock_->async_read_some(asio::buffer(p, room), nothrow);
+    in_.commit(n);
     // The socket ended while OpenSSL wanted more: no close_notify came (that would have been
     // ZERO_RETURN), so the stream was cut, not finished (as asio::ssl::stream reports it).
     if (ec == asio::error::eof) co_return asio::ssl::error::stream_truncated;
@@ -129,7 +139,7 @@ task<boost::system::error_code> tls_conn::flush() {
     writing_ = true;
     while (!out_.empty() && !write_error_) {
         sending_.swap(out_);
-        auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(sending_), nothrow);
+        auto [ec, n] = co_await asio::async_write(*sock_, asio::buffer(sending_), nothrow);
         sending_.clear();
         write_error_ = ec;
     }
@@ -155,7 +165,7 @@ boost::system::error_code tls_conn::error_of(int ret, int ssl_error) {
 }
 
 task<boost::system::error_code> tls_conn::handshake(bool server) {
-    in_ = std::make_unique<char[]>(staging_size);  // the peer's first flight is on its way
+    take_staging();  // the peer's first flight is on its way
     SSL_set_read_ahead(ssl_, 1);  // a whole read's records at once, not header then body
     if (server)
         SSL_set_accept_state(ssl_);
@@ -226,13 +236,26 @@ task<> tls_conn::shutdown() {
 }
 
 task<boost::system::error_code> tls_conn::wait_readable() {
-    if (SSL_has_pending(ssl_) || in_begin_ != in_end_) co_return boost::system::error_code{};
-    auto [ec] = co_await sock_.async_wait(tcp_socket::wait_read, nothrow);
+    if (SSL_has_pending(ssl_) || !in_.empty()) co_return boost::system::error_code{};
+    auto [ec] = co_await sock_->async_wait(tcp_socket::wait_read, nothrow);
     co_return ec;
 }
 
+bool tls_conn::idle() const {
+    return in_.empty() && !SSL_has_pending(ssl_) && out_.empty() && !writing_;
+}
+
+void tls_conn::notify_close_now() {
+    if (SSL_in_init(ssl_)) return;
+    ERR_clear_error();
+    SSL_shutdown(ssl_);
+    boost::system::error_code ec;
+    sock_->send(asio::buffer(out_), 0, ec);  // non-blocking: what does not fit is dropped
+    out_.clear();
+}
+
 void tls_conn::release_buffers() {
-    if (in_ && in_begin_ == in_end_) in_.reset();
+    if (in_.empty()) give_back_staging();
     if (out_.empty()) std::string().swap(out_);
     if (!writing_) std::string().swap(sending_);
     std::string().swap(plain_);

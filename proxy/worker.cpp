@@ -213,9 +213,10 @@ task<> worker::accept_loop() {
     }
 }
 
-void worker::start_session(tcp_socket s, bool woken, const tcp::endpoint& peer) {
+void worker::start_session(tcp_socket s, bool woken, const tcp::endpoint& peer,
+                           std::unique_ptr<tls_conn> tls) {
     asio::co_spawn(
-        ioc_, run_session(*this, std::move(s), woken, peer), [this](std::exception_ptr e, bool parked) {
+        ioc_, run_session(*this, std::move(s), woken, peer, std::move(tls)), [this](std::exception_ptr e, bool parked) {
             if (parked) return;  // still a connection, now in parked_
             shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
             if (e) {
@@ -229,12 +230,14 @@ void worker::start_session(tcp_socket s, bool woken, const tcp::endpoint& peer) 
         });
 }
 
-void worker::park(tcp_socket s, std::int64_t idle_since_ns, const tcp::endpoint& peer) {
+void worker::park(tcp_socket s, std::int64_t idle_since_ns, const tcp::endpoint& peer,
+                  std::unique_ptr<tls_conn> tls) {
     if (draining_) {  // the drain closed the parked ones already: this one goes too
         shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
         return;
     }
-    auto* p = new parked_conn(std::move(s), idle_since_ns, peer);
+    auto* p = new parked_conn(std::move(s), idle_since_ns, peer, std::move(tls));
+    if (p->tls) p->tls->rebind(p->sock);
     p->next = parked_;
     if (parked_) parked_->prev = p;
     parked_ = p;
@@ -249,13 +252,18 @@ void worker::unpark(parked_conn* p, const boost::system::error_code& ec) {
         parked_ = p->next;
     if (p->next) p->next->prev = p->prev;
     tcp_socket s = std::move(p->sock);
+    auto tls = std::move(p->tls);
     const auto peer = p->peer;
     delete p;
     if (ec || draining_) {  // idle timeout, drain or abort: the socket closes here
+        if (tls) {
+            tls->rebind(s);
+            tls->notify_close_now();
+        }
         shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
         return;
     }
-    start_session(std::move(s), true, peer);
+    start_session(std::move(s), true, peer, std::move(tls));
 }
 
 void worker::link(session* s) {

@@ -15,8 +15,10 @@ namespace veer::proxy {
 
 class session {
 public:
-    // `woken`: a parked connection that became readable (worker::park), not a new one.
-    session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& peer);
+    // `woken`: a parked connection that became readable (worker::park), not a new one;
+    // `tls` its OpenSSL state if it speaks TLS.
+    session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& peer,
+            std::unique_ptr<tls_conn> tls);
     ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
@@ -178,7 +180,7 @@ private:
     std::uint64_t body_left_ = 0;
     bool idle_ = false;
     std::int64_t idle_since_ns_ = 0;
-    bool park_ = false;  // the sweeper asked an idle read to end: park (TLS: drop the buffer)
+    bool park_ = false;  // the sweeper asked an idle read to end: park
     bool served_ = false;  // a request was read: idle limits apply, not header_read
     bool woken_ = false;  // unparked, its first read not done yet
     bool lingering_ = false;  // draining those bytes now: a drain ends it

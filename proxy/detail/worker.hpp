@@ -55,7 +55,8 @@ public:
     void unlink(session* s);
     // Takes over an idle connection whose session ended to save memory: the worker keeps
     // only its socket until it becomes readable, then starts a new session for it.
-    void park(tcp_socket s, std::int64_t idle_since_ns, const tcp::endpoint& peer);
+    void park(tcp_socket s, std::int64_t idle_since_ns, const tcp::endpoint& peer,
+              std::unique_ptr<tls_conn> tls = nullptr);
     // Writes a new request id (24 hex digits) into `out`.
     std::string_view next_request_id(char (&out)[24]);
 
@@ -124,15 +125,18 @@ private:
 
     // An idle connection without a session: a socket waiting to be readable.
     struct parked_conn {
-        parked_conn(tcp_socket s, std::int64_t since, const tcp::endpoint& peer)
-            : sock(std::move(s)), idle_since_ns(since), peer(peer) {}
+        parked_conn(tcp_socket s, std::int64_t since, const tcp::endpoint& peer,
+                    std::unique_ptr<tls_conn> t)
+            : sock(std::move(s)), tls(std::move(t)), idle_since_ns(since), peer(peer) {}
         tcp_socket sock;
+        std::unique_ptr<tls_conn> tls;  // a TLS connection's OpenSSL state, between requests
         std::int64_t idle_since_ns;
         tcp::endpoint peer;  // as accept() gave it: no getpeername when it wakes
         parked_conn* prev = nullptr;
         parked_conn* next = nullptr;
     };
-    void start_session(tcp_socket s, bool woken, const tcp::endpoint& peer);
+    void start_session(tcp_socket s, bool woken, const tcp::endpoint& peer,
+                       std::unique_ptr<tls_conn> tls = nullptr);
     void unpark(parked_conn* p, const boost::system::error_code& ec);
     task<> accept_loop();
     task<> access_log_flusher();
@@ -154,6 +158,7 @@ private:
 };
 
 // Runs one client connection until it ends or parks (true).
-task<bool> run_session(worker& w, tcp_socket socket, bool woken, tcp::endpoint peer);
+task<bool> run_session(worker& w, tcp_socket socket, bool woken, tcp::endpoint peer,
+                       std::unique_ptr<tls_conn> tls);
 
 }  // namespace veer::proxy
