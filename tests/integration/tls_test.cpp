@@ -527,10 +527,10 @@ TEST(Tls, SessionTicketsResumeAndTheirKeysRotate) {
     EXPECT_EQ(connect("-sess_in " + session), "new") << "two rotations later: a full handshake";
 }
 
-// A TLS connection idle for over a second gives its buffer back and reads the next
-// request's first bytes into a small one: that request, with its head split between the
-// small read and OpenSSL's buffer, is still answered whole.
-TEST(Tls, IdleConnectionGivesItsBufferBackAndIsServedAgain) {
+// A TLS connection idle for over a second parks: the worker keeps its socket and OpenSSL's
+// state, and its session ends. The next request wakes it, TLS goes on where it was, and that
+// request (longer than a small first read) is answered whole.
+TEST(Tls, IdleConnectionParksAndIsServedAgain) {
     REQUIRE_TLS_TOOLS();
     temp_dir dir;
     const auto a = make_pki(dir, "a");
@@ -553,6 +553,39 @@ TEST(Tls, IdleConnectionGivesItsBufferBackAndIsServedAgain) {
         contains(idle.output, "blue GET /after-a-long-idle-with-a-head-longer-than-64-bytes 0"))
         << "the request after the idle was not answered:\n"
         << idle.output;
+}
+
+// A parked TLS connection closed for idling sends close_notify first (RFC 8446 6.1): the
+// client sees a clean end (Python's ssl returns b""), not a cut (SSLEOFError).
+TEST(Tls, ParkedConnectionClosedForIdlingSendsCloseNotify) {
+    REQUIRE_TLS_TOOLS();
+    temp_dir dir;
+    const auto a = make_pki(dir, "a");
+    upstream blue(dir, "blue");
+    veer_process v(dir, {blue.address()}, {dead_address()},
+                   tls_listener(a.cert, a.key).set("timeouts", "idle", "\"1500ms\""));
+    ASSERT_TRUE(v.start());
+    const std::string client =
+        "import socket, ssl\n"
+        "c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE\n"
+        "c.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF\n"  // set by default: a cut would read as an end
+        "s = c.wrap_socket(socket.create_connection(('127.0.0.1', " + std::to_string(v.port()) +
+        ")), server_hostname='localhost',\n"
+        "                  suppress_ragged_eofs=False)\n"
+        "s.sendall(b'GET /park HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n')\n"
+        "print(s.recv(65536).split(b'\\r\\n')[0].decode())\n"
+        "s.settimeout(10)\n"
+        "try:\n"
+        "    print('clean' + ' end' if s.recv(100) == b'' else 'more data')\n"  // a traceback quotes this line
+        "except ssl.SSLError:\n"
+        "    print('cut without close_notify')\n";
+    write_file(dir.path() + "/idle_client.py", client);
+    // Parked after 1 s idle, closed at 1.5 s: the close is the parked connection's.
+    const auto run = run_sh(dir, "idle_client.log",
+                            std::string(timeout_bin) + " 20 /usr/bin/python3 " + dir.path() +
+                                "/idle_client.py 2>&1");
+    EXPECT_TRUE(contains(run.output, "HTTP/1.1 200")) << run.output;
+    EXPECT_TRUE(contains(run.output, "clean end")) << run.output;
 }
 
 // Plain HTTP sent to the TLS listener gets no plain HTTP answer and reaches no upstream.
