@@ -29,6 +29,11 @@ session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& 
     if (addr.is_v6() && addr.to_v6().is_v4_mapped())
         addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
     client_ip_ = addr.to_string();
+    worker::session_scratch scratch;
+    w_.lend_scratch(scratch);
+    req_.fields = std::move(scratch.request_fields);
+    resp_.fields = std::move(scratch.response_fields);
+    out_ = std::move(scratch.out);
     if (woken) {
         in_ = w_.buffers_.get_small();  // its next request is there to read
         client_.adopt_tls(std::move(tls));
@@ -39,6 +44,9 @@ session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& 
 }
 
 session::~session() {
+    worker::session_scratch scratch{std::move(req_.fields), std::move(resp_.fields),
+                                    std::move(out_)};
+    w_.take_back_scratch(scratch);
     w_.buffers_.put(in_);
     w_.buffers_.put(up_in_);
     w_.buffers_.put(head_in_);

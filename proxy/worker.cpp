@@ -266,6 +266,23 @@ void worker::unpark(parked_conn* p, const boost::system::error_code& ec) {
     start_session(std::move(s), true, peer, std::move(tls));
 }
 
+void worker::lend_scratch(session_scratch& into) {
+    if (scratch_.empty()) return;
+    into = std::move(scratch_.back());
+    scratch_.pop_back();
+}
+
+void worker::take_back_scratch(session_scratch& from) {
+    // A session that met a huge head keeps its capacity to itself.
+    if (scratch_.size() >= max_scratch || from.out.capacity() > 4096 ||
+        from.request_fields.capacity() > 64 || from.response_fields.capacity() > 64)
+        return;
+    from.request_fields.clear();
+    from.response_fields.clear();
+    from.out.clear();
+    scratch_.push_back(std::move(from));
+}
+
 void worker::link(session* s) {
     s->next_ = sessions_;
     if (sessions_) sessions_->prev_ = s;
