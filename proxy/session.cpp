@@ -243,8 +243,7 @@ task<session::idle_end> session::await_request() {
 }
 
 bool session::first_read() {
-    boost::system::error_code ec;
-    client_.sock().non_blocking(true, ec);  // Asio would set it at the first wait anyway
+    boost::system::error_code ec;  // non-blocking since accept4 (worker::accept_queued)
     in_ = w_.buffers_.get_small();
     std::size_t room = 0;
     char* p = in_.space(room);

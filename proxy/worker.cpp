@@ -8,10 +8,13 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <malloc.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <random>
 
 #include "proxy/detail/session.hpp"
@@ -56,6 +59,7 @@ void worker::listen(const tcp::endpoint& at) {
     // Accepted sockets inherit it (Linux): no setsockopt per connection.
     acceptor_.set_option(tcp::no_delay(true));
     acceptor_.listen(4096);
+    acceptor_.non_blocking(true);  // accept_queued takes connections until EAGAIN
 }
 
 void worker::start() {
@@ -191,26 +195,76 @@ task<> worker::idle_sweeper() {
     }
 }
 
+namespace {
+
+// Asio's state of a socket veer accepted itself with accept4(SOCK_NONBLOCK): non-blocking
+// already, so Asio sets no O_NONBLOCK (an ioctl), and not a dup of another descriptor, so
+// its close needs no epoll_ctl(DEL) (closing the only descriptor leaves epoll by itself).
+// basic_socket keeps that state in a protected member, reached through a derived class.
+struct accepted_socket : tcp_socket {
+    static void mark(tcp_socket& s) {
+        auto& state = (s.*(&accepted_socket::impl_)).get_implementation().state_;
+        state &= ~asio::detail::socket_ops::possible_dup;
+        state |= asio::detail::socket_ops::non_blocking;
+    }
+};
+
+}  // namespace
+
+// Takes the connections the listener has queued, up to accept_batch at a time, and waits
+// for readiness only once the queue is empty.
 task<> worker::accept_loop() {
     timer backoff(ioc_.get_executor());
-    for (;;) {
-        auto [ec, socket] = co_await acceptor_.async_accept(peer_, nothrow);
-        if (!acceptor_.is_open() || ec == asio::error::operation_aborted) co_return;
-        if (ec) {
+    while (acceptor_.is_open()) {
+        const auto got = accept_queued();
+        if (got == accept_outcome::stop) co_return;
+        if (got == accept_outcome::out_of_resources) {
             // Out of descriptors or memory: the pending connection stays queued and the
             // listener stays readable, so wait a little instead of spinning on it.
             backoff.expires_after(std::chrono::milliseconds(50));
             co_await backoff.async_wait(nothrow);
-            continue;
+        } else if (got == accept_outcome::more) {
+            co_await asio::post(ioc_.get_executor(), asio::use_awaitable_t<executor>{});
+        } else {
+            auto [ec] = co_await acceptor_.async_wait(tcp_acceptor::wait_read, nothrow);
+            if (ec == asio::error::operation_aborted) co_return;
+        }
+    }
+}
+
+worker::accept_outcome worker::accept_queued() {
+    for (int i = 0; i < accept_batch; ++i) {
+        sockaddr_storage addr{};
+        socklen_t len = sizeof addr;
+        const int fd = ::accept4(acceptor_.native_handle(), reinterpret_cast<sockaddr*>(&addr),
+                                 &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return accept_outcome::drained;
+            if (errno == EBADF || errno == EINVAL) return accept_outcome::stop;  // closed
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                return accept_outcome::out_of_resources;
+            continue;  // the peer gave up while queued (ECONNABORTED), or a signal
         }
         const auto limit = routes_.get()->limits.max_connections;
         if (shared_.active_connections.load(std::memory_order_relaxed) >= limit) {
             shared_.refused_connections.fetch_add(1, std::memory_order_relaxed);
-            continue;  // the socket closes as it goes out of scope: refused, not queued
+            ::close(fd);  // refused, not queued
+            continue;
         }
+        tcp::endpoint peer;
+        std::memcpy(peer.data(), &addr, std::min<std::size_t>(len, sizeof addr));
+        tcp_socket s(ioc_.get_executor());
+        boost::system::error_code ec;
+        s.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+        if (ec) {
+            ::close(fd);
+            continue;
+        }
+        accepted_socket::mark(s);
         shared_.active_connections.fetch_add(1, std::memory_order_relaxed);
-        start_session(std::move(socket), false, peer_);
+        start_session(std::move(s), false, peer);
     }
+    return accept_outcome::more;
 }
 
 void worker::start_session(tcp_socket s, bool woken, const tcp::endpoint& peer,

@@ -151,11 +151,13 @@ private:
                        std::unique_ptr<tls_conn> tls = nullptr);
     void unpark(parked_conn* p, const boost::system::error_code& ec);
     task<> accept_loop();
+    enum class accept_outcome { drained, more, out_of_resources, stop };
+    accept_outcome accept_queued();
+    static constexpr int accept_batch = 64;
     task<> access_log_flusher();
     task<> idle_sweeper();
 
     tcp_acceptor acceptor_;
-    tcp::endpoint peer_;  // the connection being accepted's peer, as accept() returns it
     timer flush_timer_{ioc_.get_executor()};
     timer sweep_timer_{ioc_.get_executor()};
     bool trim_pending_ = false;
