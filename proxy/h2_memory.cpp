@@ -126,7 +126,8 @@ std::size_t h2_memory_trim() {
 
 std::size_t h2_memory_free_blocks() {
     std::size_t n = 0;
-    for (auto c : lists.count) n += c;
+    for (auto c : lists.count)
+        n += c;
     return n;
 }
 

@@ -27,8 +27,8 @@ public:
     // counts against the kernel's vm.max_map_count, 65,530 by default); else the heap's.
     static io_buffer mapped(std::size_t capacity) {
         if (mappings.fetch_add(1, std::memory_order_relaxed) < max_mappings) {
-            void* p = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            void* p = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                             -1, 0);
             if (p != MAP_FAILED) return io_buffer(static_cast<char*>(p), capacity, true);
         }
         mappings.fetch_sub(1, std::memory_order_relaxed);

@@ -269,19 +269,20 @@ worker::accept_outcome worker::accept_queued() {
 
 void worker::start_session(tcp_socket s, bool woken, const tcp::endpoint& peer,
                            std::unique_ptr<tls_conn> tls) {
-    asio::co_spawn(
-        ioc_, run_session(*this, std::move(s), woken, peer, std::move(tls)), [this](std::exception_ptr e, bool parked) {
-            if (parked) return;  // still a connection, now in parked_
-            shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"session failed: %s\"}\n",
-                                 ex.what());
-                }
-            }
-        });
+    asio::co_spawn(ioc_, run_session(*this, std::move(s), woken, peer, std::move(tls)),
+                   [this](std::exception_ptr e, bool parked) {
+                       if (parked) return;  // still a connection, now in parked_
+                       shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+                       if (e) {
+                           try {
+                               std::rethrow_exception(e);
+                           } catch (const std::exception& ex) {
+                               std::fprintf(
+                                   stderr, "{\"level\":\"error\",\"msg\":\"session failed: %s\"}\n",
+                                   ex.what());
+                           }
+                       }
+                   });
 }
 
 void worker::park(tcp_socket s, std::int64_t idle_since_ns, const tcp::endpoint& peer,

@@ -22,7 +22,8 @@ std::vector<void*> take(std::size_t count, std::size_t size) {
 
 void give(const std::vector<void*>& blocks) {
     auto* mem = h2_memory();
-    for (auto* p : blocks) mem->free(p, mem->mem_user_data);
+    for (auto* p : blocks)
+        mem->free(p, mem->mem_user_data);
 }
 
 void trim_all() {
@@ -46,9 +47,9 @@ TEST(H2Memory, FreedBlocksAreReusedAndABurstLeavesWithinTwoTrims) {
 TEST(H2Memory, BlocksAStreamKeepsUsingStayAcrossTrims) {
     trim_all();
     give(take(50, 64));
-    h2_memory_trim();      // frees nothing yet: the low water started at 0
+    h2_memory_trim();  // frees nothing yet: the low water started at 0
     EXPECT_EQ(h2_memory_free_blocks(), 50u);
-    give(take(20, 64));    // only 20 taken at once: 30 were never needed
+    give(take(20, 64));  // only 20 taken at once: 30 were never needed
     EXPECT_EQ(h2_memory_trim(), 30u);
     EXPECT_EQ(h2_memory_free_blocks(), 20u);
 }

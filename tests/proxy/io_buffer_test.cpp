@@ -63,8 +63,10 @@ TEST(IoBuffer, ShrinkSwapsOnlyAnEmptyBigBuffer) {
 TEST(IoBuffer, TrimFreesWhatNoRequestNeededWithinTwoCalls) {
     buffer_pool pool;
     std::vector<io_buffer> burst;
-    for (int i = 0; i < 10; ++i) burst.push_back(pool.get());
-    for (auto& b : burst) pool.put(b);
+    for (int i = 0; i < 10; ++i)
+        burst.push_back(pool.get());
+    for (auto& b : burst)
+        pool.put(b);
     EXPECT_EQ(pool.trim(), 0u) << "all ten were in use since the last trim";
     auto one = pool.get();  // a steady load of one
     pool.put(one);
