@@ -123,9 +123,11 @@ public:
     io_buffer get_small() { return small_.get(); }
     void put(io_buffer& b) {
         if (!b) return;
-        if (b.capacity() == buffer_size) big_.put(b);
-        if (b.capacity() == small_buffer_size) small_.put(b);
-        b = io_buffer();  // any other size (a grown head) is freed
+        if (b.capacity() == buffer_size)
+            big_.put(b);
+        else if (b.capacity() == small_buffer_size)
+            small_.put(b);
+        b = io_buffer();  // any other size (a grown head), or past max_free: freed
     }
     // A small (or no) buffer becomes a big one with the same unread bytes: a body or a
     // tunnel reads in big pieces. The small one goes to `old` if given (what was parsed
@@ -158,11 +160,11 @@ public:
 private:
     class free_list {
     public:
-        free_list(std::size_t size, bool mapped) : size_(size), mapped_(mapped) {}
+        explicit free_list(std::size_t size) : size_(size) {}
         io_buffer get() {
             if (free_.empty()) {
                 low_water_ = 0;
-                return mapped_ ? io_buffer::mapped(size_) : io_buffer::on_heap(size_);
+                return io_buffer::mapped(size_);
             }
             auto b = std::move(free_.back());
             free_.pop_back();
@@ -183,15 +185,14 @@ private:
 
     private:
         std::size_t size_;
-        bool mapped_;
         std::vector<io_buffer> free_;
         std::size_t low_water_ = 0;
     };
     // Pool buffers have their own pages: the bursts of them that new connections take and
     // give back would otherwise leave holes in the heap between longer-lived objects
     // (OpenSSL's, for TLS) that kept about 4 KiB per idle TLS connection in RSS.
-    free_list big_{buffer_size, true};
-    free_list small_{small_buffer_size, true};
+    free_list big_{buffer_size};
+    free_list small_{small_buffer_size};
 };
 
 }  // namespace veer::proxy

@@ -18,7 +18,7 @@
 
 namespace veer::proxy {
 session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& peer,
-                 std::unique_ptr<tls_conn> tls)
+                 std::unique_ptr<tls_conn> parked_tls)
     : w_(w),
       client_(std::move(socket)),
       peer_(peer),
@@ -36,7 +36,7 @@ session::session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& 
     out_ = std::move(scratch.out);
     if (woken) {
         in_ = w_.buffers_.get_small();  // its next request is there to read
-        client_.adopt_tls(std::move(tls));
+        client_.adopt_tls(std::move(parked_tls));
     } else if (auto tls = w_.shared_.server_tls.load()) {
         client_.use_tls(*tls, &w_.buffers_);
     }

@@ -16,9 +16,9 @@ namespace veer::proxy {
 class session {
 public:
     // `woken`: a parked connection that became readable (worker::park), not a new one;
-    // `tls` its OpenSSL state if it speaks TLS.
+    // `parked_tls` its OpenSSL state if it speaks TLS.
     session(worker& w, tcp_socket socket, bool woken, const tcp::endpoint& peer,
-            std::unique_ptr<tls_conn> tls);
+            std::unique_ptr<tls_conn> parked_tls);
     ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
