@@ -232,6 +232,19 @@ task<> worker::accept_loop() {
     }
 }
 
+// A place under limits.max_connections, taken with a compare-and-swap: threads accepting
+// at once can neither both take the last place (a load, then an add, let 51 of 60 in under
+// a limit of 50) nor refuse one that is free (an add, then a check, refused 11).
+bool worker::take_connection_place() {
+    const auto limit = routes_.get()->limits.max_connections;
+    auto n = shared_.active_connections.load(std::memory_order_relaxed);
+    do {
+        if (n >= limit) return false;
+    } while (
+        !shared_.active_connections.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
+}
+
 worker::accept_outcome worker::accept_queued() {
     for (int i = 0; i < accept_batch; ++i) {
         sockaddr_storage addr{};
@@ -245,8 +258,7 @@ worker::accept_outcome worker::accept_queued() {
                 return accept_outcome::out_of_resources;
             continue;  // the peer gave up while queued (ECONNABORTED), or a signal
         }
-        const auto limit = routes_.get()->limits.max_connections;
-        if (shared_.active_connections.load(std::memory_order_relaxed) >= limit) {
+        if (!take_connection_place()) {
             shared_.refused_connections.fetch_add(1, std::memory_order_relaxed);
             ::close(fd);  // refused, not queued
             continue;
@@ -257,11 +269,11 @@ worker::accept_outcome worker::accept_queued() {
         boost::system::error_code ec;
         s.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
         if (ec) {
+            shared_.active_connections.fetch_sub(1, std::memory_order_relaxed);
             ::close(fd);
             continue;
         }
         accepted_socket::mark(s);
-        shared_.active_connections.fetch_add(1, std::memory_order_relaxed);
         start_session(std::move(s), false, peer);
     }
     return accept_outcome::more;

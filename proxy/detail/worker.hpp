@@ -153,6 +153,7 @@ private:
     task<> accept_loop();
     enum class accept_outcome { drained, more, out_of_resources, stop };
     accept_outcome accept_queued();
+    bool take_connection_place();
     static constexpr int accept_batch = 64;
     task<> access_log_flusher();
     task<> idle_sweeper();
